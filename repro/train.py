@@ -1,0 +1,354 @@
+"""One training loop for MLM pre-training and fine-tuning.
+
+    result = train(model, examples, collate, TrainConfig(max_steps=...), eval_fn=..., hooks=[...])
+
+- Data order: one permutation per epoch from a generator seeded by (seed, epoch); the collator's
+  randomness (MLM masking) comes from a generator seeded by (seed, step, micro-batch). So data
+  and masks depend only on the step, which is what makes resume exact.
+- AdamW (no decay on biases, LayerNorms and EarlyBERT coefficients), warm-up then linear decay, or
+  PLD's warm-up then exponential decay; gradient clipping; gradient accumulation.
+- fp32 on CPU, bf16 autocast on CUDA.
+- Time: compute (forward, backward, optimizer) separate from data (batching, collation, copies)
+  and from evaluation; CUDA is synchronised before each clock read.
+- Checkpoints (model, optimizer, schedule, RNG, loop and hook state) every `checkpoint_every`
+  steps; a run started with the same checkpoint_dir resumes from the last one.
+- A non-finite loss ends the run with status "diverged" instead of crashing.
+- Hooks let PLD (per-micro-batch gates) and EarlyBERT (L1 term, coefficient record, early stop)
+  plug in without the loop knowing about either.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from tqdm import tqdm
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int  # optimizer steps
+    batch_size: int = 32  # per micro-batch
+    grad_accum: int = 1
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-6
+    warmup: float = 0.1  # < 1: a fraction of max_steps; >= 1: a number of steps
+    schedule: str = "linear"  # "linear" | "exp" (PLD recipe) | "constant" (after warm-up)
+    exp_decay: float = 0.99  # "exp": lr * exp_decay ** ((step - warmup) / exp_every)
+    exp_every: int = 1000
+    grad_clip: float = 1.0  # 0 = off
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
+    precision: str = "auto"  # "auto" (fp32 on CPU, bf16 on CUDA) | "fp32" | "bf16"
+    eval_every: int = 0  # 0: evaluate only at the end
+    log_every: int = 10
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.schedule not in ("linear", "exp", "constant"):
+            raise ValueError(f"schedule must be linear, exp or constant, got {self.schedule!r}")
+        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("max_steps, batch_size and grad_accum must be positive")
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(self.warmup * self.max_steps) if self.warmup < 1 else int(self.warmup)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of the peak learning rate at optimizer step `step` (0-based)."""
+    w = cfg.warmup_steps
+    if step < w:
+        return (step + 1) / w
+    if cfg.schedule == "linear":
+        return max(0.0, (cfg.max_steps - step) / max(1, cfg.max_steps - w))
+    if cfg.schedule == "exp":
+        return cfg.exp_decay ** ((step - w) / cfg.exp_every)
+    return 1.0
+
+
+class Hook:
+    """Override what you need. `loop` is the running Loop (step, model, config, state)."""
+
+    def forward_kwargs(self, loop: "Loop") -> dict:  # extra model kwargs, per micro-batch
+        return {}
+
+    def extra_loss(self, loop: "Loop") -> torch.Tensor | None:  # added to the task loss
+        return None
+
+    def on_step_end(self, loop: "Loop") -> None:  # may set loop.stop = "reason"
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    status: str  # "ok" | "diverged" | "stopped" (a hook asked to stop)
+    steps: int
+    history: list[dict]  # one row per logged step: step, loss, lr, elapsed times
+    evals: list[dict]  # one row per evaluation: step + eval_fn's metrics
+    times: dict  # seconds: compute, data, eval, total (wall-clock of this and earlier sessions)
+    samples: int
+    tokens: int
+    stop_reason: str | None = None
+
+    @property
+    def final_eval(self) -> dict:
+        return self.evals[-1] if self.evals else {}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    try:
+        import numpy as np
+        np.random.seed(seed % 2**32)
+    except ImportError:
+        pass
+
+
+def _generator(*keys: int) -> torch.Generator:
+    # a generator whose stream depends only on the keys (seed, epoch, step, ...)
+    g = torch.Generator()
+    g.manual_seed(hash(keys) % (2**63))  # hash of a tuple of ints is deterministic across runs
+    return g
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        # biases, LayerNorm gains and EarlyBERT coefficients are not weight-decayed
+        (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, **kw)
+
+
+class Loop:
+    def __init__(self, model, examples: Sequence[dict], collate: Callable, cfg: TrainConfig,
+                 eval_fn: Callable | None = None, hooks: Sequence[Hook] = ()):
+        if len(examples) == 0:
+            raise ValueError("no training examples")
+        self.cfg, self.examples, self.collate = cfg, examples, collate
+        self.eval_fn, self.hooks = eval_fn, list(hooks)
+        self.device = pick_device(cfg.device)
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        self.model = model.to(self.device)
+        self.opt = build_optimizer(self.model, cfg, self.device)
+        self.step, self.epoch, self.pos, self.micro = 0, 0, 0, 0
+        self.history, self.evals = [], []
+        self.times = {"compute": 0.0, "data": 0.0, "eval": 0.0, "total": 0.0}
+        self.samples = self.tokens = 0
+        self.stop: str | None = None
+        self.loss: float = float("nan")
+        self._perm = None
+
+    # -- data ------------------------------------------------------------------------------
+    def _next_batch(self) -> dict:
+        n, bs = len(self.examples), self.cfg.batch_size
+        if self._perm is None or self.pos >= n:
+            if self._perm is not None:
+                self.epoch, self.pos = self.epoch + 1, 0
+            self._perm = torch.randperm(n, generator=_generator(self.cfg.seed, self.epoch)).tolist()
+        idx = self._perm[self.pos:self.pos + bs]
+        self.pos += bs
+        batch = self.collate([self.examples[i] for i in idx],
+                             generator=_generator(self.cfg.seed, 1, self.step, self.micro))
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    # -- one optimizer step ----------------------------------------------------------------
+    def train_step(self) -> float:
+        cfg, model = self.cfg, self.model
+        for g in self.opt.param_groups:
+            g["lr"] = cfg.lr * lr_factor(self.step, cfg)
+        total = 0.0
+        for self.micro in range(cfg.grad_accum):
+            t0 = self._clock()
+            batch = self._next_batch()
+            t1 = self._clock()
+            self.times["data"] += t1 - t0
+            kwargs = {}
+            for h in self.hooks:
+                kwargs.update(h.forward_kwargs(self))
+            with self.autocast:
+                loss = model(**batch, **kwargs)["loss"]
+                for h in self.hooks:
+                    extra = h.extra_loss(self)
+                    if extra is not None:
+                        loss = loss + extra
+            (loss / cfg.grad_accum).backward()
+            total += loss.item() / cfg.grad_accum
+            self.samples += batch["input_ids"].shape[0]
+            self.tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+            self.times["compute"] += self._clock() - t1
+        t1 = self._clock()
+        if math.isfinite(total):
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.times["compute"] += self._clock() - t1
+        return total
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def evaluate(self) -> dict:
+        if self.eval_fn is None:
+            return {}
+        t0 = self._clock()
+        self.model.eval()
+        with torch.no_grad(), self.autocast:
+            metrics = dict(self.eval_fn(self.model))
+        self.model.train()
+        self.times["eval"] += self._clock() - t0
+        row = {"step": self.step, **metrics}
+        self.evals.append(row)
+        return row
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        if cfg.checkpoint_dir:
+            self.load_checkpoint()
+        self.model.train()
+        status = "ok"
+        start = time.perf_counter() - self.times["total"]
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress,
+                   mininterval=2.0, desc="train")
+        while self.step < cfg.max_steps:
+            self.loss = self.train_step()
+            self.step += 1
+            bar.update(1)
+            if not math.isfinite(self.loss):
+                status, self.stop = "diverged", f"non-finite loss at step {self.step}"
+            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or self.stop:
+                self.times["total"] = time.perf_counter() - start
+                self.history.append({"step": self.step, "loss": self.loss,
+                                     "lr": self.opt.param_groups[0]["lr"], **self.times})
+                bar.set_postfix(loss=f"{self.loss:.4f}")
+            if status == "diverged":
+                break
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
+                self.evaluate()
+            for h in self.hooks:
+                h.on_step_end(self)
+            if self.stop:
+                status = "stopped"
+                break
+            if cfg.checkpoint_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.times["total"] = time.perf_counter() - start
+                self.save_checkpoint()
+        bar.close()
+        if status != "diverged":
+            self.evaluate()
+        self.times["total"] = time.perf_counter() - start
+        return TrainResult(status, self.step, self.history, self.evals, dict(self.times),
+                           self.samples, self.tokens, self.stop)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "loop": {k: getattr(self, k) for k in
+                         ("step", "epoch", "pos", "history", "evals", "times", "samples", "tokens")},
+                "perm": self._perm, "hooks": [h.state_dict() for h in self.hooks],
+                "rng": {"torch": torch.get_rng_state(), "random": random.getstate(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                "config": asdict(self.cfg)}
+
+    def save_checkpoint(self) -> Path:
+        path = Path(self.cfg.checkpoint_dir) / "last.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(self._state(), tmp)
+        os.replace(tmp, path)  # atomic: a run killed mid-write keeps the previous checkpoint
+        return path
+
+    def load_checkpoint(self) -> bool:
+        path = Path(self.cfg.checkpoint_dir) / "last.pt"
+        if not path.exists():
+            return False
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        for k, v in st["loop"].items():
+            setattr(self, k, v)
+        self._perm = st["perm"]
+        for h, s in zip(self.hooks, st["hooks"]):
+            h.load_state_dict(s)
+        torch.set_rng_state(st["rng"]["torch"])
+        random.setstate(st["rng"]["random"])
+        if st["rng"]["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(st["rng"]["cuda"])
+        return True
+
+
+def train(model, examples, collate, cfg: TrainConfig, eval_fn=None, hooks=()) -> TrainResult:
+    """Train `model` on `examples` (a sequence of dicts the collator turns into batches)."""
+    return Loop(model, examples, collate, cfg, eval_fn, hooks).run()
+
+
+@torch.no_grad()
+def predict(model, examples: Sequence[dict], collate, batch_size: int = 64, device=None,
+            keys: Sequence[str] = ("logits",), **model_kwargs) -> dict[str, list[torch.Tensor]]:
+    """Run the model in eval mode over `examples` in order; returns, per output key, a list of
+    per-batch CPU tensors (padding differs between batches, so they are not concatenated)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outs = {k: [] for k in keys}
+    for i in range(0, len(examples), batch_size):
+        batch = collate(list(examples[i:i + batch_size]), generator=_generator(0, 2, i))
+        out = model(**{k: v.to(device) for k, v in batch.items()}, **model_kwargs)
+        for k in keys:
+            outs[k].append(out[k].float().cpu())
+    model.train(was_training)
+    return outs
+
+
+@torch.no_grad()
+def mlm_loss(model, examples: Sequence[dict], collate, batch_size: int = 64) -> float:
+    """Mean masked-LM loss over `examples`, with masks fixed by position so every evaluation
+    (and every model) sees the same masked tokens."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        batch = collate(list(examples[i:i + batch_size]), generator=_generator(0, 3, i))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(**batch)
+        n = out["labels"].numel()
+        total += out["loss"].float().item() * n
+        count += n
+    model.train(was_training)
+    return total / max(count, 1)
