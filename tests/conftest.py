@@ -1,0 +1,39 @@
+import os
+
+import pytest
+import torch
+
+# tests are CPU, fp32, and must not look for a hub
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    from repro.data import minilm_path
+    return minilm_path()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_dir):
+    from repro.data import load_tokenizer
+    return load_tokenizer("minilm")
+
+
+def tiny_mlm_data(n=128, seq=32, vocab=500, seed=0):
+    """Synthetic token blocks and a simple MLM collator: unit tests of the loop need no corpus."""
+    g = torch.Generator().manual_seed(seed)
+    # each row counts up from a random start: a masked token is predictable from its neighbours
+    starts = torch.randint(5, vocab, (n, 1), generator=g)
+    rows = (starts + torch.arange(seq)) % (vocab - 5) + 5
+    examples = [{"input_ids": r.tolist()} for r in rows]
+
+    def collate(exs, generator=None):
+        ids = torch.tensor([e["input_ids"] for e in exs])
+        chosen = torch.rand(ids.shape, generator=generator) < 0.15
+        chosen[:, 0] = True  # at least one masked token per row
+        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        return {"input_ids": ids.masked_fill(chosen, 3), "attention_mask": torch.ones_like(ids),
+                "labels": labels}
+    return examples, collate
