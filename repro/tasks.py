@@ -15,7 +15,7 @@ from dataclasses import replace
 import torch
 
 from . import data as D
-from .metrics import glue_metrics, squad_scores
+from .metrics import glue_metrics, resolve_name, squad_scores
 from .model import Bert
 from .profiles import Profile
 from .train import TrainConfig, mlm_loss, predict, train
@@ -31,6 +31,11 @@ def steps_for(n_examples: int, batch: int, epochs: float) -> int:
 
 
 # -- GLUE ----------------------------------------------------------------------------------
+def glue_task(name: str) -> D.GlueTask:
+    """The task's facts (labels, regression or not); a typo gets the list and a suggestion."""
+    return D.GLUE_TASKS[resolve_name(name, D.GLUE_TASKS, "GLUE task")]
+
+
 def glue_data(task: str, P: Profile, tokenizer, data_dir=None, seed: int = 0):
     """Encoded (train, dev) examples and the collator; subsets as the profile says (seeded)."""
     train_ex = D.load_glue(task, "train", data_dir=data_dir, limit=P.max_train_examples, seed=seed)
@@ -40,7 +45,7 @@ def glue_data(task: str, P: Profile, tokenizer, data_dir=None, seed: int = 0):
 
 
 def glue_eval_fn(task: str, dev, collate, batch_size: int = 64):
-    info = D.GLUE_TASKS[D.canonical_task(task)] if hasattr(D, "canonical_task") else D.GLUE_TASKS[task]
+    info = glue_task(task)
     labels = [e["label"] for e in dev]
 
     def eval_fn(model) -> dict:
@@ -68,7 +73,7 @@ def finetune_glue(model: Bert, task: str, P: Profile, seed: int, *, tokenizer, d
 
 def glue_model(checkpoint: str, task: str, **kw) -> Bert:
     """A pretrained encoder with a fresh classification (or regression) head for `task`."""
-    info = D.GLUE_TASKS[task]
+    info = glue_task(task)
     return Bert.from_pretrained(checkpoint, head="cls", num_labels=1 if info.is_regression else info.num_labels, **kw)
 
 

@@ -108,7 +108,7 @@ class TrainResult:
 
     @property
     def final_eval(self) -> dict:
-        return self.evals[-1] if self.evals else {}
+        return {k: v for k, v in self.evals[-1].items() if k != "step"} if self.evals else {}
 
     def to_dict(self) -> dict:
         return asdict(self)
