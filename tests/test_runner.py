@@ -1,0 +1,219 @@
+"""The notebook runner and its CLI, on tiny notebooks written here (the real ones are not used).
+
+Kernel starts cost seconds, so papermill runs exactly four notebooks in this file: two in the
+end-to-end subprocess run, two in the re-run test. Everything else is validation, which must
+not run or write anything.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from repro import REPO_ROOT, runner
+from repro.__main__ import main
+from repro.results import load_runs
+
+GOOD = '''\
+# %% [markdown]
+# # Good: writes a summary and a record
+
+# %% tags=["parameters"]
+profile = "smoke"
+output_dir = None
+lr = 0.1
+task = "MRPC"
+flag = True
+seeds = None
+
+# %%
+import os, sys
+from repro.results import record, write_summary
+print("EXECUTABLE", sys.executable)
+write_summary(output_dir, {"lr": lr, "task": task, "profile": profile, "seeds": seeds,
+                           "executable": sys.executable, "cwd": os.getcwd()})
+record(notebook="good", profile=profile, task=task, method="test", seed=0,
+       metrics={"acc": 1.0}, times={}, config={"lr": lr})
+'''
+
+BAD = '''\
+# %% [markdown]
+# # Bad: raises in its second code cell
+
+# %% tags=["parameters"]
+profile = "smoke"
+output_dir = None
+
+# %%
+x = 1
+
+# %%
+# the failure is on purpose
+raise ValueError("boom in the second cell")
+'''
+
+
+@pytest.fixture(scope="module")
+def nb_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("notebooks")
+    (d / "good.py").write_text(GOOD)
+    (d / "bad.py").write_text(BAD)
+    (d / "_helpers.py").write_text("x = 1\n")  # a leading underscore: not a notebook
+    return d
+
+
+def cli(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# ----------------------------------------------------------------------------- no execution
+
+def test_list_notebooks_and_parameters(nb_dir):
+    assert list(runner.list_notebooks(nb_dir)) == ["bad", "good"]
+    assert runner.notebook_parameters(nb_dir / "good.py") == {
+        "profile": "smoke", "output_dir": None, "lr": 0.1, "task": "MRPC", "flag": True, "seeds": None}
+    assert runner.description(runner.read_notebook(nb_dir / "bad.py")) == "Bad: raises in its second code cell"
+
+
+@pytest.mark.parametrize("cell, match", [
+    ('lr = 1e-3 * 2', "literal assignments.*lr = 1e-3 \\* 2"),
+    ('import os\nx = 1', "literal assignments.*import os"),
+    ('a = b = 1', "literal assignments"),
+])
+def test_parameters_cell_must_be_literal(tmp_path, cell, match):
+    path = tmp_path / "n.py"
+    path.write_text(f'# %% tags=["parameters"]\n{cell}\n')
+    with pytest.raises(runner.UsageError, match=match):
+        runner.notebook_parameters(path)
+    path.write_text("# %%\nx = 1\n")
+    with pytest.raises(runner.UsageError, match="exactly one cell tagged parameters"):
+        runner.notebook_parameters(path)
+
+
+def test_order(monkeypatch, nb_dir):
+    monkeypatch.setattr(runner, "ORDER", ["b", "a"])
+    assert runner.ordered(["report", "z", "a", "b", "c", "a"]) == ["b", "a", "c", "z", "report"]
+    monkeypatch.setattr(runner, "ORDER", ["good"])
+    assert [j.name for j in runner.plan(["all"], "smoke", nb_dir=nb_dir)] == ["good", "bad"]
+
+
+def test_plan_parses_and_routes_values(nb_dir):
+    jobs = {j.name: j for j in runner.plan(["bad", "good"], "cpu",
+                                           ["lr=1", "task=RTE", "seeds=(0, 1)", "flag=False"], nb_dir)}
+    assert jobs["good"].params == {"lr": 1, "task": "RTE", "seeds": (0, 1), "flag": False}
+    assert jobs["bad"].params == {}  # only what a notebook declares is injected into it
+
+
+def test_list_command(capsys, nb_dir):
+    rc, out, _ = cli(capsys, "list", "--notebooks-dir", nb_dir)
+    assert rc == 0
+    assert "Good: writes a summary and a record" in out and "lr=0.1, task='MRPC'" in out
+    assert "bad" in out and "_helpers" not in out
+    assert "Profiles" in out and all(p in out for p in ("smoke", "cpu", "gpu", "paper"))
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["nope"], ["unknown notebook 'nope'", "good", "bad"]),
+    (["goood"], ["did you mean 'good'"]),
+    (["good", "--profile", "huge"], ["unknown profile 'huge'", "smoke, cpu, gpu, paper"]),
+    (["good", "-p", "nosuch=1"], ["nosuch", "good: lr, task, flag, seeds"]),
+    (["all", "-p", "nosuch=1"], ["bad: (none)", "good: lr, task, flag, seeds"]),
+    (["good", "-p", "lr=fast"], ["-p lr", "float", "'fast'"]),
+    (["good", "-p", "task=3"], ["-p task", "expects str", "int 3"]),
+    (["good", "-p", "flag=1"], ["-p flag", "expects bool"]),
+    (["good", "-p", "profile=cpu"], ["--profile"]),
+    (["good", "-p", "lr"], ["key=value"]),
+    (["good", "nope", "-p", "lr=0.5"], ["unknown notebook 'nope'"]),  # nothing runs, not even good
+])
+def test_bad_requests_exit_2_and_touch_nothing(capsys, tmp_path, nb_dir, argv, expected):
+    results = tmp_path / "results"
+    rc, out, err = cli(capsys, "run", *argv, "--notebooks-dir", nb_dir, "--results-dir", results)
+    assert rc == 2, (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one clear line
+    for text in expected:
+        assert text in err
+    assert not results.exists() and out == ""
+
+
+# ----------------------------------------------------------------------------- execution
+
+@pytest.fixture(scope="module")
+def first_run(nb_dir, tmp_path_factory):
+    """`python -m repro run all` in a subprocess: the one end-to-end check of the real CLI."""
+    results = tmp_path_factory.mktemp("results")
+    # if --results-dir did not reach the kernel, record() would write here, never to results/
+    stray = tmp_path_factory.mktemp("stray") / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "repro", "run", "all", "--profile", "smoke",
+         "--notebooks-dir", str(nb_dir), "--results-dir", str(results)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "REPRO_RESULTS_DIR": str(stray)})
+    assert not stray.exists()
+    return proc, results / "smoke"
+
+
+def test_failing_notebook_is_reported_and_the_others_kept(first_run):
+    proc, out = first_run
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # the message names the notebook, the source cell (0-based, as in bad.py) and the exception
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1
+    assert "bad: cell 3 (`raise ValueError(\"boom in the second cell\")`)" in failed[0]
+    assert "ValueError: boom in the second cell" in failed[0]
+    assert "bad: failed in" in proc.stdout and "good: ok in" in proc.stdout
+
+    partial = json.loads((out / "bad" / "bad.ipynb").read_text())  # kept for inspection
+    errors = [o for c in partial["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors and errors[0]["ename"] == "ValueError"
+    assert not (out / "bad" / "run.json").exists()
+
+    assert {p.name for p in (out / "good").iterdir()} == {"good.ipynb", "summary.json", "run.json"}
+    log = (out / "runner.log").read_text().splitlines()
+    assert [line.split("\t")[1:3] for line in log] == [["bad", "failed"], ["good", "ok"]]
+
+
+def test_good_notebook_ran_on_this_interpreter_with_injected_parameters(first_run):
+    _, out = first_run
+    summary = json.loads((out / "good" / "summary.json").read_text())
+    assert summary["executable"] == sys.executable  # the venv's python, not some global kernel
+    assert summary["cwd"] == str(REPO_ROOT)
+    assert summary["profile"] == "smoke" and summary["lr"] == 0.1 and summary["provenance"]["python"]
+    executed = json.loads((out / "good" / "good.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert f"EXECUTABLE {sys.executable}" in printed
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1 and f'output_dir = "{out / "good"}"' in "".join(injected[0]["source"])
+    # record() inside the notebook wrote to --results-dir (passed to the kernel), not to results/
+    runs = load_runs("smoke", root=out.parent)
+    assert list(runs.notebook) == ["good"] and runs.execution.iloc[0] == json.loads(
+        (out / "good" / "run.json").read_text())["execution"]
+
+
+def test_rerun_skips_up_to_date_and_moves_changed_outputs_aside(capsys, monkeypatch, tmp_path,
+                                                               first_run, nb_dir):
+    _, out = first_run
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "stray"))  # never the real results/
+    args = ["--notebooks-dir", nb_dir, "--results-dir", out.parent]
+    stamp = (out / "good" / "good.ipynb").stat().st_mtime_ns
+
+    rc, stdout, _ = cli(capsys, "run", "good", *args)  # same request: nothing runs
+    assert rc == 0 and "good: skipped" in stdout and "up to date (use --force)" in stdout
+    assert (out / "good" / "good.ipynb").stat().st_mtime_ns == stamp
+
+    rc, stdout, _ = cli(capsys, "run", "good", "-p", "lr=1", *args)  # execution 3
+    assert rc == 0 and "parameters changed" in stdout and "good: ok" in stdout
+    aside = sorted(out.glob("good.*"))
+    assert len(aside) == 1 and json.loads((aside[0] / "summary.json").read_text())["lr"] == 0.1
+    assert json.loads((out / "good" / "summary.json").read_text())["lr"] == 1
+
+    rc, stdout, _ = cli(capsys, "run", "good", "-p", "lr=1", *args)
+    assert rc == 0 and "up to date" in stdout and len(list(out.glob("good.*"))) == 1
+
+    rc, stdout, _ = cli(capsys, "run", "good", "-p", "lr=1", "--force", *args)  # execution 4
+    assert rc == 0 and "(--force) moved to" in stdout and "good: ok" in stdout
+    assert len(list(out.glob("good.*"))) == 2 and (out / "good" / "summary.json").exists()
+    assert len(load_runs("smoke", "good", root=out.parent)) == 3  # the store keeps every run
+    assert not (tmp_path / "stray").exists()
