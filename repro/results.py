@@ -213,6 +213,8 @@ def record(*, notebook: str, profile: str, task: str | None, method: str, seed: 
     if clash := set(extra) & set(row):
         raise ValueError(f"extra keys {sorted(clash)} would overwrite the record's own fields")
     row.update(extra)
+    if int(os.environ.get("RANK", 0)) != 0:  # data-parallel: rank 0 alone writes the row
+        return row
     stamp = timestamp.replace("-", "").replace(":", "").replace("+0000", "Z")
     path = Path(root or results_root()) / profile / "runs" / f"{stamp}-{notebook}-{run_id[:8]}.json"
     write_json(path, row)

@@ -15,9 +15,14 @@
 - A non-finite loss ends the run with status "diverged" instead of crashing.
 - Hooks let PLD (per-micro-batch gates) and EarlyBERT (L1 term, coefficient record, early stop)
   plug in without the loop knowing about either.
+- Data parallel: under `torchrun` (or `accelerate launch`, which sets the same variables) the
+  loop wraps the model in DistributedDataParallel. Every rank collates the same global batch and
+  keeps its rows [rank::world], so data, masks and PLD gates (seeded by step) are identical to a
+  single-process run with the same global batch; only rank 0 writes checkpoints and records.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -27,6 +32,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 
@@ -52,6 +59,8 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
     progress: bool = True
+    # DDP must be told that PLD leaves dropped blocks without gradients
+    find_unused_parameters: bool = True
 
     def __post_init__(self):
         if self.schedule not in ("linear", "exp", "constant"):
@@ -116,8 +125,30 @@ class TrainResult:
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
     return torch.device(name)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun/accelerate."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend)
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _mean_over_ranks(x: float, world: int, device: torch.device) -> float:
+    if world == 1:
+        return x
+    t = torch.tensor([x], dtype=torch.float64, device=device)  # nccl needs a CUDA tensor
+    dist.all_reduce(t)
+    return t.item() / world
 
 
 def seed_everything(seed: int) -> None:
@@ -157,10 +188,18 @@ class Loop:
             raise ValueError("no training examples")
         self.cfg, self.examples, self.collate = cfg, examples, collate
         self.eval_fn, self.hooks = eval_fn, list(hooks)
+        self.rank, self.world = distributed()
+        if cfg.batch_size % self.world:
+            raise ValueError(f"batch_size {cfg.batch_size} (the global batch) is not divisible by "
+                             f"the {self.world} data-parallel processes")
         self.device = pick_device(cfg.device)
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device)  # hooks see the plain model, never the wrapper
+        self.forward = self.model
+        if self.world > 1:
+            self.forward = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                               find_unused_parameters=cfg.find_unused_parameters)
         self.opt = build_optimizer(self.model, cfg, self.device)
         self.step, self.epoch, self.pos, self.micro = 0, 0, 0, 0
         self.history, self.evals = [], []
@@ -181,11 +220,14 @@ class Loop:
         self.pos += bs
         batch = self.collate([self.examples[i] for i in idx],
                              generator=_generator(self.cfg.seed, 1, self.step, self.micro))
+        if self.world > 1:  # this rank's share of the global batch, collated as one
+            batch = {k: v[self.rank::self.world] for k, v in batch.items()}
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     # -- one optimizer step ----------------------------------------------------------------
     def train_step(self) -> float:
         cfg, model = self.cfg, self.model
+        last = cfg.grad_accum - 1
         for g in self.opt.param_groups:
             g["lr"] = cfg.lr * lr_factor(self.step, cfg)
         total = 0.0
@@ -197,16 +239,18 @@ class Loop:
             kwargs = {}
             for h in self.hooks:
                 kwargs.update(h.forward_kwargs(self))
-            with self.autocast:
-                loss = model(**batch, **kwargs)["loss"]
+            # DDP averages gradients once per optimizer step, not per micro-batch
+            sync = self.micro == last or self.world == 1
+            with self.autocast, (contextlib.nullcontext() if sync else self.forward.no_sync()):
+                loss = self.forward(**batch, **kwargs)["loss"]
                 for h in self.hooks:
                     extra = h.extra_loss(self)
                     if extra is not None:
                         loss = loss + extra
-            (loss / cfg.grad_accum).backward()
+                (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
-            self.samples += batch["input_ids"].shape[0]
-            self.tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+            self.samples += batch["input_ids"].shape[0] * self.world
+            self.tokens += int(batch["attention_mask"].sum()) * self.world
             self.times["compute"] += self._clock() - t1
         t1 = self._clock()
         if math.isfinite(total):
@@ -215,7 +259,7 @@ class Loop:
             self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.times["compute"] += self._clock() - t1
-        return total
+        return _mean_over_ranks(total, self.world, self.device)  # the same (global) loss on every rank
 
     def _clock(self) -> float:
         if self.device.type == "cuda":
@@ -243,7 +287,7 @@ class Loop:
         self.model.train()
         status = "ok"
         start = time.perf_counter() - self.times["total"]
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress,
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or self.rank > 0,
                    mininterval=2.0, desc="train")
         while self.step < cfg.max_steps:
             self.loss = self.train_step()
@@ -267,7 +311,10 @@ class Loop:
                 break
             if cfg.checkpoint_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self.times["total"] = time.perf_counter() - start
-                self.save_checkpoint()
+                if self.rank == 0:
+                    self.save_checkpoint()
+                if self.world > 1:
+                    dist.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
         bar.close()
         if status != "diverged":
             self.evaluate()
