@@ -22,13 +22,13 @@
 
 # %% tags=["parameters"]
 profile = "smoke"
-output_dir = None
-data_dir = None
-tasks = None  # None: the profile's GLUE tasks, e.g. ["MRPC", "RTE"]
-seeds = None  # None: the profile's seeds
-checkpoint = None  # None: the profile's checkpoint
-lr = None
-epochs = None
+output_dir: str | None = None
+data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
+tasks: list | None = None  # None: the profile's GLUE tasks, e.g. ["MRPC", "RTE"]
+seeds: list | None = None  # None: the profile's seeds
+checkpoint: str | None = None  # None: the profile's checkpoint
+lr: float | None = None  # None: the profile's fine-tuning learning rate
+epochs: float | None = None  # None: the profile's
 
 # %%
 from pathlib import Path

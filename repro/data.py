@@ -289,7 +289,16 @@ def load_squad(data_dir=None, source: str = "auto", split: str = "dev") -> dict:
         raise ValueError(f"split must be 'train' or 'dev', not {split!r}")
     kind, got = _load_or_hub(lambda: find_data_dir(data_dir) / "squad" / f"{split}-v1.1.json",
                              lambda: _squad_from_hub(split), source, f"SQuAD v1.1 {split}")
-    return json.loads(got.read_text(encoding="utf-8")) if kind == "local" else got
+    if kind != "local":
+        return got
+    try:
+        squad = json.loads(got.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{got} is not valid JSON ({e}); a truncated download? Replace it with "
+                         "the official dev-v1.1.json (md5 3e85deb501d4e538b6bc56f786231552)") from None
+    if not isinstance(squad, dict) or not isinstance(squad.get("data"), list):
+        raise ValueError(f"{got} is not SQuAD v1.1: expected {{\"data\": [articles]}}")
+    return squad
 
 
 def squad_article_split(squad_json: dict, eval_fraction: float = 0.5, seed: int = 0) -> tuple[dict, dict]:

@@ -71,15 +71,26 @@ def _parameters_index(nb, path) -> int:
 
 
 def notebook_parameters(path: Path | str, nb=None) -> dict:
-    """The parameters cell's names and default values, in order. Only `name = <literal>` is
-    allowed, because papermill overrides parameters by re-assigning them after this cell."""
+    """The parameters cell's names and default values, in order. Only `name = <literal>` (or
+    `name: type = <literal>`) is allowed, because papermill overrides parameters by re-assigning
+    them after this cell."""
+    return _parse_parameters(path, nb)[0]
+
+
+def parameter_types(path: Path | str, nb=None) -> dict:
+    """name -> annotation text, for parameters declared `name: type = default`. The annotation
+    is what -p values are checked against when the default (often None) says nothing."""
+    return _parse_parameters(path, nb)[1]
+
+
+def _parse_parameters(path, nb=None) -> tuple[dict, dict]:
     nb = nb or read_notebook(Path(path))
     source = nb.cells[_parameters_index(nb, path)].source
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
         raise UsageError(f"{path}: the parameters cell is not valid Python: {e}") from None
-    params = {}
+    params, types = {}, {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # a docstring-like note
@@ -88,6 +99,8 @@ def notebook_parameters(path: Path | str, nb=None) -> dict:
             target = node.targets[0]
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             target = node.target
+            if isinstance(target, ast.Name):
+                types[target.id] = ast.get_source_segment(source, node.annotation)
         try:
             if not isinstance(target, ast.Name):
                 raise ValueError
@@ -96,7 +109,7 @@ def notebook_parameters(path: Path | str, nb=None) -> dict:
             raise UsageError(f"{path}: the parameters cell may only hold literal assignments "
                              f"(name = 1, 'text', None, (0, 1), ...); line {node.lineno} is "
                              f"`{ast.get_source_segment(source, node)}`") from None
-    return params
+    return params, types
 
 
 def description(nb) -> str:
@@ -124,6 +137,32 @@ def parse_value(text: str):
         return text
 
 
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple,
+          "dict": dict, "None": type(None)}
+
+
+def _annotation_ok(value, annotation: str) -> bool:
+    """Does `value` fit an annotation such as `float | None` or `list[str] | None`? Only the
+    outer types are checked; an annotation we do not understand checks nothing."""
+    def members(node):  # the alternatives of a `A | B | ...` union
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return members(node.left) + members(node.right)
+        if isinstance(node, ast.Subscript):  # list[str] -> list
+            node = node.value
+        if isinstance(node, ast.Constant) and node.value is None:
+            return ["None"]
+        return [node.id] if isinstance(node, ast.Name) else ["?"]
+    try:
+        names = members(ast.parse(annotation, mode="eval").body)
+    except SyntaxError:
+        return True
+    if any(n not in _TYPES for n in names):
+        return True
+    if value is None:
+        return "None" in names
+    return any(_type_ok(value, _TYPES[n]()) for n in names if n != "None")
+
+
 def _type_ok(value, default) -> bool:
     if default is None:
         return True
@@ -141,6 +180,7 @@ class Job:
     name: str
     path: Path
     params: dict = field(default_factory=dict)  # the -p values this notebook declares
+    types: dict = field(default_factory=dict)  # annotations of its parameters
 
 
 def plan(names, profile: str, assignments=(), nb_dir=None) -> list[Job]:
@@ -168,7 +208,7 @@ def plan(names, profile: str, assignments=(), nb_dir=None) -> list[Job]:
         if missing:
             raise UsageError(f"{available[name]}: the parameters cell must declare "
                              f"{' and '.join(missing)} (the runner sets them)")
-        jobs.append(Job(name, available[name], params))  # params: the defaults, for now
+        jobs.append(Job(name, available[name], params, parameter_types(available[name])))
 
     values = {}
     for item in assignments:
@@ -188,15 +228,38 @@ def plan(names, profile: str, assignments=(), nb_dir=None) -> list[Job]:
             raise UsageError(f"-p {key}: no selected notebook has a parameter {key!r}. "
                              f"Parameters — {lists}")
         for job in declaring:
-            default = job.params[key]
+            default, annotation = job.params[key], job.types.get(key)
+            if annotation and not _annotation_ok(value, annotation):
+                raise UsageError(f"-p {key}: {job.name} expects {annotation}, got "
+                                 f"{type(value).__name__} {value!r}")
             if not _type_ok(value, default):
                 expected = type(default).__name__ + (" (or int)" if isinstance(default, float) else "")
                 hint = f"; to pass text, quote it: -p {key}='\"{text}\"'" if isinstance(default, str) else ""
                 raise UsageError(f"-p {key}: {job.name} expects {expected} (default {default!r}), "
                                  f"got {type(value).__name__} {value!r}{hint}")
+    for key, value in values.items():
+        _check_domain(key, value)
     for job in jobs:
         job.params = {k: v for k, v in values.items() if k in job.params}
     return jobs
+
+
+def _check_domain(key: str, value) -> None:
+    """Values whose valid set the package knows (task names, seeds) are checked up front, so a
+    typo fails in a second instead of an hour into a batch."""
+    from .metrics import resolve_name
+
+    if value is None:
+        return
+    if key in ("task", "tasks"):
+        from .data import GLUE_TASKS
+        for t in ([value] if key == "task" else value):
+            try:
+                resolve_name(t, GLUE_TASKS, "GLUE task")
+            except ValueError as e:
+                raise UsageError(f"-p {key}: {e}") from None
+    if key == "seeds" and not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+        raise UsageError(f"-p seeds: expected a list of integers, e.g. -p seeds='[0, 1, 2]', got {value!r}")
 
 
 # ----------------------------------------------------------------------------- execution
