@@ -312,6 +312,10 @@ class Loop:
                 h.on_step_end(self)
             if self.stop:
                 status = "stopped"
+                if not self.history or self.history[-1]["step"] != self.step:  # a hook stopped it: log this step
+                    self.times["total"] = time.perf_counter() - start
+                    self.history.append({"step": self.step, "loss": self.loss,
+                                         "lr": self.opt.param_groups[0]["lr"], **self.times})
                 break
             if cfg.checkpoint_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self.times["total"] = time.perf_counter() - start

@@ -1,0 +1,423 @@
+import time
+
+import pytest
+import torch
+
+from conftest import tiny_mlm_data
+from repro.earlybert import (EarlyBird, Slimming, compare, compare_pretraining, distance_matrix, draw_masks,
+                             enable_slimming, flops_per_step, kept_counts, l1_penalty, mask_distance,
+                             masked_copy, prune, random_masks, run_pipeline, search_plan, snapshot)
+from repro.model import Bert, flops_per_token
+from repro.train import TrainConfig, train
+
+DATA, COLLATE = tiny_mlm_data()
+
+
+def tiny(ln="post", head="mlm", slimming=True, layers=3, seed=0, **kw):
+    torch.manual_seed(seed)
+    return Bert.from_config(layers=layers, hidden=32, heads=4, intermediate=64, vocab_size=500, ln=ln,
+                            head=head, slimming=slimming, **kw)
+
+
+def cfg(**kw):
+    return TrainConfig(**{"max_steps": 8, "batch_size": 8, "lr": 3e-3, "progress": False,
+                          "schedule": "constant", "warmup": 0, **kw})
+
+
+def randomise_coefs(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for b in model.blocks:
+            b.attn.head_coef.copy_(torch.randn(b.attn.n_heads, generator=g))
+            b.ffn.coef.copy_(torch.randn(len(b.ffn.coef), generator=g))
+
+
+# -- coefficients and the L1 term ------------------------------------------------------------
+def test_l1_term_sums_all_layers_with_its_own_lambda():
+    m = tiny()
+    randomise_coefs(m)
+    heads, ffn = m.coefficients()
+    want = 1e-4 * sum(c.abs().sum() for c in heads) + 2e-3 * sum(c.abs().sum() for c in ffn)
+    assert torch.allclose(l1_penalty(m, 1e-4, 2e-3), want)
+    # at init every coefficient is 1: the term is lambda * number of units
+    assert l1_penalty(tiny(), 1.0, 0.0).item() == pytest.approx(3 * 4)
+    assert l1_penalty(tiny(), 0.0, 1.0).item() == pytest.approx(3 * 64)
+    # the hook adds the same term to the loss
+    assert torch.allclose(Slimming(1e-4, 2e-3).extra_loss(type("L", (), {"model": m})), want)
+
+
+def test_enable_slimming_adds_trainable_unit_coefficients():
+    m = tiny(slimming=False)
+    with pytest.raises(ValueError):
+        m.coefficients()
+    x = torch.randint(5, 500, (2, 8))
+    m.eval()
+    before = m.encode(x)
+    enable_slimming(m)
+    heads, ffn = m.coefficients()
+    assert [len(c) for c in heads] == [4] * 3 and [len(c) for c in ffn] == [64] * 3
+    assert all(c.requires_grad and bool((c == 1).all()) for c in heads + ffn)
+    assert torch.equal(m.encode(x), before)  # coefficients of 1 change nothing
+    assert any(n.endswith("head_coef") for n, _ in m.named_parameters())
+
+
+# -- drawing masks ---------------------------------------------------------------------------
+def test_heads_per_layer_prune_the_smallest_magnitudes():
+    heads = [torch.tensor([0.9, -0.05, 0.3, 0.8, 0.01, 0.7, 0.6, -0.5, 0.2, 0.95, 0.4, 0.1])] * 2
+    ffn = [torch.ones(10), torch.ones(10)]
+    hm, _ = draw_masks((heads, ffn))
+    assert [int(m.sum()) for m in hm] == [8, 8]  # 4 of 12 pruned in every layer at 1/3
+    assert set(torch.where(~hm[0])[0].tolist()) == {1, 4, 11, 8}  # |c| = .05, .01, .1, .2
+    # the official code's variant ranks the raw value: -0.5 is now among the smallest
+    hm_raw, _ = draw_masks((heads, ffn), magnitude=False)
+    assert not hm_raw[0][7] and hm[0][7]
+
+
+def test_ffn_global_ranking_gives_uneven_layers_and_exact_total():
+    ffn = [torch.linspace(0.0, 0.1, 100), torch.linspace(0.5, 1.0, 100), torch.linspace(0.05, 0.6, 100)]
+    heads = [torch.ones(4)] * 3
+    _, fm = draw_masks((heads, ffn), ffn_ratio=0.3)
+    kept = [int(m.sum()) for m in fm]
+    assert sum(kept) == 300 - 90
+    assert kept[1] == 100 and 1 < kept[0] < kept[2]  # small-coefficient layers lose more
+    thresh = max(c[~m].abs().max() for c, m in zip(ffn, fm) if (~m).any())
+    assert all(bool((c[m].abs() >= thresh).all()) for c, m in zip(ffn, fm))  # a true global cut
+    # per-layer scope instead: the same count in every layer
+    _, fm_layer = draw_masks((heads, ffn), ffn_ratio=0.4, ffn_scope="layer")
+    assert [int(m.sum()) for m in fm_layer] == [60, 60, 60]
+
+
+def test_every_layer_keeps_one_and_ties_are_deterministic():
+    ffn = [torch.full((50,), 1e-6), torch.ones(50)]  # layer 0 is globally the smallest
+    _, fm = draw_masks(([torch.ones(2)] * 2, ffn), ffn_ratio=0.9)
+    assert int(fm[0].sum()) == 1 and sum(int(m.sum()) for m in fm) == 100 - 90
+    hm, _ = draw_masks(([torch.ones(3)], [torch.ones(4)]), head_ratio=0.9)
+    assert int(hm[0].sum()) == 1  # round(0.9 * 3) = 3 would empty the layer
+    ties = [torch.ones(12)]
+    a, b = draw_masks((ties, ties))[0], draw_masks((ties, ties))[0]
+    assert torch.equal(a[0], b[0]) and torch.equal(~a[0], torch.arange(12) < 4)  # lower index first
+
+
+@pytest.mark.parametrize("kw", [{"head_ratio": 1.0}, {"head_ratio": -0.1}, {"ffn_ratio": 1.5},
+                                {"ffn_scope": "model"}, {"head_scope": "Layer"}])
+def test_bad_ratios_and_scopes_raise(kw):
+    with pytest.raises(ValueError, match="ratio|scope"):
+        draw_masks(([torch.ones(4)], [torch.ones(4)]), **kw)
+    with pytest.raises(ValueError):
+        Slimming(**kw)
+
+
+def test_random_ticket_keeps_the_same_counts_per_layer():
+    hm, fm = draw_masks(([torch.rand(12) for _ in range(3)], [torch.rand(40) + i for i in range(3)]))
+    rh, rf = random_masks(hm, fm, seed=3)
+    assert kept_counts((rh, rf)) == kept_counts((hm, fm))
+    assert mask_distance(rf, fm) > 0
+    assert kept_counts(random_masks(hm, fm, seed=4)) == kept_counts((hm, fm))
+    assert all(torch.equal(a, b) for a, b in zip(rf, random_masks(hm, fm, seed=3)[1]))  # seeded
+
+
+# -- distances and the detector --------------------------------------------------------------
+def test_mask_distance_properties():
+    g = torch.Generator().manual_seed(0)
+    a = [torch.rand(12, generator=g) > 0.3, torch.rand(30, generator=g) > 0.5]
+    b = [torch.rand(12, generator=g) > 0.3, torch.rand(30, generator=g) > 0.5]
+    assert mask_distance(a, a) == 0
+    assert mask_distance(a, [~m for m in a]) == 1
+    assert mask_distance(a, b) == mask_distance(b, a)
+    # the fraction of differing units over the concatenation of layers
+    want = (torch.cat(a) != torch.cat(b)).float().mean().item()
+    assert mask_distance(a, b) == pytest.approx(want)
+    D = distance_matrix([a, b, [~m for m in a]])
+    assert torch.allclose(D, D.T) and bool((D.diagonal() == 0).all()) and D[0, 2] == 1
+    assert D[0, 1].item() == pytest.approx(want)
+    with pytest.raises(ValueError):
+        mask_distance(a, a[:1])
+
+
+def _flip(mask, frac, g):
+    return mask ^ (torch.rand(mask.shape, generator=g) < frac)
+
+
+def test_early_bird_fires_when_masks_settle_and_not_while_they_change():
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(1000, generator=g) > 0.4
+    det = EarlyBird(window=5, epsilon=0.1)
+    fired = []
+    for step in range(1, 13):  # steps 1-4 change a lot, from step 5 on the mask moves by ~2%
+        m = _flip(base, 0.5, g) if step <= 4 else _flip(base, 0.01, g)
+        fired.append(det.update(m, step))
+    assert det.fired_step == 9  # the first step with five settled masks in the FIFO
+    assert fired[:8] == [False] * 8 and all(fired[8:])
+    changing = EarlyBird(window=5, epsilon=0.1)
+    assert not any(changing.update(_flip(base, 0.3, g), s) for s in range(30))
+    assert changing.fired_step is None
+    # a FIFO that is not yet full never fires, even on identical masks
+    short = EarlyBird(window=5)
+    assert [short.update(base, s) for s in range(5)] == [False] * 4 + [True]
+
+
+# -- the hook: record, detection, stop, resume ----------------------------------------------
+def test_slimming_hook_records_detects_and_stops_the_search():
+    m = tiny(head="mlm")
+    hook = Slimming(record_every=2, draw_every=1, window=3, epsilon=0.5, stop_when_found=True)
+    r = train(m, DATA, COLLATE, cfg(max_steps=30), hooks=[hook])
+    assert r.status == "stopped" and "early-bird" in r.stop_reason
+    assert hook.found_step == r.steps < 30
+    assert r.history[-1]["step"] == r.steps  # the step the hook stopped at is logged
+    assert hook.found_step >= 3  # the FIFO of 3 needs three draws
+    assert hook.steps == list(range(2, r.steps + 1, 2))
+    heads, ffn = hook.coefficients_at(len(hook.steps) - 1)
+    assert [len(c) for c in heads] == [4] * 3 and [len(c) for c in ffn] == [64] * 3
+    assert kept_counts(hook.ticket)["heads_per_layer"] == [3, 3, 3]
+    # the coefficients moved away from 1 (they are trained, with the L1 pull)
+    assert not torch.allclose(hook.head_record[-1], torch.ones(12))
+    assert len(hook.draws) == r.steps and len(hook.recorded_masks()) == len(hook.steps)
+
+
+def test_search_plan_fixed_point_and_detector():
+    steps, hook = search_plan(50, "fixed")
+    assert steps == 50 and hook.stop_at == 10 and not hook.stop_when_found and hook.draw_every == 1
+    steps, hook = search_plan(500, "detector", search_epochs=2, lambda_head=0.0)
+    assert steps == 1000 and hook.stop_when_found and hook.stop_at is None and hook.draw_every == 20
+    assert hook.lambda_head == 0.0
+    with pytest.raises(ValueError):
+        search_plan(10, "early")
+    # the fixed point ends the run there, with the schedule of the whole search
+    steps, hook = search_plan(8, "fixed", fixed_fraction=0.25)
+    r = train(tiny(), DATA, COLLATE, cfg(max_steps=steps, schedule="linear", log_every=1), hooks=[hook])
+    assert r.status == "stopped" and r.steps == 2 and hook.steps == [1, 2]
+    assert r.history[-1]["lr"] > 0.5 * 3e-3  # still early in the linear decay over 8 steps
+
+
+def test_l1_shrinks_coefficients():
+    runs = {}
+    for lam in (0.0, 0.05):
+        hook = Slimming(lam, lam, record_every=10)
+        train(tiny(head="mlm", layers=2), DATA, COLLATE, cfg(max_steps=10, lr=1e-2), hooks=[hook])
+        runs[lam] = (hook.head_record[-1].abs().mean() + hook.ffn_record[-1].abs().mean()).item()
+    assert runs[0.05] < runs[0.0]
+
+
+def test_slimming_resumes_exactly(tmp_path):
+    kw = dict(record_every=1, draw_every=2, window=3, epsilon=0.05)
+    full = Slimming(**kw)
+    train(tiny(layers=2), DATA, COLLATE, cfg(max_steps=8), hooks=[full])
+    first = Slimming(**kw)
+    train(tiny(layers=2), DATA, COLLATE, cfg(max_steps=4, checkpoint_dir=str(tmp_path), checkpoint_every=3),
+          hooks=[first])
+    resumed = Slimming(**kw)
+    train(tiny(layers=2), DATA, COLLATE, cfg(max_steps=8, checkpoint_dir=str(tmp_path), checkpoint_every=3),
+          hooks=[resumed])
+    assert resumed.steps == full.steps == list(range(1, 9))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.ffn_record, full.ffn_record))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.head_record, full.head_record))
+    assert resumed.draws == full.draws and resumed.fired_steps() == full.fired_steps()
+    # and a state_dict round trip in memory
+    copy = Slimming(**kw)
+    copy.load_state_dict(full.state_dict())
+    assert copy.steps == full.steps and copy.fired_steps() == full.fired_steps()
+    assert list(map(len, copy.detectors["ffn"].masks)) == list(map(len, full.detectors["ffn"].masks))
+
+
+# -- physical pruning ------------------------------------------------------------------------
+def uneven_masks(model):
+    """Different numbers of heads and neurons per layer (global scope for both)."""
+    randomise_coefs(model)
+    with torch.no_grad():  # make layer 0 clearly the weakest so the counts really differ
+        model.blocks[0].attn.head_coef.mul_(0.01)
+        model.blocks[0].ffn.coef.mul_(0.01)
+    masks = draw_masks(model, head_ratio=0.4, ffn_ratio=0.5, head_scope="global")
+    counts = kept_counts(masks)
+    assert len(set(counts["heads_per_layer"])) > 1 and len(set(counts["ffn_per_layer"])) > 1
+    return masks
+
+
+@pytest.mark.parametrize("ln", ["post", "pre"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_prune_equals_the_masked_model(ln, padded):
+    m = tiny(ln=ln, head=None)
+    hm, fm = uneven_masks(m)
+    pruned, oracle = prune(m, hm, fm), masked_copy(m, hm, fm)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(5, 500, (3, 12), generator=g)
+    am = torch.ones_like(x)
+    if padded:
+        am[1, 7:] = 0
+        am[2, 3:] = 0
+    tt = torch.randint(0, 2, x.shape, generator=g)
+    pruned.eval(), oracle.eval()
+    with torch.no_grad():
+        a, b = pruned(x, am, tt), oracle(x, am, tt)
+    assert (a - b).abs().max().item() < 1e-5
+    # and it is not trivially equal: the unmasked model gives something else
+    m.eval()
+    assert (m(x, am, tt) - b).abs().max().item() > 1e-3
+
+
+def test_prune_slices_shapes_and_leaves_the_original_alone():
+    m = tiny(head="cls")
+    hm, fm = uneven_masks(m)
+    before = snapshot(m)
+    p = prune(m, hm, fm)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())  # untouched
+    assert p.config.heads_per_layer == kept_counts((hm, fm))["heads_per_layer"]
+    assert p.config.ffn_per_layer == kept_counts((hm, fm))["ffn_per_layer"]
+    d, H = m.config.head_dim, m.config.hidden
+    for b, h, f in zip(p.blocks, p.config.heads_per_layer, p.config.ffn_per_layer):
+        assert b.attn.qkv.weight.shape == (3 * h * d, H) and b.attn.qkv.bias.shape == (3 * h * d,)
+        assert b.attn.out.weight.shape == (H, h * d) and b.attn.n_heads == h
+        assert b.ffn.fc1.weight.shape == (f, H) and b.ffn.fc2.weight.shape == (H, f)
+        assert b.attn.head_coef.shape == (h,) and b.ffn.coef.shape == (f,)
+    # surviving V rows of layer 0 are the original rows of the kept heads
+    keep = torch.where(hm[0])[0]
+    v_rows = torch.cat([torch.arange(2 * 4 * d + i * d, 2 * 4 * d + (i + 1) * d) for i in keep])
+    assert torch.equal(p.blocks[0].attn.qkv.weight[2 * len(keep) * d:], m.blocks[0].attn.qkv.weight[v_rows])
+    assert torch.equal(p.blocks[0].ffn.fc2.weight, m.blocks[0].ffn.fc2.weight[:, fm[0]])
+
+
+def test_prune_param_count_matches_the_arithmetic():
+    m = tiny(head="mlm")
+    hm, fm = uneven_masks(m)
+    p = prune(m, hm, fm)
+    d, H = m.config.head_dim, m.config.hidden
+    gone_heads = sum(int((~x).sum()) for x in hm)
+    gone_neurons = sum(int((~x).sum()) for x in fm)
+    per_head = 3 * d * H + 3 * d + H * d + 1  # qkv rows + bias, out columns, coefficient
+    per_neuron = H + 1 + H + 1  # fc1 row + bias, fc2 column, coefficient
+    assert p.num_params() == m.num_params() - gone_heads * per_head - gone_neurons * per_neuron
+    assert p.mlm.word.weight is p.emb.word.weight  # the tied decoder survives the copy
+
+
+def test_pruned_model_trains_and_has_fewer_flops():
+    m = tiny(head="mlm")
+    p = prune(m, *draw_masks(m))
+    r = train(p, DATA, COLLATE, cfg(max_steps=3))
+    assert r.status == "ok"
+    assert all(q.grad is None for q in p.parameters())  # optimizer zeroed them after stepping
+    out = p(**COLLATE(DATA[:4], generator=torch.Generator().manual_seed(0)))
+    out["loss"].backward()
+    assert all(q.grad is not None for n, q in p.named_parameters() if n.startswith("blocks"))
+    f_dense, f_pruned = flops_per_token(m.config, 32)["blocks"], flops_per_token(p.config, 32)["blocks"]
+    assert f_pruned < f_dense
+    assert flops_per_step(p.config, 32, 8) < flops_per_step(m.config, 32, 8)
+    # timing is for the benchmark notebooks; here it is only measured and printed
+    big = Bert.from_config(layers=2, hidden=256, heads=4, intermediate=1024, vocab_size=500, slimming=True)
+    small = prune(big, *draw_masks(big, head_ratio=0.5, ffn_ratio=0.5, head_scope="layer"))
+    x = torch.randint(5, 500, (8, 64))
+    for name, net in (("dense", big), ("pruned", small)):
+        t0 = time.perf_counter()
+        for _ in range(3):
+            net.encode(x).sum().backward()
+        print(f"{name}: {(time.perf_counter() - t0) / 3 * 1e3:.1f} ms per forward+backward")
+
+
+def test_pruned_model_save_load_round_trip(tmp_path):
+    m = tiny(head="cls", ln="pre")
+    p = prune(m, *uneven_masks(m))
+    p.save_pretrained(tmp_path / "ticket")
+    q = Bert.from_pretrained(str(tmp_path / "ticket"))
+    assert q.config.heads_per_layer == p.config.heads_per_layer
+    assert q.config.ffn_per_layer == p.config.ffn_per_layer and q.config.head == "cls"
+    assert all(torch.equal(a, b) for a, b in zip(p.state_dict().values(), q.state_dict().values()))
+    p.eval(), q.eval()
+    x = torch.randint(5, 500, (2, 9))
+    assert torch.equal(p(x)["logits"], q(x)["logits"])
+
+
+def test_prune_rejects_bad_masks():
+    m = tiny()
+    hm, fm = draw_masks(m)
+    with pytest.raises(ValueError):
+        prune(m, hm[:2], fm)
+    with pytest.raises(ValueError):
+        prune(m, [torch.zeros(4, dtype=torch.bool)] + hm[1:], fm)
+    with pytest.raises(ValueError):
+        prune(m, hm, [torch.ones(10, dtype=torch.bool)] * 3)
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+def test_pipeline_rewinds_to_the_pre_search_weights():
+    m = tiny(head="mlm", slimming=False)  # the pipeline adds the coefficients
+    start = snapshot(enable_slimming(tiny(head="mlm", slimming=False)))
+    seen = {}
+
+    def search_fn(model, hooks):
+        return train(model, DATA, COLLATE, cfg(max_steps=6), hooks=hooks)
+
+    def train_fn(pruned):
+        seen["state"] = snapshot(pruned)  # what efficient training starts from
+        r = train(pruned, DATA, COLLATE, cfg(max_steps=2))
+        return {"metrics": {"loss": r.history[-1]["loss"]}, "result": r}
+
+    out = run_pipeline(m, search_fn, train_fn, Slimming(draw_every=2), keep_searched=True)
+    assert not out["found"] and out["draw_step"] == out["search_steps"] == 6
+    assert not torch.equal(out["searched_state"]["blocks.0.ffn.coef"], start["blocks.0.ffn.coef"])
+    hm, fm = out["masks"]
+    # every surviving weight equals the pre-search weight: rewind, then slice
+    ref = snapshot(prune(_load(m.config, start), hm, fm))
+    assert all(torch.equal(v, ref[k]) for k, v in seen["state"].items())
+    assert set(out["times"]) == {"search", "draw", "train", "total"}
+    assert out["times"]["total"] == pytest.approx(sum(v for k, v in out["times"].items() if k != "total"))
+    # without rewind the ticket starts from the searched weights
+    seen.clear()
+    m2 = tiny(head="mlm")
+    out2 = run_pipeline(m2, search_fn, train_fn, Slimming(draw_every=2), rewind=False)
+    searched = snapshot(prune(m2, *out2["masks"]))
+    assert all(torch.equal(v, searched[k]) for k, v in seen["state"].items())
+    assert not all(torch.equal(v, ref[k]) for k, v in seen["state"].items() if k in ref)
+
+
+def _load(config, state):
+    m = Bert(config)
+    m.load_state_dict(state)
+    return m
+
+
+def test_pipeline_uses_the_ticket_from_the_detector():
+    def search_fn(model, hooks):
+        return {"result": train(model, DATA, COLLATE, cfg(max_steps=40), hooks=hooks)}
+
+    def train_fn(pruned):
+        r = train(pruned, DATA, COLLATE, cfg(max_steps=1))
+        return {"metrics": {}, "result": r}
+
+    hook = Slimming(draw_every=1, window=3, epsilon=0.5, stop_when_found=True)
+    out = run_pipeline(tiny(head="mlm"), search_fn, train_fn, hook)
+    assert out["found"] and out["draw_step"] == hook.found_step == out["search_steps"] < 40
+    assert out["masks"] is hook.ticket
+    assert out["model"].config.heads_per_layer == [3, 3, 3]
+
+
+def _fit(model, steps, hooks=()):
+    r = train(model, DATA, COLLATE, cfg(max_steps=steps, log_every=1), hooks=hooks)
+    return {"metrics": {"loss": r.history[-1]["loss"]}, "result": r}
+
+
+def test_compare_runs_three_methods_from_the_same_start():
+    runs = compare(lambda slimming: tiny(head="mlm", slimming=slimming),
+                   lambda m, hooks, steps: _fit(m, steps, hooks), lambda m: _fit(m, 4),
+                   steps_per_epoch=10, seed=0, seq_len=32, batch_size=8,
+                   plan={"draw": "fixed", "fixed_fraction": 0.3})
+    assert list(runs) == ["dense", "earlybert", "random"]
+    d, e, r = runs["dense"], runs["earlybert"], runs["random"]
+    assert e["steps"] == {"search": 3, "train": 4} and d["steps"] == r["steps"] == {"search": 0, "train": 4}
+    assert e["heads_per_layer"] == r["heads_per_layer"] == [3, 3, 3] and e["ffn_per_layer"] == r["ffn_per_layer"]
+    assert e["params"] == r["params"] < d["params"]
+    assert e["flops"]["per_step"] == r["flops"]["per_step"] < d["flops"]["per_step"]
+    # the search is counted at the dense cost: 3 dense steps + 4 pruned ones
+    assert e["flops"]["total"] == pytest.approx(3 * d["flops"]["per_step"] + 4 * e["flops"]["per_step"])
+    assert d["times"]["search"] == r["times"]["search"] == 0 < e["times"]["search"]
+    for x in runs.values():
+        assert x["times"]["total"] == pytest.approx(sum(v for k, v in x["times"].items() if k != "total"))
+
+
+def test_compare_pretraining_trains_the_ticket_for_the_rest():
+    runs = compare_pretraining(lambda slimming: tiny(head="mlm", slimming=slimming),
+                               lambda m, n, hooks: _fit(m, n, hooks), total_steps=10, seed=0, seq_len=32,
+                               batch_size=8, search_fraction=0.3, draw="fixed")
+    d, e, r = runs["dense"], runs["earlybert"], runs["random"]
+    assert d["steps"] == {"search": 0, "train": 10}
+    assert e["steps"] == r["steps"] == {"search": 3, "train": 7} and e["draw_step"] == 3
+    assert e["model"].config.heads_per_layer == r["model"].config.heads_per_layer == [3, 3, 3]
+    assert r["times"]["search"] == e["times"]["search"] > 0  # the random ticket shares the search
+    assert e["flops"]["total"] < d["flops"]["total"]
