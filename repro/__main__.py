@@ -1,4 +1,4 @@
-"""Command line: python -m repro {list,run} ...
+"""Command line: python -m repro {list,run,bench} ...
 
 Adding a subcommand: write `add_<name>(sub)` that builds its parser and sets `func` (a function
 of the parsed args returning an exit code), and append it to SUBCOMMANDS.
@@ -71,7 +71,12 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
-SUBCOMMANDS = [add_list, add_run]
+def add_bench(sub):
+    from .bench import add_bench as add  # imports torch: only when the CLI is built
+    add(sub)
+
+
+SUBCOMMANDS = [add_list, add_run, add_bench]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,136 @@
+"""Per-layer measurements of a BERT (PLD paper, Fig. 1 and the input/output similarity plot),
+and small helpers to compare training curves.
+
+- `layer_grad_norms`: per block, the L2 norm of the gradient of the loss w.r.t. all the block's
+  parameters (one norm over all of them) and w.r.t. the block's input hidden states.
+- `block_io_similarity`: per block, how much it changes its input: L2 distance, relative
+  distance and cosine similarity between the block's input and output, per token, averaged.
+- `steps_to_reach`: where a (decreasing) curve first reaches a target, linearly interpolated.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def _capture_block_io(model, with_output: bool):
+    """Forward hooks on every block collecting its input (and output) hidden states."""
+    ins, outs, handles = [], [], []
+    for b in model.blocks:
+        handles.append(b.register_forward_pre_hook(lambda m, args: ins.append(args[0])))
+        if with_output:
+            handles.append(b.register_forward_hook(lambda m, args, out: outs.append(out)))
+    return ins, outs, handles
+
+
+def layer_grad_norms(model, batch: dict, train_mode: bool = False) -> dict:
+    """Gradient norms per block (bottom first) for one batch with MLM/task labels.
+
+    Returns {"loss", "param": [||dL/dtheta_block||_2], "input": [||dL/dx_block||_2]} where
+    theta_block are all the block's parameters (attention, FFN, its LayerNorms) and x_block the
+    block's input hidden states [batch, seq, hidden]. The model's own .grad fields are not
+    touched. `train_mode=False` turns dropout off so that two models see the same computation.
+    """
+    was = model.training
+    model.train(train_mode)
+    ins, _, handles = _capture_block_io(model, with_output=False)
+    try:
+        loss = model(**batch)["loss"]
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    params = [[p for p in b.parameters() if p.requires_grad] for b in model.blocks]
+    flat = [p for ps in params for p in ps]
+    grads = torch.autograd.grad(loss, ins + flat, allow_unused=True)
+    g_in, g_par = grads[:len(ins)], list(grads[len(ins):])
+    param_norms = []
+    for ps in params:
+        gs = [g_par.pop(0) for _ in ps]
+        param_norms.append(math.sqrt(sum(float(g.double().pow(2).sum()) for g in gs if g is not None)))
+    return {"loss": loss.item(), "param": param_norms, "input": [float(g.double().norm()) for g in g_in]}
+
+
+@torch.no_grad()
+def block_io_similarity(model, batch: dict) -> dict:
+    """Per block (bottom first), averaged over the real (non-padding) tokens of the batch:
+    "l2" = ||y - x||_2, "rel_l2" = ||y - x|| / ||x||, "cosine" = cos(x, y), where x is the
+    block's input and y its output hidden state of one token. Evaluation mode (no dropout)."""
+    was = model.training
+    model.eval()
+    ins, outs, handles = _capture_block_io(model, with_output=True)
+    try:
+        model.encode(batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    mask = batch.get("attention_mask")
+    real = mask.bool() if mask is not None else torch.ones(batch["input_ids"].shape, dtype=torch.bool)
+    res = {"l2": [], "rel_l2": [], "cosine": []}
+    for x, y in zip(ins, outs):
+        x, y = x[real].double(), y[real].double()  # [tokens, hidden]
+        d = (y - x).norm(dim=-1)
+        res["l2"].append(d.mean().item())
+        res["rel_l2"].append((d / x.norm(dim=-1)).mean().item())
+        res["cosine"].append(F.cosine_similarity(x, y, dim=-1).mean().item())
+    return res
+
+
+def steps_to_reach(xs: Sequence[float], ys: Sequence[float], target: float) -> float | None:
+    """The x at which the curve (xs, ys) first gets down to `target`, linearly interpolated
+    between the two measurements around the crossing; None if it never does."""
+    prev = None
+    for x, y in zip(xs, ys):
+        if y is not None and math.isfinite(y) and y <= target:
+            if prev is None:
+                return float(x)
+            (x0, y0) = prev
+            return float(x0 + (x - x0) * (y0 - target) / (y0 - y)) if y0 != y else float(x)
+        prev = (x, y) if y is not None and math.isfinite(y) else prev
+    return None
+
+
+def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, warmup: int = 2) -> dict:
+    """Seconds per training step (forward, backward, AdamW) of `model` on one fixed `batch`:
+    dense (gates=None) vs gated (the rows of `gate_rows` replayed in turn, e.g. a PLD run's
+    realized gates). Steps are timed in adjacent pairs, one dense and one gated, their order
+    alternating, so that load changes of a shared machine (slower than one step) hit both alike;
+    returns the medians of the dense and gated times and of the per-pair ratio gated / dense.
+    The model's weights are updated (use a model you no longer need, or a copy)."""
+    import statistics
+    import time
+
+    from .train import TrainConfig, build_optimizer
+
+    device = next(model.parameters()).device
+    opt = build_optimizer(model, TrainConfig(max_steps=1, lr=1e-6), device)
+    was = model.training
+    model.train()
+
+    def step(gates) -> float:
+        t0 = time.perf_counter()
+        model(**batch, gates=gates)["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    dense, gated = [], []
+    for i in range(warmup + pairs):
+        g = gate_rows[i % len(gate_rows)]
+        if i % 2:  # alternate which of the two goes first
+            tg, td = step(g), step(None)
+        else:
+            td, tg = step(None), step(g)
+        if i >= warmup:
+            dense.append(td)
+            gated.append(tg)
+    model.train(was)
+    med = statistics.median
+    return {"dense_s": med(dense), "gated_s": med(gated), "ratio": med(g / d for g, d in zip(gated, dense)),
+            "times": {"dense": dense, "gated": gated}}

@@ -1,0 +1,266 @@
+"""Are the savings real? Training steps timed side by side in one process.
+
+    python -m repro bench --profile cpu --out results/cpu/bench
+
+Cases (forward + backward + AdamW step, the same global batch):
+  dense_pre / dense_post   our PreLN / PostLN MLM step
+  hf_mlm                   transformers.BertForMaskedLM (SDPA) at the same config and batch
+  pld                      our PreLN with PLD gates sampled at theta = 0.5 (paper's p_i)
+  ticket_mlm / dense_cls / ticket_cls
+                           an EarlyBERT-sized ticket (1/3 of heads per layer, 40% of FFN neurons
+                           globally, physically pruned) vs dense, MLM and classification steps
+
+Method: the cases take turns (round-robin) so slow drifts of the machine hit them all alike;
+warm-up steps first; the median over repetitions of each case's time for `steps` steps. PLD's
+gates are a fixed sequence drawn once, the same in every repetition, and its ideal saving is
+computed from exactly those gates. FLOPs are counted analytically (repro.model.flops_per_token,
+x3 for forward + backward); skipped or sliced work counts zero.
+
+Ratios (top level of the JSON):
+  pld_efficiency    = realized step-time saving of PLD / its FLOP saving        (target >= 0.95)
+  ticket_efficiency = realized step-time saving of the ticket / its FLOP saving (target >= 0.9)
+  hf_speedup        = BertForMaskedLM step time / our PostLN step time          (target >= 1.5)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .earlybert import draw_masks, prune, random_masks
+from .model import Bert, flops_per_token
+from .pld import branch_scales, keep_probs
+from .train import TrainConfig, build_optimizer, pick_device
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    seq_len: int
+    batch: int
+    steps: int  # timed steps per repetition
+    reps: int
+    warmup: int
+    vocab: int = 30522
+
+
+SIZES = {
+    "smoke": BenchSize(2, 64, 4, 256, 32, 4, steps=2, reps=2, warmup=1, vocab=1000),
+    "cpu": BenchSize(4, 256, 4, 1024, 128, 16, steps=8, reps=5, warmup=2),
+    "gpu": BenchSize(12, 768, 12, 3072, 128, 64, steps=10, reps=7, warmup=5),
+}
+MLM_FRACTION = 0.15
+
+
+def _batch(size: BenchSize, device, cls: bool = False, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000 if size.vocab > 2000 else 5, size.vocab, (size.batch, size.seq_len), generator=g)
+    b = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if cls:
+        b["labels"] = torch.randint(0, 2, (size.batch,), generator=g)
+    else:
+        chosen = torch.rand(ids.shape, generator=g) < MLM_FRACTION
+        b["labels"] = torch.where(chosen, ids, torch.full_like(ids, -100))
+    return {k: v.to(device) for k, v in b.items()}
+
+
+class Case:
+    """One training step, repeatable: model, optimizer, a fixed batch, optional gate sequence."""
+
+    def __init__(self, name, model, batch, device, flops, gates=None, amp=False):
+        self.name, self.model, self.batch, self.flops, self.gates = name, model.to(device), batch, flops, gates
+        self.opt = build_optimizer(self.model, TrainConfig(max_steps=1, lr=1e-5), device)
+        self.device, self.times, self.i = device, [], 0
+        self.amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+    def step(self):
+        kw = {}
+        if self.gates is not None:
+            kw["gates"] = self.gates[self.i % len(self.gates)]
+            self.i += 1
+        with self.amp:
+            out = self.model(**self.batch, **kw)
+            loss = out["loss"] if isinstance(out, dict) else out.loss
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+
+    def run(self, steps: int) -> float:
+        self.i = 0  # every repetition replays the same gates
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        _sync(self.device)
+        return time.perf_counter() - t0
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _ours(size: BenchSize, ln: str, head: str = "mlm", **kw) -> Bert:
+    torch.manual_seed(0)
+    return Bert.from_config(layers=size.layers, hidden=size.hidden, heads=size.heads,
+                            intermediate=size.intermediate, vocab_size=size.vocab, ln=ln, head=head, **kw)
+
+
+def _hf(size: BenchSize):
+    from transformers import BertConfig as HFConfig, BertForMaskedLM
+    torch.manual_seed(0)
+    return BertForMaskedLM(HFConfig(vocab_size=size.vocab, hidden_size=size.hidden, num_hidden_layers=size.layers,
+                                    num_attention_heads=size.heads, intermediate_size=size.intermediate,
+                                    attn_implementation="sdpa"))
+
+
+def _step_flops(model: Bert, size: BenchSize, gates=None) -> float:
+    c = model.config
+    head_tokens = MLM_FRACTION if c.head == "mlm" else 1.0
+    per_token = flops_per_token(c, size.seq_len, gates=gates, head_tokens=head_tokens)["total"]
+    return 3 * per_token * size.seq_len * size.batch  # forward + backward ~ 3x forward
+
+
+def build_cases(size: BenchSize, device, amp: bool, theta: float = 0.5, seed: int = 0) -> dict[str, Case]:
+    mlm, cls = _batch(size, device), _batch(size, device, cls=True)
+    cases = {}
+
+    def add(name, model, batch, gates=None, flops=None):
+        cases[name] = Case(name, model, batch, device, flops, gates, amp)
+
+    pre = _ours(size, "pre")
+    add("dense_pre", pre, mlm, flops=_step_flops(pre, size))
+    post = _ours(size, "post")
+    add("dense_post", post, mlm, flops=_step_flops(post, size))
+    # BertForMaskedLM computes logits at every position, so its head costs 1/0.15 of ours
+    hf_per_token = flops_per_token(post.config, size.seq_len, head_tokens=1.0)["total"]
+    add("hf_mlm", _hf(size), mlm, flops=3 * hf_per_token * size.seq_len * size.batch)
+    # PLD at theta: one fixed sequence of gates, the paper's keep probabilities and 1/p_i scales
+    g = torch.Generator().manual_seed(seed)
+    p, s = keep_probs(theta, size.layers), branch_scales(theta, size.layers)
+    gates = [[si if torch.rand((), generator=g) < pi else None for pi, si in zip(p, s)]
+             for _ in range(size.steps)]
+    pld = _ours(size, "pre")
+    add("pld", pld, mlm, gates=gates,
+        flops=statistics.fmean(_step_flops(pld, size, gt) for gt in gates))
+    # an EarlyBERT-sized ticket: the paper's counts, positions at random (speed only needs sizes)
+    dense_slim = _ours(size, "pre", slimming=True)
+    heads, ffn = random_masks(*draw_masks(dense_slim), seed=seed)
+    ticket = prune(dense_slim, heads, ffn)
+    add("ticket_mlm", ticket, mlm, flops=_step_flops(ticket, size))
+    dense_cls = _ours(size, "pre", head="cls")
+    add("dense_cls", dense_cls, cls, flops=_step_flops(dense_cls, size))
+    ticket_cls = prune(_ours(size, "pre", head="cls", slimming=True), heads, ffn)
+    add("ticket_cls", ticket_cls, cls, flops=_step_flops(ticket_cls, size))
+    return cases
+
+
+def run_bench(profile: str = "cpu", device: str = "auto", theta: float = 0.5, compile: bool = False) -> dict:
+    if profile not in SIZES:
+        raise ValueError(f"unknown bench profile {profile!r}: choose one of {', '.join(SIZES)}")
+    size = SIZES[profile]
+    dev = pick_device(device)
+    amp = dev.type == "cuda"
+    cases = build_cases(size, dev, amp, theta)
+    if compile:
+        for c in cases.values():
+            c.model = torch.compile(c.model)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    for c in cases.values():  # warm-up (and, on CUDA, each case's peak memory)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        c.run(size.warmup)
+        c.peak_mem = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+    for _ in range(size.reps):  # round-robin
+        for c in cases.values():
+            c.times.append(c.run(size.steps) / size.steps)
+    rows = {}
+    for name, c in cases.items():
+        t = statistics.median(c.times)
+        rows[name] = {"step_s": t, "tokens_per_s": size.batch * size.seq_len / t,
+                      "train_flops_per_step": c.flops, "achieved_tflops": c.flops / t / 1e12,
+                      "peak_mem_bytes": c.peak_mem, "params": sum(p.numel() for p in c.model.parameters()),
+                      "times_s": c.times}
+
+    def saving(a, b, key):  # 1 - a/b
+        return 1 - rows[a][key] / rows[b][key]
+    pld_time, pld_flops = saving("pld", "dense_pre", "step_s"), saving("pld", "dense_pre", "train_flops_per_step")
+    t_time, t_flops = saving("ticket_mlm", "dense_pre", "step_s"), saving("ticket_mlm", "dense_pre", "train_flops_per_step")
+    c_time, c_flops = (saving("ticket_cls", "dense_cls", "step_s"),
+                       saving("ticket_cls", "dense_cls", "train_flops_per_step"))
+    return {
+        "pld_efficiency": pld_time / pld_flops,
+        "ticket_efficiency": t_time / t_flops,
+        "ticket_cls_efficiency": c_time / c_flops,
+        "hf_speedup": rows["hf_mlm"]["step_s"] / rows["dense_post"]["step_s"],
+        "savings": {"pld_time": pld_time, "pld_flops": pld_flops, "ticket_mlm_time": t_time,
+                    "ticket_mlm_flops": t_flops, "ticket_cls_time": c_time, "ticket_cls_flops": c_flops},
+        "targets": {"pld_efficiency": 0.95, "ticket_efficiency": 0.9, "hf_speedup": 1.5},
+        "cases": rows, "size": asdict(size), "profile": profile, "theta": theta, "compile": compile,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "precision": "bf16 autocast" if amp else "fp32", "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def format_table(res: dict) -> str:
+    lines = [f"{'case':<12} {'step ms':>9} {'tokens/s':>10} {'GFLOP/step':>11} {'TFLOP/s':>8} {'params':>11}"]
+    for name, r in res["cases"].items():
+        lines.append(f"{name:<12} {1e3 * r['step_s']:>9.1f} {r['tokens_per_s']:>10.0f} "
+                     f"{r['train_flops_per_step'] / 1e9:>11.2f} {r['achieved_tflops']:>8.3f} {r['params']:>11,}")
+    s = res["savings"]
+    lines += ["",
+              f"PLD (theta={res['theta']}): time saving {s['pld_time']:.1%} vs FLOP saving {s['pld_flops']:.1%}"
+              f" -> pld_efficiency {res['pld_efficiency']:.2f} (target >= 0.95)",
+              f"ticket MLM: time saving {s['ticket_mlm_time']:.1%} vs FLOP saving {s['ticket_mlm_flops']:.1%}"
+              f" -> ticket_efficiency {res['ticket_efficiency']:.2f} (target >= 0.9)",
+              f"ticket CLS: time saving {s['ticket_cls_time']:.1%} vs FLOP saving {s['ticket_cls_flops']:.1%}"
+              f" -> {res['ticket_cls_efficiency']:.2f}",
+              f"BertForMaskedLM step / ours (PostLN): hf_speedup {res['hf_speedup']:.2f} (target >= 1.5)",
+              f"device {res['device']}, {res['precision']}, torch {res['torch']}, {res['threads']} threads"]
+    return "\n".join(lines)
+
+
+def add_bench(sub):
+    p = sub.add_parser("bench", help="time dense, PLD and pruned training steps side by side")
+    p.add_argument("--profile", default="cpu", choices=list(SIZES))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--theta", type=float, default=0.5)
+    p.add_argument("--compile", action="store_true", help="torch.compile every model first")
+    p.add_argument("--out", default=None, help="a folder: writes bench.json and bench.txt there")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .results import provenance, write_json
+    res = run_bench(args.profile, args.device, args.theta, args.compile)
+    table = format_table(res)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        name = "bench_compiled" if args.compile else "bench"
+        write_json(out / f"{name}.json", {**res, "provenance": provenance()})
+        (out / f"{name}.txt").write_text(table + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m repro.bench")
+    add_bench(parser.add_subparsers(dest="cmd", required=True))
+    args = parser.parse_args(["bench", *(argv or [])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
