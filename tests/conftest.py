@@ -37,3 +37,32 @@ def tiny_mlm_data(n=128, seq=32, vocab=500, seed=0):
         return {"input_ids": ids.masked_fill(chosen, 3), "attention_mask": torch.ones_like(ids),
                 "labels": labels}
     return examples, collate
+
+
+def run_smoke_notebooks(tmp_path_factory, names, params=()):
+    """Execute notebooks with the runner at smoke profile into one fresh results folder."""
+    from repro import runner
+    root = tmp_path_factory.mktemp("results")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPRO_RESULTS_DIR", str(root))
+        # one thread per kernel: on a shared 2-core machine OpenMP threads fighting other
+        # processes make small models many times slower; the tests check what is produced
+        mp.setenv("OMP_NUM_THREADS", "1")
+        outcomes = runner.run(runner.plan(names, "smoke", list(params)), "smoke", root)
+    failed = [o.message for o in outcomes if o.status != "ok"]
+    assert not failed, failed
+    return root
+
+
+def out(root, name):
+    return root / "smoke" / name
+
+
+def summary(root, name):
+    import json
+    return json.loads((out(root, name) / "summary.json").read_text())
+
+
+def has_files(root, name, files):
+    missing = [f for f in files + [f"{name}.ipynb", "summary.json", "run.json"] if not (out(root, name) / f).exists()]
+    assert not missing, f"{name} lacks {missing}"

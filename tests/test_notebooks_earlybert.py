@@ -6,7 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from repro import results, runner
+from conftest import has_files, out, run_smoke_notebooks, summary
+from repro import results
 
 pytestmark = pytest.mark.notebook
 NOTEBOOKS = ["ticket_mask_distance", "earlybert_glue", "earlybert_squad", "earlybert_pretraining"]
@@ -17,30 +18,7 @@ METHODS = {"dense", "random", "earlybert"}
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPRO_RESULTS_DIR", str(root))
-        # one thread per kernel: on a shared 2-core machine OpenMP threads fighting other
-        # processes make small models many times slower; the tests check what is produced
-        mp.setenv("OMP_NUM_THREADS", "1")
-        outcomes = runner.run(runner.plan(NOTEBOOKS, "smoke", PARAMS), "smoke", root)
-    failed = [o.message for o in outcomes if o.status != "ok"]
-    assert not failed, failed
-    print({o.name: round(o.seconds, 1) for o in outcomes})
-    return root
-
-
-def out(root, name):
-    return root / "smoke" / name
-
-
-def summary(root, name):
-    return json.loads((out(root, name) / "summary.json").read_text())
-
-
-def has_files(root, name, files):
-    missing = [f for f in files + [f"{name}.ipynb", "summary.json", "run.json"] if not (out(root, name) / f).exists()]
-    assert not missing, f"{name} lacks {missing}"
+    return run_smoke_notebooks(tmp_path_factory, NOTEBOOKS, PARAMS)
 
 
 def conclusion(root, name):

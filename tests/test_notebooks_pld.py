@@ -1,11 +1,11 @@
 """The PLD notebooks at smoke profile, executed by the runner in order into one results folder
 (pld_glue fine-tunes the checkpoints pld_pretraining saved), and what they produce."""
-import json
 import math
 
 import pandas as pd
 import pytest
 
+from conftest import has_files, out, run_smoke_notebooks, summary
 from repro import results, runner
 
 pytestmark = pytest.mark.notebook
@@ -14,26 +14,7 @@ ORDER = ["gradient_norms", "pld_schedule", "pld_pretraining", "pld_glue"]
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPRO_RESULTS_DIR", str(root))
-        outcomes = runner.run(runner.plan(ORDER, "smoke"), "smoke", root)
-    failed = [o.message for o in outcomes if o.status != "ok"]
-    assert not failed, failed
-    return root
-
-
-def out(root, name):
-    return root / "smoke" / name
-
-
-def summary(root, name):
-    return json.loads((out(root, name) / "summary.json").read_text())
-
-
-def has_files(root, name, files):
-    missing = [f for f in files + [f"{name}.ipynb", "summary.json", "run.json"] if not (out(root, name) / f).exists()]
-    assert not missing, f"{name} lacks {missing}"
+    return run_smoke_notebooks(tmp_path_factory, ORDER)
 
 
 def test_gradient_norms(root):
