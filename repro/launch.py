@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     data = corpus_data(P, tokenizer, args.data_dir)
     torch.manual_seed(args.seed)  # the same initial weights on every rank
     model = scratch_model(P, tokenizer, ln=spec["ln"])
-    hooks = [pld.PLD(seed=args.seed, gamma=pld.heuristic_gamma(P.pretrain_steps))] if spec["pld"] else []
+    # no per-micro-batch gate record at this scale: 200k steps x 16 micro-batches would fill the checkpoint
+    hooks = [pld.PLD(seed=args.seed, gamma=pld.heuristic_gamma(P.pretrain_steps), record=False)] if spec["pld"] else []
     out = Path(args.out)
     run = pretrain_mlm(model, P, args.seed, data=data, lr=spec["lr"], hooks=hooks, progress=rank == 0,
                        checkpoint_dir=str(out / "checkpoint"), checkpoint_every=args.checkpoint_every,
