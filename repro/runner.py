@@ -21,6 +21,7 @@ import ast
 import contextlib
 import difflib
 import hashlib
+import logging
 import os
 import sys
 import time
@@ -342,8 +343,21 @@ def _failure_message(name: str, err, params_index: int, ipynb: Path) -> str:
             f"[executed notebook: {ipynb}]")
 
 
+class _KnownParameters(logging.Filter):
+    """papermill's own parameter scan does not read annotations like `str | None` and warns
+    "Passed unknown parameter" for them; this runner has already checked every parameter
+    against the notebook (plan()), so that warning is noise."""
+
+    def filter(self, record):
+        return "Passed unknown parameter" not in record.getMessage()
+
+
 def execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome:
     import papermill
+
+    log = logging.getLogger("papermill")
+    if not any(isinstance(f, _KnownParameters) for f in log.filters):
+        log.addFilter(_KnownParameters())
 
     out = output_path(profile, job.name, root)
     rev, dirty = git_revision()
