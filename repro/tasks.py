@@ -10,7 +10,6 @@ and EarlyBERT plug in unchanged. Sizes come from a `Profile`; any of them can be
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import torch
 
@@ -162,7 +161,3 @@ def pretrain_mlm(model: Bert, P: Profile, seed: int, *, data, steps: int | None 
                    eval_fn=lambda m: {"val_loss": mlm_loss(m, valid, collate)}, hooks=hooks)
     return {"metrics": result.final_eval, "result": result, "model": model}
 
-
-def with_overrides(P: Profile, **kw) -> Profile:
-    """The profile with the given sizes replaced (None values ignored)."""
-    return replace(P, **{k: v for k, v in kw.items() if v is not None})
