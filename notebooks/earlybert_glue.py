@@ -27,7 +27,7 @@ data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 tasks: list | None = None  # None: the profile's GLUE tasks, at most max_tasks of them
 max_tasks: int | None = 2  # CPU budget (cpu: ~10 min per task and seed on 2 cores); None: all
 seeds: list | None = None  # None: the profile's seeds, at most max_seeds of them
-max_seeds: int | None = 2
+max_seeds: int | None = None  # None: all the profile's seeds (the study's >= 3); a smaller number for a quick look
 checkpoint: str | None = None  # None: the profile's checkpoint
 max_train_examples: int | None = None  # None: the profile's training subset
 lr: float | None = None  # dense and efficient training (official EarlyBERT retrain: 4e-5); None: the profile's

@@ -42,7 +42,7 @@ profile = "smoke"
 output_dir: str | None = None
 seeds: list | None = None  # None: the profile seeds (the first is used)
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
-steps: int | None = None  # None: the profile pretrain_steps (cpu: 1000, so that the five runs fit ~2 h on 2 cores)
+steps: int | None = None  # None: the profile pretrain_steps (cpu: 600, so that the five runs fit ~1 h on one core)
 lr: float | None = None  # None: the profile pretrain_lr
 lr_high: float | None = None  # None: 10 x lr, the paper ratio (PLD recipe 1e-3 vs its baseline 1e-4)
 high_schedule: str = "recipe"  # "recipe": warm-up 2% + exponential decay; "profile": as the baselines
@@ -69,7 +69,7 @@ from repro.data import load_tokenizer
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, pretrain_mlm, scratch_model
 
-steps = steps if steps is not None else {"cpu": 1000}.get(profile)
+steps = steps if steps is not None else {"cpu": 600}.get(profile)
 P = get_profile(profile, pretrain_steps=steps, pretrain_lr=lr)
 steps, lr = P.pretrain_steps, P.pretrain_lr
 out = Path(output_dir) if output_dir else results.output_dir(profile, "pld_pretraining")

@@ -58,7 +58,7 @@ PROFILES: dict[str, Profile] = {
         layers=4, hidden=256, heads=4, intermediate=1024, seq_len=128,
         pretrain_steps=3000, pretrain_batch=32, pretrain_lr=5e-4, eval_every=250,
         checkpoint=MINILM, finetune_seq_len=128, finetune_batch=32, finetune_epochs=2.0,
-        finetune_lr=5e-5, max_train_examples=2000, max_eval_examples=1000,
+        finetune_lr=5e-5, max_train_examples=1000, max_eval_examples=1000,
         seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
     ),
     "gpu": Profile(
