@@ -276,7 +276,11 @@ class Outcome:
 def _this_python_kernel():
     """A kernel manager that always starts ipykernel on this interpreter (the venv's python),
     whatever kernelspecs named python3 are installed elsewhere on the machine. It talks to the
-    kernel over Unix sockets (IPC), not localhost TCP that other users of the machine can reach."""
+    kernel over Unix sockets (IPC), not localhost TCP that other users of the machine can reach.
+    The sockets live in a fresh private folder per kernel: jupyter_client's default IPC path
+    (./kernel-ipc-N in the working directory) collides when two runs start at once."""
+    import tempfile
+
     from ipykernel.kernelspec import RESOURCES, get_kernel_dict
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpec
@@ -290,6 +294,12 @@ def _this_python_kernel():
         @default("transport")
         def _transport_default(self):
             return "tcp" if os.name == "nt" else "ipc"
+
+        @default("ip")
+        def _ip_default(self):
+            if self.transport != "ipc":
+                return "127.0.0.1"
+            return os.path.join(tempfile.mkdtemp(prefix="repro-kernel-"), "kernel")
 
     return ThisPythonKernel
 
