@@ -362,6 +362,16 @@ class _KnownParameters(logging.Filter):
         return "Passed unknown parameter" not in record.getMessage()
 
 
+def _report_inputs(profile_dir: Path) -> dict:
+    """{notebook: execution id} of every finished notebook beside the report (not moved-aside ones)."""
+    found = {}
+    for run_json in sorted(profile_dir.glob("*/run.json")):
+        name = run_json.parent.name
+        if name in ORDER and name != "report":
+            found[name] = read_json(run_json).get("execution")
+    return found
+
+
 def execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome:
     import papermill
 
@@ -373,6 +383,8 @@ def execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome:
     rev, dirty = git_revision()
     request = to_jsonable({"profile": profile, "parameters": job.params,
                            "source_sha256": hashlib.sha256(job.path.read_bytes()).hexdigest()})
+    if job.name == "report":  # its inputs are the other notebooks' outputs: stale when they change
+        request["inputs"] = _report_inputs(out.parent)
     reason = _stale_reason(out, request) if out.exists() else "no outputs"
     if reason is None and not force:
         return Outcome(job.name, "skipped", message="up to date (use --force)")

@@ -107,3 +107,14 @@ def test_earlybert_pretraining(root):
     assert sum(cfg["heads_per_layer"]) < cfg["heads"] * cfg["layers"]
     runs = results.load_runs("smoke", name, root=root)
     assert set(runs["method"]) == METHODS and set(runs["task"]) == {"MLM", "SST-2"}
+
+
+def test_report_gives_the_earlybert_claims_a_verdict(root):
+    from repro import runner
+    [outcome] = runner.run(runner.plan(["report"], "smoke"), "smoke", root)
+    assert outcome.status == "ok", outcome.message
+    claims = pd.read_csv(out(root, "report") / "claims.csv", index_col="key")
+    eb_claims = ["early_bird", "earlybert_glue", "earlybert_time", "earlybert_squad"]
+    assert claims.loc[eb_claims, "verdict"].isin(["reproduced", "partly", "not reproduced"]).all()
+    assert (claims.drop(index=eb_claims)["verdict"] == "not measured").all()
+    assert (root / "smoke" / "REPORT.md").exists()

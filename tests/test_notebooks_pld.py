@@ -82,3 +82,15 @@ def test_pld_glue_without_checkpoints_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path))
     [outcome] = runner.run(runner.plan(["pld_glue"], "smoke"), "smoke", tmp_path)
     assert outcome.status == "failed" and "run the pld_pretraining notebook first" in outcome.message
+
+
+def test_report_gives_the_pld_claims_a_verdict(root):
+    [outcome] = runner.run(runner.plan(["report"], "smoke"), "smoke", root)
+    assert outcome.status == "ok", outcome.message
+    has_files(root, "report", ["claims.csv", "claims.png", "provenance.csv"])
+    claims = pd.read_csv(out(root, "report") / "claims.csv", index_col="key")
+    pld_claims = ["postln_gradients", "pld_time", "pld_speedup", "pld_glue"]
+    assert claims.loc[pld_claims, "verdict"].isin(["reproduced", "partly", "not reproduced"]).all()
+    assert (claims.drop(index=pld_claims)["verdict"] == "not measured").all()  # EarlyBERT's did not run here
+    text = (root / "smoke" / "REPORT.md").read_text()
+    assert "| pld_glue |" in text and "![pld_speedup](pld_pretraining/val_loss.png)" in text

@@ -1,0 +1,344 @@
+"""The study's verdicts: one row per paper claim, computed from what the notebooks wrote.
+
+Inputs, per notebook, under <results>/<profile>/<notebook>/: summary.json, the CSV tables, and the
+run records of that notebook's latest execution (run.json names it). Each claim has a rule, stated
+in its row, that turns our number into one of VERDICTS. The papers give point claims without a
+tolerance, so the thresholds are ours: "reproduced" allows 20% less than the claimed effect (or a
+stated number of points for "comparable accuracy"). A claim whose notebook has not run at this
+profile is "not measured", and the row says which notebook to run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .metrics import main_metric
+from .results import from_jsonable, load_runs, read_json, results_root
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "not measured")
+
+
+class Missing(Exception):
+    """An output a claim needs is not there (its notebook has not run at this profile)."""
+
+
+@dataclass
+class Store:
+    """Read-only view of one profile's results."""
+    profile: str
+    root: Path
+
+    def dir(self, notebook: str) -> Path:
+        return self.root / self.profile / notebook
+
+    def summary(self, notebook: str) -> dict:
+        path = self.dir(notebook) / "summary.json"
+        if not path.exists():
+            raise Missing(f"run the {notebook} notebook (python -m repro run {notebook} --profile {self.profile})")
+        return from_jsonable(read_json(path))
+
+    def table(self, notebook: str, name: str) -> pd.DataFrame:
+        self.summary(notebook)  # a finished run, or Missing
+        return pd.read_csv(self.dir(notebook) / f"{name}.csv")
+
+    def runs(self, notebook: str) -> pd.DataFrame:
+        """The run records of the notebook's latest execution (older executions' rows are kept
+        in the store, append-only; run.json says which execution made the outputs)."""
+        self.summary(notebook)
+        execution = read_json(self.dir(notebook) / "run.json").get("execution")
+        df = load_runs(self.profile, notebook, root=self.root)
+        return df[df["execution"] == execution] if execution else df
+
+    def figure(self, notebook: str, name: str) -> str | None:
+        """The figure's path relative to <results>/<profile>/, where REPORT.md is."""
+        return f"{notebook}/{name}.png" if (self.dir(notebook) / f"{name}.png").exists() else None
+
+
+def mean_hw(values, confidence: float = 0.95) -> tuple[float, float, int]:
+    """Mean, half-width of the Student-t interval (nan for fewer than 2 values), and n."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    hw = stats.t.ppf((1 + confidence) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
+    return float(v.mean()), float(hw), len(v)
+
+
+def pm(mean: float, hw: float, unit: str = "", digits: int = 1) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:+.{digits}f}{unit}" + (f" ± {hw:.{digits}f}" if math.isfinite(hw) else "")
+
+
+def grade(full: bool, part: bool) -> str:
+    return "reproduced" if full else "partly" if part else "not reproduced"
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    claim: str
+    paper: str  # the paper's number, or why there is none
+    rule: str
+    notebooks: tuple[str, ...]
+    figure: tuple[str, str] | None  # (notebook, figure name) that shows it
+    measure: Callable[[Store], dict]  # -> {"ours", "n", "scale", "verdict"}
+
+
+# ----------------------------------------------------------------------------- PLD
+
+def _gradient_norms(s: Store) -> dict:
+    g = s.summary("gradient_norms")
+    v = g["variants"]
+    measures = {"input gradients": "bottom_top_input_grad", "parameter gradients": "bottom_top_param_grad"}
+    if any(v[k]["status"] != "ok" for k in ("PostLN", "PreLN")):
+        status = ", ".join(f"{k} {v[k]['status']}" for k in v)
+        return {"ours": f"a run diverged: {status}", "n": "1 seed",
+                "scale": "", "verdict": "not measured"}
+    ratio = {(name, ln): v[ln][key]["trained"] for name, key in measures.items() for ln in ("PostLN", "PreLN")}
+    # a measure shows the claim when PostLN's bottom layer gets clearly less than its top (< 0.8)
+    # while PreLN stays balanced (0.8-1.25)
+    shows = [ratio[n, "PostLN"] < 0.8 and 0.8 <= ratio[n, "PreLN"] <= 1.25 for n in measures]
+    ours = "; ".join(f"{n}: PostLN {ratio[n, 'PostLN']:.2f}, PreLN {ratio[n, 'PreLN']:.2f}" for n in measures)
+    return {"ours": f"bottom/top layer norm ratio after training: {ours}", "n": "1 seed",
+            "value": ratio["input gradients", "PostLN"], "unit": "PostLN bottom/top",
+            "scale": f"{g['layers']} layers from scratch, {g['steps']} MLM steps",
+            "verdict": grade(all(shows), any(shows))}
+
+
+def _pld_time(s: Store) -> dict:
+    found, parts = [], []
+    try:
+        p = s.summary("pld_pretraining")
+        if p.get("pld_time_per_sample_saving_paired") is not None:
+            found.append(100 * p["pld_time_per_sample_saving_paired"])
+            parts.append(f"pld_pretraining paired steps {found[-1]:.1f}%")
+            parts.append(f"whole runs {100 * p['pld_time_per_sample_saving_vs_preln']:.1f}%")
+            parts.append(f"ideal (skipped block compute) {100 * (1 - p['pld_compute_fraction']['realized']):.1f}%")
+    except Missing:
+        pass
+    try:
+        r = s.summary("pld_schedule")["run"]
+        found.append(100 * (1 - r["paired_time_ratio"]))
+        parts.append(f"pld_schedule paired steps {found[-1]:.1f}% (ideal FLOP saving {100 * (1 - r['flop_fraction']):.1f}%)")
+        layers = r["layers"]
+    except Missing:
+        layers = None
+    if not found:
+        raise Missing("run the pld_pretraining or pld_schedule notebook")
+    saving = found[0]  # the pre-training run's paired timing when there is one
+    return {"ours": f"{saving:.1f}% less time per sample ({'; '.join(parts)})", "n": f"{len(found)} timing(s), 1 seed",
+            "value": saving, "unit": "% time saved",
+            "scale": f"{layers or '?'} layers, theta_bar 0.5", "verdict": grade(saving >= 0.8 * 24, saving >= 10)}
+
+
+def _pld_speedup(s: Store) -> dict:
+    p = s.summary("pld_pretraining")
+    m, baseline = p["methods"], p["baseline"]
+    scale = f"{p['steps']} MLM steps from scratch; target: {baseline}'s final validation loss {p['target_val_loss']:.3f}"
+    row = m.get("preln_pld_lrhigh")
+    if row is None:
+        return {"ours": "preln_pld_lrhigh not run", "n": "", "scale": scale, "verdict": "not measured"}
+    others = f"; PLD at the baseline's lr: {_speedup_text(m.get('preln_pld'))}"
+    if row["status"] == "diverged":
+        return {"ours": f"PLD with lr {row['lr']:g} diverged{others}", "n": "1 seed", "scale": scale,
+                "verdict": "not reproduced"}
+    speed = row["speedup_time"]
+    return {"ours": f"PLD with lr {row['lr']:g}: {_speedup_text(row)}{others}", "n": "1 seed", "scale": scale,
+            "value": speed, "unit": "x faster",
+            "verdict": "not reproduced" if speed is None else grade(speed >= 0.8 * 2.5, speed >= 1.2)}
+
+
+def _speedup_text(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    if row["status"] == "diverged":
+        return "diverged"
+    if row["speedup_time"] is None:
+        return "never reached the target"
+    return f"{row['speedup_time']:.2f}x wall-clock ({row['speedup_steps']:.2f}x in steps)"
+
+
+def _pld_glue(s: Store) -> dict:
+    runs = s.runs("pld_glue")
+    summ = s.summary("pld_glue")
+    base, tasks = summ["baseline"], summ["tasks"]
+    method = "preln_pld_lrhigh" if "preln_pld_lrhigh" in summ["methods"] else "preln_pld"
+    # per seed: the main metric of each task, PLD minus baseline, averaged over the tasks
+    score = {(row["task"], row["method"], int(row["seed"])): row[f"metric.{main_metric(row['task'])}"]
+             for _, row in runs.iterrows()}
+    deltas = [np.mean([score[t, method, seed] - score[t, base, seed] for t in tasks])
+              for seed in summ["seeds"] if all((t, mm, seed) in score for t in tasks for mm in (method, base))]
+    d, hw, n = mean_hw(deltas)
+    base_avg = np.mean([score[k] for k in score if k[1] == base])
+    return {"ours": f"{method} − {base}: {pm(d, hw, ' points')} (task average; {base}'s average score {base_avg:.1f})",
+            "n": f"{len(tasks)} tasks × {n} seeds", "value": d, "hw": hw, "unit": "points vs baseline",
+            "scale": f"fine-tuning the pre-trained models on {', '.join(tasks)}",
+            "verdict": grade(d >= -1, d >= -3 or (math.isfinite(hw) and d + hw >= -1))}
+
+
+# ----------------------------------------------------------------------------- EarlyBERT
+
+def _early_bird(s: Store) -> dict:
+    t = s.summary("ticket_mask_distance")
+    settings = [k for k in ("fine-tuning", "pre-training") if k in t]
+    fired = {k: t[k]["fired_fraction"].get("found") for k in settings}
+    text = "; ".join(f"{k}: " + (f"criterion met at {100 * f:.0f}% of the search" if f is not None else "never met")
+                     + f" (max distance {max(t[k]['max_distance_heads'], t[k]['max_distance_ffn']):.2f})"
+                     for k, f in fired.items())
+    early = [f is not None and f <= 0.3 for f in fired.values()]
+    met = [f for f in fired.values() if f is not None]
+    return {"ours": text, "n": "1 search per setting", "value": 100 * max(met) if met else None, "unit": "% of search",
+            "scale": f"epsilon {t['epsilon']}, window {t['window']}",
+            "verdict": grade(all(early), any(f is not None for f in fired.values()))}
+
+
+def _paired(df: pd.DataFrame, keys, col: str, a: str, b: str) -> list[float]:
+    wide = df.pivot_table(index=list(keys), columns="method", values=col)
+    return list((wide[a] - wide[b]).dropna())
+
+
+def _eb_glue(s: Store) -> dict:
+    df = s.table("earlybert_glue", "runs")
+    d, hwd, n = mean_hw(_paired(df, ("task", "seed"), "value", "earlybert", "dense"))
+    r, hwr, _ = mean_hw(_paired(df, ("task", "seed"), "value", "earlybert", "random"))
+    tasks = sorted(df["task"].unique())
+    return {"ours": f"EarlyBERT − dense {pm(d, hwd)} points, EarlyBERT − random ticket {pm(r, hwr)} points",
+            "n": f"{len(tasks)} tasks × {n // max(1, len(tasks))} seeds", "value": d, "hw": hwd, "unit": "points vs dense",
+            "scale": f"{', '.join(tasks)}; {_subset(df)} training examples", "verdict": grade(d >= -1.5 and r > 0, d >= -1.5 or r > 0)}
+
+
+def _subset(df: pd.DataFrame) -> str:
+    return str(df["n_train"].iloc[0]) if "n_train" in df and pd.notna(df["n_train"].iloc[0]) else "all"
+
+
+def _eb_time(s: Store) -> dict:
+    parts, primary, primary_hw = [], None, None
+    for nb in ("earlybert_glue", "earlybert_squad"):
+        try:
+            df = s.table(nb, "runs")
+        except Missing:
+            continue
+        eb = df[df["method"] == "earlybert"]
+        t, hw, n = mean_hw(eb["time_saving_pct"])
+        f, _, _ = mean_hw(eb["flops_saving_pct"])
+        parts.append(f"{nb.removeprefix('earlybert_')} {pm(t, hw, '%')} (FLOPs {f:.0f}%, n={n})")
+        primary, primary_hw = (t, hw) if primary is None else (primary, primary_hw)
+    try:
+        e = s.summary("earlybert_pretraining")["methods"]["earlybert"]
+        parts.append(f"pre-training {e['time_saving_pct']:+.1f}% (FLOPs {e['flops_saving_pct']:.0f}%, n=1)")
+    except Missing:
+        pass
+    if primary is None:
+        raise Missing("run the earlybert_glue or earlybert_squad notebook")
+    return {"ours": "less wall-clock time than dense, search included: " + "; ".join(parts), "n": "per setting",
+            "value": primary, "hw": primary_hw, "unit": "% time saved",
+            "scale": "MiniLM-L6 fine-tuning; small BERT pre-training", "verdict": grade(primary >= 30, primary >= 15)}
+
+
+def _eb_squad(s: Store) -> dict:
+    df = s.table("earlybert_squad", "runs")
+    d, hw, n = mean_hw(_paired(df, ("seed",), "f1", "earlybert", "dense"))
+    r, hwr, _ = mean_hw(_paired(df, ("seed",), "f1", "earlybert", "random"))
+    dense = df[df["method"] == "dense"]["f1"].mean()
+    return {"ours": f"EarlyBERT − dense {pm(d, hw)} F1 (dense {dense:.1f}); EarlyBERT − random {pm(r, hwr)} F1",
+            "n": f"{n} seeds", "value": d, "hw": hw, "unit": "F1 vs dense", "scale": "SQuAD v1.1 subset, seq 128 / stride 64",
+            "verdict": grade(d >= -1.5, d >= -4)}
+
+
+CLAIMS: list[Claim] = [
+    Claim("postln_gradients", "PostLN gradients shrink towards the input layers; PreLN's are balanced",
+          "PLD Fig. 1 (a figure; no single number)",
+          "per measure: PostLN bottom/top < 0.8 and PreLN in 0.8-1.25; reproduced if both measures show it, partly if one",
+          ("gradient_norms",), ("gradient_norms", "grad_norms"), _gradient_norms),
+    Claim("pld_time", "PLD saves ~24% time per sample at theta_bar 0.5", "24% (BERT-base, 12 layers)",
+          "reproduced if the saving >= 19.2% (0.8 x 24%), partly if >= 10%",
+          ("pld_pretraining", "pld_schedule"), ("pld_schedule", "realized_keep"), _pld_time),
+    Claim("pld_speedup", "PLD (with its larger learning rate) reaches the baseline 2.5x faster", "2.5x",
+          "wall-clock time to the baseline's final validation loss: reproduced if >= 2.0x (0.8 x 2.5), partly if >= 1.2x",
+          ("pld_pretraining",), ("pld_pretraining", "val_loss"), _pld_speedup),
+    Claim("pld_glue", "PLD's downstream GLUE is comparable to the baseline's",
+          "+0.8 GLUE (82.9 vs 82.1, reimplemented baseline)",
+          "task-averaged difference: reproduced if >= -1 point, partly if >= -3 or its interval reaches -1",
+          ("pld_glue",), ("pld_glue", "glue_scores"), _pld_glue),
+    Claim("early_bird", "Early-bird tickets emerge early: mask distance < 0.1 within a small fraction of training",
+          "official draw at 20% of the first fine-tuning epoch",
+          "criterion (epsilon 0.1 over the last 5 masks): reproduced if met within 30% of every search, partly if met in some",
+          ("ticket_mask_distance",), ("ticket_mask_distance", "mask_distance"), _early_bird),
+    Claim("earlybert_glue", "EarlyBERT ≈ dense BERT on GLUE, and better than a random ticket",
+          "'comparable' (abstract; the table could not be retrieved offline)",
+          "paired by task and seed: reproduced if EarlyBERT − dense >= -1.5 points and EarlyBERT − random > 0, partly if one holds",
+          ("earlybert_glue",), ("earlybert_glue", "earlybert_glue"), _eb_glue),
+    Claim("earlybert_time", "EarlyBERT saves 35-45% training time, search included", "35-45%",
+          "GLUE fine-tuning (else SQuAD) mean saving: reproduced if >= 30% (35% less 5 points), partly if >= 15%",
+          ("earlybert_glue", "earlybert_squad", "earlybert_pretraining"), ("earlybert_glue", "earlybert_glue"), _eb_time),
+    Claim("earlybert_squad", "EarlyBERT ≈ dense BERT on SQuAD v1.1",
+          "'comparable' (abstract; the table could not be retrieved offline)",
+          "paired by seed: reproduced if EarlyBERT − dense >= -1.5 F1, partly if >= -4 F1",
+          ("earlybert_squad",), ("earlybert_squad", "earlybert_squad"), _eb_squad),
+]
+
+
+def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
+    """One row per claim: claim, paper, ours (text), n, scale, verdict, rule, notebooks, figure, and
+    value / hw / unit: our primary number and its interval half-width, for plots."""
+    store = Store(profile, Path(root or results_root()))
+    rows = []
+    for c in CLAIMS:
+        try:
+            got = c.measure(store)
+        except Missing as e:
+            got = {"ours": f"not measured: {e}", "n": "", "scale": "", "verdict": "not measured", "unit": ""}
+        assert got["verdict"] in VERDICTS, got
+        rows.append({"claim": c.claim, "paper": c.paper, "value": None, "hw": None, **got, "rule": c.rule,
+                     "notebooks": ", ".join(c.notebooks), "figure": c.figure and store.figure(*c.figure)})
+    return pd.DataFrame(rows, index=pd.Index([c.name for c in CLAIMS], name="key"))
+
+
+# ----------------------------------------------------------------------------- REPORT.md
+
+SHOWN = ["claim", "paper", "ours", "n", "scale", "verdict"]
+
+
+def provenance(profile: str, root: Path | str | None = None, notebooks=None) -> pd.DataFrame:
+    """Where and when each notebook's outputs were made: one row per notebook that has run."""
+    from .runner import ORDER
+
+    store, rows = Store(profile, Path(root or results_root())), []
+    for nb in notebooks or [n for n in ORDER if n != "report"]:
+        d = store.dir(nb)
+        if not (d / "run.json").exists() or not (d / "summary.json").exists():
+            continue
+        run, prov = read_json(d / "run.json"), read_json(d / "summary.json").get("provenance", {})
+        rows.append({"notebook": nb, "minutes": round(run["seconds"] / 60, 1), "finished (UTC)": run["finished"][:16],
+                     "git": (run["git_rev"] or "?")[:7] + ("+dirty" if run.get("git_dirty") else ""),
+                     "device": prov.get("gpu") or prov.get("device"), "cpu": prov.get("cpu"),
+                     "threads": prov.get("torch_threads"), "torch": prov.get("torch")})
+    return pd.DataFrame(rows)
+
+
+def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str = "") -> str:
+    """REPORT.md: the claims table, the rules, the figures, and where the numbers were made."""
+    from .results import markdown_table
+
+    def cell(x):  # a table cell: no pipes or newlines
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x).replace("|", "/").replace("\n", " ")
+
+    counts = claims["verdict"].value_counts()
+    parts = [f"# Reproduction report, `{profile}` profile\n", header,
+             "Verdicts: " + ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS) + ".\n",
+             "## Claims\n", markdown_table(claims[SHOWN].map(cell)),
+             "\nIntervals are 95% Student-t over seeds (paired differences where the claim compares two methods). "
+             "Timings are wall-clock on the machine below; see each notebook for its timing conditions.\n",
+             "## Rules\n", markdown_table(claims[["claim", "rule", "notebooks"]].map(cell)),
+             "\n## Figures\n"]
+    for key, row in claims.iterrows():
+        if isinstance(row["figure"], str):
+            parts.append(f"**{row['claim']}** ({row['verdict']})\n\n![{key}]({row['figure']})\n")
+    parts += ["## Where the numbers were made\n", markdown_table(prov.map(cell)) if len(prov) else "No notebook has run.\n"]
+    return "\n".join(parts)

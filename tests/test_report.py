@@ -1,0 +1,116 @@
+"""The report's verdict rules on hand-made notebook outputs (the notebooks' real outputs are
+checked in test_notebooks_pld / test_notebooks_earlybert), and its staleness in the runner."""
+import json
+
+import pandas as pd
+import pytest
+
+from repro import report, runner
+from repro.results import write_json
+
+
+def put(root, notebook, summary, tables=(), execution="e1"):
+    d = root / "cpu" / notebook
+    d.mkdir(parents=True, exist_ok=True)
+    write_json(d / "summary.json", summary)
+    write_json(d / "run.json", {"execution": execution, "seconds": 60.0, "finished": "2026-11-25T10:00:00+00:00",
+                                "git_rev": "abcdef0123", "git_dirty": False})
+    for name, df in tables:
+        df.to_csv(d / f"{name}.csv", index=False)
+
+
+def grads(post_input, pre_input, post_param=0.5, pre_param=1.0):
+    ratio = lambda x: {"init": 1.0, "trained": x}  # noqa: E731
+    return {"steps": 300, "layers": 4, "seed": 0, "variants": {
+        "PostLN": {"status": "ok", "bottom_top_input_grad": ratio(post_input), "bottom_top_param_grad": ratio(post_param)},
+        "PreLN": {"status": "ok", "bottom_top_input_grad": ratio(pre_input), "bottom_top_param_grad": ratio(pre_param)}}}
+
+
+@pytest.mark.parametrize("post_input, pre_input, verdict", [
+    (0.5, 1.0, "reproduced"),  # both measures: PostLN shrinks, PreLN balanced
+    (1.0, 1.0, "partly"),  # only the parameter gradients show it
+    (0.5, 1.4, "partly"),  # PreLN's input gradients are not balanced
+])
+def test_gradient_rule(tmp_path, post_input, pre_input, verdict):
+    put(tmp_path, "gradient_norms", grads(post_input, pre_input))
+    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == verdict
+    put(tmp_path, "gradient_norms", grads(1.0, 1.4, post_param=1.4, pre_param=1.4))
+    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not reproduced"
+
+
+def eb_runs(gap_dense, gap_random, saving):
+    rows = []
+    for task in ("MRPC", "RTE"):
+        for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
+            base = 80 + noise
+            for method, value, save in (("dense", base, 0), ("random", base + gap_dense - gap_random, saving),
+                                        ("earlybert", base + gap_dense + noise, saving)):
+                rows.append({"task": task, "seed": seed, "method": method, "value": value, "time_saving_pct": save,
+                             "flops_saving_pct": 34.0, "n_train": 1000})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("gap_dense, gap_random, saving, glue, time", [
+    (-0.5, 2.0, 38.0, "reproduced", "reproduced"),
+    (-3.0, 2.0, 20.0, "partly", "partly"),  # beats the random ticket but loses to dense
+    (-3.0, -1.0, 5.0, "not reproduced", "not reproduced"),
+])
+def test_earlybert_glue_and_time_rules(tmp_path, gap_dense, gap_random, saving, glue, time):
+    df = eb_runs(gap_dense, gap_random, saving)
+    put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", df)])
+    claims = report.assess("cpu", tmp_path)
+    assert claims.loc["earlybert_glue", "verdict"] == glue
+    assert claims.loc["earlybert_glue", "value"] == pytest.approx(gap_dense)  # the noise averages out
+    assert claims.loc["earlybert_glue", "hw"] > 0  # an interval over the 6 paired runs
+    assert claims.loc["earlybert_time", "verdict"] == time
+    assert "2 tasks × 3 seeds" == claims.loc["earlybert_glue", "n"]
+
+
+def test_pld_rules(tmp_path):
+    put(tmp_path, "pld_schedule", {"run": {"paired_time_ratio": 0.85, "flop_fraction": 0.8, "layers": 4}})
+    methods = {"preln": {"status": "ok", "lr": 5e-4, "speedup_time": 1.0, "speedup_steps": 1.0},
+               "preln_pld": {"status": "ok", "lr": 5e-4, "speedup_time": 1.1, "speedup_steps": 0.9},
+               "preln_pld_lrhigh": {"status": "ok", "lr": 5e-3, "speedup_time": 2.2, "speedup_steps": 1.8}}
+    put(tmp_path, "pld_pretraining", {"methods": methods, "baseline": "preln", "steps": 600, "target_val_loss": 6.0,
+                                      "pld_time_per_sample_saving_paired": 0.2, "pld_time_per_sample_saving_vs_preln": 0.18,
+                                      "pld_compute_fraction": {"realized": 0.7}})
+    claims = report.assess("cpu", tmp_path)
+    assert claims.loc["pld_time", "verdict"] == "reproduced" and claims.loc["pld_time", "value"] == pytest.approx(20)
+    assert claims.loc["pld_speedup", "verdict"] == "reproduced"
+    methods["preln_pld_lrhigh"] |= {"status": "diverged"}
+    put(tmp_path, "pld_pretraining", {"methods": methods, "baseline": "preln", "steps": 600, "target_val_loss": 6.0})
+    claims = report.assess("cpu", tmp_path)
+    assert claims.loc["pld_speedup", "verdict"] == "not reproduced" and "diverged" in claims.loc["pld_speedup", "ours"]
+    # without the pre-training run, the time claim falls back on pld_schedule's paired timing: 15%
+    assert claims.loc["pld_time", "verdict"] == "partly" and claims.loc["pld_time", "value"] == pytest.approx(15)
+
+
+def test_missing_notebooks_are_not_measured_and_say_what_to_run(tmp_path):
+    claims = report.assess("cpu", tmp_path)
+    assert set(claims["verdict"]) == {"not measured"} and len(claims) == len(report.CLAIMS)
+    assert "python -m repro run pld_glue --profile cpu" in claims.loc["pld_glue", "ours"]
+    text = report.markdown(claims, report.provenance("cpu", tmp_path), "cpu")
+    assert text.count("not measured |") == len(report.CLAIMS) and "![" not in text  # no figure to link
+
+
+def test_markdown_links_existing_figures_and_lists_provenance(tmp_path):
+    put(tmp_path, "gradient_norms", grads(0.5, 1.0))
+    (tmp_path / "cpu" / "gradient_norms" / "grad_norms.png").write_bytes(b"png")
+    claims = report.assess("cpu", tmp_path)
+    prov = report.provenance("cpu", tmp_path)
+    assert list(prov["notebook"]) == ["gradient_norms"] and prov.loc[0, "git"] == "abcdef0"
+    text = report.markdown(claims, prov, "cpu")
+    assert "![postln_gradients](gradient_norms/grad_norms.png)" in text
+    assert "| postln_gradients |" in text and "reproduced 1," in text
+
+
+def test_runner_reruns_the_report_when_an_input_changes(tmp_path):
+    put(tmp_path, "gradient_norms", grads(0.5, 1.0), execution="first")
+    [job] = runner.plan(["report"], "cpu")
+    assert runner.execute(job, "cpu", tmp_path).status == "ok"
+    assert (tmp_path / "cpu" / "REPORT.md").exists()
+    assert runner.execute(job, "cpu", tmp_path).status == "skipped"
+    put(tmp_path, "gradient_norms", grads(1.0, 1.4, 1.4, 1.4), execution="second")  # a new run of an input
+    assert runner.execute(job, "cpu", tmp_path).status == "ok"
+    verdicts = json.loads((tmp_path / "cpu" / "report" / "summary.json").read_text())["verdicts"]
+    assert verdicts["postln_gradients"] == "not reproduced"
