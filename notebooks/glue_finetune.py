@@ -24,7 +24,8 @@
 profile = "smoke"
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
-tasks: list | None = None  # None: the profile's GLUE tasks, e.g. ["MRPC", "RTE"]
+tasks: list | None = None  # None: the profile's GLUE tasks, e.g. ["MRPC", "RTE"], at most max_tasks of them
+max_tasks: int | None = None  # None: the profile's budget (cpu: its first 3 tasks, to fit the study in a session; others: all)
 seeds: list | None = None  # None: the profile's seeds
 checkpoint: str | None = None  # None: the profile's checkpoint
 lr: float | None = None  # None: the profile's fine-tuning learning rate
@@ -45,7 +46,8 @@ from repro.tasks import finetune_glue, glue_data, glue_model
 
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "glue_finetune")
-tasks = list(tasks or P.glue_tasks)
+max_tasks = max_tasks if max_tasks is not None else {"cpu": 3}.get(profile)
+tasks = list(tasks or P.glue_tasks[:max_tasks])
 seeds = list(seeds if seeds is not None else P.seeds)
 tokenizer = load_tokenizer(P.checkpoint)
 print(f"profile {P.name}: checkpoint {P.checkpoint}, tasks {tasks}, seeds {seeds}, "

@@ -30,7 +30,8 @@ profile = "smoke"
 output_dir: str | None = None
 seeds: list | None = None  # None: the profile seeds
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
-tasks: list | None = None  # None: the profile GLUE tasks
+tasks: list | None = None  # None: the profile GLUE tasks, at most max_tasks of them
+max_tasks: int | None = None  # None: the profile's budget (cpu: its first 3 tasks, to fit the study in a session; others: all)
 methods: list | None = None  # None: the baseline and every PLD checkpoint pld_pretraining saved
 baseline: str = "preln"
 lr: float | None = None  # None: the profile finetune_lr
@@ -52,7 +53,8 @@ from repro.tasks import finetune_glue, glue_data, glue_model
 
 P = get_profile(profile, finetune_lr=lr, finetune_epochs=epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "pld_glue")
-tasks = list(tasks or P.glue_tasks)
+max_tasks = max_tasks if max_tasks is not None else {"cpu": 3}.get(profile)
+tasks = list(tasks or P.glue_tasks[:max_tasks])
 seeds = list(seeds if seeds is not None else P.seeds)
 ckpt_root = results.output_path(profile, "pld_pretraining") / "checkpoints"
 available = sorted(p.name for p in ckpt_root.glob("*") if (p / "config.json").exists())
