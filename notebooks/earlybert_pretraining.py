@@ -26,7 +26,7 @@ profile = "smoke"
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 seeds: list | None = None  # None: the profile's seeds (fine-tuning, at most max_seeds); pre-training uses the first
-max_seeds: int | None = None  # None: all the profile's seeds (the study's >= 3); a smaller number for a quick look
+max_seeds: int | None = None  # None: every seed of the profile (the study runs 3); fewer for a quick look
 task: str = "SST-2"
 ln: str = "pre"  # the scratch models' block: "pre" (PreLN) or "post"
 pretrain_fraction: float = 0.2  # pre-training length: this fraction of the profile's pretrain_steps (CPU budget)
