@@ -187,15 +187,29 @@ def _pld_glue(s: Store) -> dict:
 def _early_bird(s: Store) -> dict:
     t = s.summary("ticket_mask_distance")
     settings = [k for k in ("fine-tuning", "pre-training") if k in t]
-    fired = {k: t[k]["fired_fraction"].get("found") for k in settings}
-    text = "; ".join(f"{k}: " + (f"criterion met at {100 * f:.0f}% of the search" if f is not None else "never met")
-                     + f" (max distance {max(t[k]['max_distance_heads'], t[k]['max_distance_ffn']):.2f})"
-                     for k, f in fired.items())
-    early = [f is not None and f <= 0.3 for f in fired.values()]
-    met = [f for f in fired.values() if f is not None]
-    return {"ours": text, "n": "1 search per setting", "value": 100 * max(met) if met else None, "unit": "% of search",
+    fired = {k: t[k]["fired_step"].get("found") for k in settings}
+    parts = []
+    for k, step in fired.items():
+        if step is None:
+            parts.append(f"{k}: never met in {t[k]['search_steps']} steps")
+            continue
+        # did the ticket stay put? its distance to the search's last mask, per kind
+        drift = ", ".join(f"{kind} {_drift(s, k, kind, step):.2f}" for kind in ("heads", "ffn"))
+        parts.append(f"{k}: met at step {step} of {t[k]['search_steps']} ({100 * step / t[k]['search_steps']:.0f}%); "
+                     f"that ticket's distance to the last mask: {drift}")
+    frac = {k: v / t[k]["search_steps"] for k, v in fired.items() if v is not None}
+    return {"ours": "; ".join(parts), "n": "1 search per setting",
+            "value": 100 * max(frac.values()) if frac else None, "unit": "% of search",
             "scale": f"epsilon {t['epsilon']}, window {t['window']}",
-            "verdict": grade(all(early), any(f is not None for f in fired.values()))}
+            "verdict": grade(len(frac) == len(fired) and max(frac.values()) <= 0.3, bool(frac))}
+
+
+def _drift(s: Store, setting: str, kind: str, step: int) -> float:
+    """Distance from the mask recorded at or before `step` to the search's last recorded mask."""
+    d = s.table("ticket_mask_distance", f"distance_{setting}_{kind}")
+    d = d.set_index(d.columns[0])
+    at = d.index[d.index <= step].max() if (d.index <= step).any() else d.index.min()
+    return float(d.loc[at].iloc[-1])
 
 
 def _paired(df: pd.DataFrame, keys, col: str, a: str, b: str) -> list[float]:

@@ -114,3 +114,19 @@ def test_runner_reruns_the_report_when_an_input_changes(tmp_path):
     assert runner.execute(job, "cpu", tmp_path).status == "ok"
     verdicts = json.loads((tmp_path / "cpu" / "report" / "summary.json").read_text())["verdicts"]
     assert verdicts["postln_gradients"] == "not reproduced"
+
+
+def test_early_bird_rule_and_the_drawn_tickets_drift(tmp_path):
+    steps = [10, 20, 30, 40]
+    far = pd.DataFrame([[0.0, 0.1, 0.2, 0.3]] * 4, index=steps, columns=steps)  # row 10 to the last mask: 0.3
+    setting = lambda found: {"search_steps": 40, "fired_step": {"found": found}}  # noqa: E731
+    tables = [(f"distance_{s}_{k}", far.reset_index()) for s in ("fine-tuning", "pre-training") for k in ("heads", "ffn")]
+    put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "fine-tuning": setting(10),
+                                           "pre-training": setting(12)}, tables)
+    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(30)  # 12 of 40 steps
+    assert "heads 0.30, ffn 0.30" in row["ours"]
+    put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "fine-tuning": setting(20),
+                                           "pre-training": setting(None)}, tables)
+    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    assert row["verdict"] == "partly" and "never met in 40 steps" in row["ours"]
