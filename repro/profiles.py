@@ -59,7 +59,9 @@ PROFILES: dict[str, Profile] = {
         pretrain_steps=3000, pretrain_batch=32, pretrain_lr=5e-4, eval_every=250,
         checkpoint=MINILM, finetune_seq_len=128, finetune_batch=32, finetune_epochs=2.0,
         finetune_lr=5e-5, max_train_examples=1000, max_eval_examples=1000,
-        seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
+        # the tasks a 1000-example, 2-epoch budget learns first (notebooks that cap the task count
+        # take them in this order): CoLA stayed at MCC 0 for every method and seed at this budget
+        seeds=(0, 1, 2), glue_tasks=("SST-2", "STS-B", "MRPC", "RTE", "CoLA"),
     ),
     "gpu": Profile(
         name="gpu", device="auto",
