@@ -38,11 +38,11 @@ def test_gradient_rule(tmp_path, post_input, pre_input, verdict):
     assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not reproduced"
 
 
-def eb_runs(gap_dense, gap_random, saving):
+def eb_runs(gap_dense, gap_random, saving, level=80.0):
     rows = []
     for task in ("MRPC", "RTE"):
         for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
-            base = 80 + noise
+            base = level + noise
             for method, value, save in (("dense", base, 0), ("random", base + gap_dense - gap_random, saving),
                                         ("earlybert", base + gap_dense + noise, saving)):
                 rows.append({"task": task, "seed": seed, "method": method, "value": value, "time_saving_pct": save,
@@ -130,3 +130,11 @@ def test_early_bird_rule_and_the_drawn_tickets_drift(tmp_path):
                                            "pre-training": setting(None)}, tables)
     row = report.assess("cpu", tmp_path).loc["early_bird"]
     assert row["verdict"] == "partly" and "never met in 40 steps" in row["ours"]
+
+
+def test_a_baseline_at_chance_measures_nothing(tmp_path):
+    # MRPC's majority label scores F1 81.2 and RTE's 52.7: a dense model at 68 has learned nothing
+    assert report.chance_score("MRPC") == pytest.approx(81.2, abs=0.1) and report.chance_score("STS-B") == 0
+    put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, 38.0, level=68.0))])
+    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
