@@ -138,3 +138,16 @@ def test_a_baseline_at_chance_measures_nothing(tmp_path):
     put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, 38.0, level=68.0))])
     row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
     assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
+
+
+def test_squad_rule_needs_a_dense_model_that_learned(tmp_path):
+    def runs(dense_f1, gap):
+        return pd.DataFrame([{"seed": s, "method": m, "f1": dense_f1 + s + (gap if m == "earlybert" else 0),
+                              "time_saving_pct": 10.0 if m != "dense" else 0.0, "flops_saving_pct": 20.0}
+                             for s in (0, 1, 2) for m in ("dense", "random", "earlybert")])
+    put(tmp_path, "earlybert_squad", {"train_questions": 250}, [("runs", runs(60.0, -1.0))])
+    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(-1.0) and "250 training" in row["scale"]
+    put(tmp_path, "earlybert_squad", {"train_questions": 250}, [("runs", runs(5.0, -1.0))])
+    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
