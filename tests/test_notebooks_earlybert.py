@@ -115,6 +115,11 @@ def test_report_gives_the_earlybert_claims_a_verdict(root):
     assert outcome.status == "ok", outcome.message
     claims = pd.read_csv(out(root, "report") / "claims.csv", index_col="key")
     eb_claims = ["early_bird", "earlybert_glue", "earlybert_time", "earlybert_squad"]
-    assert claims.loc[eb_claims, "verdict"].isin(["reproduced", "partly", "not reproduced"]).all()
+    measured = claims.loc[eb_claims]
+    # at smoke a baseline may stay at chance: its GLUE comparison is then "not measured", and says why
+    blind = measured["verdict"].eq("not measured")
+    assert measured.loc[~blind, "verdict"].isin(["reproduced", "partly", "not reproduced"]).all()
+    assert measured.loc[blind, "ours"].str.contains("learned nothing").all()
+    assert set(measured.index[blind]) <= {"pld_glue", "earlybert_glue", "earlybert_squad"}
     assert (claims.drop(index=eb_claims)["verdict"] == "not measured").all()
     assert (root / "smoke" / "REPORT.md").exists()

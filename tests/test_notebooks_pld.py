@@ -90,7 +90,12 @@ def test_report_gives_the_pld_claims_a_verdict(root):
     has_files(root, "report", ["claims.csv", "claims.png", "provenance.csv"])
     claims = pd.read_csv(out(root, "report") / "claims.csv", index_col="key")
     pld_claims = ["postln_gradients", "pld_time", "pld_speedup", "pld_glue"]
-    assert claims.loc[pld_claims, "verdict"].isin(["reproduced", "partly", "not reproduced"]).all()
+    measured = claims.loc[pld_claims]
+    # at smoke a baseline may stay at chance: its GLUE comparison is then "not measured", and says why
+    blind = measured["verdict"].eq("not measured")
+    assert measured.loc[~blind, "verdict"].isin(["reproduced", "partly", "not reproduced"]).all()
+    assert measured.loc[blind, "ours"].str.contains("learned nothing").all()
+    assert set(measured.index[blind]) <= {"pld_glue", "earlybert_glue", "earlybert_squad"}
     assert (claims.drop(index=pld_claims)["verdict"] == "not measured").all()  # EarlyBERT's did not run here
     text = (root / "smoke" / "REPORT.md").read_text()
     assert "| pld_glue |" in text and "![pld_speedup](pld_pretraining/val_loss.png)" in text

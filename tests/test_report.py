@@ -38,11 +38,11 @@ def test_gradient_rule(tmp_path, post_input, pre_input, verdict):
     assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not reproduced"
 
 
-def eb_runs(gap_dense, gap_random, saving):
+def eb_runs(gap_dense, gap_random, saving, level=80.0):
     rows = []
     for task in ("MRPC", "RTE"):
         for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
-            base = 80 + noise
+            base = level + noise
             for method, value, save in (("dense", base, 0), ("random", base + gap_dense - gap_random, saving),
                                         ("earlybert", base + gap_dense + noise, saving)):
                 rows.append({"task": task, "seed": seed, "method": method, "value": value, "time_saving_pct": save,
@@ -114,3 +114,40 @@ def test_runner_reruns_the_report_when_an_input_changes(tmp_path):
     assert runner.execute(job, "cpu", tmp_path).status == "ok"
     verdicts = json.loads((tmp_path / "cpu" / "report" / "summary.json").read_text())["verdicts"]
     assert verdicts["postln_gradients"] == "not reproduced"
+
+
+def test_early_bird_rule_and_the_drawn_tickets_drift(tmp_path):
+    steps = [10, 20, 30, 40]
+    far = pd.DataFrame([[0.0, 0.1, 0.2, 0.3]] * 4, index=steps, columns=steps)  # row 10 to the last mask: 0.3
+    setting = lambda found: {"search_steps": 40, "fired_step": {"found": found}}  # noqa: E731
+    tables = [(f"distance_{s}_{k}", far.reset_index()) for s in ("fine-tuning", "pre-training") for k in ("heads", "ffn")]
+    put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "fine-tuning": setting(10),
+                                           "pre-training": setting(12)}, tables)
+    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(30)  # 12 of 40 steps
+    assert "heads 0.30, ffn 0.30" in row["ours"]
+    put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "fine-tuning": setting(20),
+                                           "pre-training": setting(None)}, tables)
+    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    assert row["verdict"] == "partly" and "never met in 40 steps" in row["ours"]
+
+
+def test_a_baseline_at_chance_measures_nothing(tmp_path):
+    # MRPC's majority label scores F1 81.2 and RTE's 52.7: a dense model at 68 has learned nothing
+    assert report.chance_score("MRPC") == pytest.approx(81.2, abs=0.1) and report.chance_score("STS-B") == 0
+    put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, 38.0, level=68.0))])
+    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
+
+
+def test_squad_rule_needs_a_dense_model_that_learned(tmp_path):
+    def runs(dense_f1, gap):
+        return pd.DataFrame([{"seed": s, "method": m, "f1": dense_f1 + s + (gap if m == "earlybert" else 0),
+                              "time_saving_pct": 10.0 if m != "dense" else 0.0, "flops_saving_pct": 20.0}
+                             for s in (0, 1, 2) for m in ("dense", "random", "earlybert")])
+    put(tmp_path, "earlybert_squad", {"train_questions": 250}, [("runs", runs(60.0, -1.0))])
+    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(-1.0) and "250 training" in row["scale"]
+    put(tmp_path, "earlybert_squad", {"train_questions": 250}, [("runs", runs(5.0, -1.0))])
+    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
