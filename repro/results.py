@@ -154,10 +154,11 @@ def _cpu_model() -> str:
 
 
 def git_revision() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout; (None, None) outside git. Untracked files (results/)
-    don't make a checkout dirty; modified tracked files do."""
+    """(commit, dirty) of the checkout; (None, None) outside git. Modified tracked files make
+    it dirty, except under results/: the runner itself appends to results/<profile>/runner.log,
+    and outputs are not code. Untracked files don't count."""
     rev = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if rev else None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results") if rev else None
     return rev, None if status is None else bool(status)
 
 

@@ -170,6 +170,23 @@ def test_provenance(tmp_path, monkeypatch):
     assert R.git_revision() == (None, None)
 
 
+def test_git_dirty_means_code_not_results(tmp_path, monkeypatch):
+    import subprocess
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "runner.log").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(R, "REPO_ROOT", tmp_path)
+    assert R.git_revision()[1] is False
+    (tmp_path / "results" / "runner.log").write_text("a\nb\n")  # the runner's own log: not dirt
+    assert R.git_revision()[1] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert R.git_revision()[1] is True
+
+
 def test_notebook_helpers(tmp_path):
     import matplotlib
 
