@@ -66,3 +66,24 @@ def summary(root, name):
 def has_files(root, name, files):
     missing = [f for f in files + [f"{name}.ipynb", "summary.json", "run.json"] if not (out(root, name) / f).exists()]
     assert not missing, f"{name} lacks {missing}"
+
+
+def check_report(root, ran):
+    """Run the report notebook on root: the claims of the notebooks that ran (`ran`) get a
+    verdict, the others are "not measured"; returns the claims table."""
+    import pandas as pd
+
+    from repro import runner
+    [outcome] = runner.run(runner.plan(["report"], "smoke"), "smoke", root)
+    assert outcome.status == "ok", outcome.message
+    has_files(root, "report", ["claims.csv", "claims.png", "provenance.csv"])
+    claims = pd.read_csv(out(root, "report") / "claims.csv", index_col="key")
+    measured = claims.loc[ran]
+    # at smoke a baseline may stay at chance: its comparison is then "not measured", and says why
+    blind = measured["verdict"].eq("not measured")
+    assert measured.loc[~blind, "verdict"].isin(["reproduced", "partly", "not reproduced"]).all()
+    assert measured.loc[blind, "ours"].str.contains("learned nothing").all()
+    assert set(measured.index[blind]) <= {"pld_glue", "earlybert_glue", "earlybert_squad"}
+    assert (claims.drop(index=ran)["verdict"] == "not measured").all()
+    assert (root / "smoke" / "REPORT.md").exists()
+    return claims
