@@ -9,6 +9,7 @@ profile is "not measured", and the row says which notebook to run.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,21 +38,23 @@ class Store:
     def dir(self, notebook: str) -> Path:
         return self.root / self.profile / notebook
 
-    def summary(self, notebook: str) -> dict:
-        path = self.dir(notebook) / "summary.json"
-        if not path.exists():
+    def finished(self, notebook: str) -> Path:
+        """The notebook's output folder, or Missing when it holds no finished run."""
+        d = self.dir(notebook)
+        if not (d / "summary.json").exists():
             raise Missing(f"run the {notebook} notebook (python -m repro run {notebook} --profile {self.profile})")
-        return from_jsonable(read_json(path))
+        return d
+
+    def summary(self, notebook: str) -> dict:
+        return from_jsonable(read_json(self.finished(notebook) / "summary.json"))
 
     def table(self, notebook: str, name: str) -> pd.DataFrame:
-        self.summary(notebook)  # a finished run, or Missing
-        return pd.read_csv(self.dir(notebook) / f"{name}.csv")
+        return pd.read_csv(self.finished(notebook) / f"{name}.csv")
 
     def runs(self, notebook: str) -> pd.DataFrame:
         """The run records of the notebook's latest execution (older executions' rows are kept
         in the store, append-only; run.json says which execution made the outputs)."""
-        self.summary(notebook)
-        execution = read_json(self.dir(notebook) / "run.json").get("execution")
+        execution = read_json(self.finished(notebook) / "run.json").get("execution")
         df = load_runs(self.profile, notebook, root=self.root)
         return df[df["execution"] == execution] if execution else df
 
@@ -186,6 +189,7 @@ def _pld_glue(s: Store) -> dict:
             "verdict": grade(d >= -1, d >= -3 or (math.isfinite(hw) and d + hw >= -1)) if learned else "not measured"}
 
 
+@functools.cache  # reads the task's whole training split; several claims ask for the same tasks
 def chance_score(task: str, data_dir=None) -> float:
     """The dev score of a predictor that ignores its input: the training set's most frequent
     label (regression: a constant, whose correlation is 0). A model at this level learned nothing."""
