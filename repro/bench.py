@@ -11,7 +11,9 @@ Cases (forward + backward + AdamW step, the same global batch):
                            globally, physically pruned) vs dense, MLM and classification steps
 
 Method: the cases take turns (round-robin) so slow drifts of the machine hit them all alike;
-warm-up steps first; the median over repetitions of each case's time for `steps` steps. PLD's
+warm-up steps first; the table gives the median over repetitions of each case's step time. The
+ratios pair the cases within a repetition (they ran back to back) and take the median of the
+per-repetition ratios; `spread` gives their range over repetitions, a measure of the noise. PLD's
 gates are a fixed sequence drawn once, the same in every repetition, and its ideal saving is
 computed from exactly those gates. FLOPs are counted analytically (repro.model.flops_per_token,
 x3 for forward + backward); skipped or sliced work counts zero.
@@ -55,7 +57,7 @@ class BenchSize:
 
 SIZES = {
     "smoke": BenchSize(2, 64, 4, 256, 32, 4, steps=2, reps=2, warmup=1, vocab=1000),
-    "cpu": BenchSize(4, 256, 4, 1024, 128, 16, steps=8, reps=5, warmup=2),
+    "cpu": BenchSize(4, 256, 4, 1024, 128, 16, steps=8, reps=7, warmup=2),
     "gpu": BenchSize(12, 768, 12, 3072, 128, 64, steps=10, reps=7, warmup=5),
     # BERT-base shapes on a CPU (a few minutes): do the ratios move towards the ideal when the
     # matrix products dominate the fixed costs (embeddings, LayerNorm, dropout, optimizer)?
@@ -197,17 +199,26 @@ def run_bench(profile: str = "cpu", device: str = "auto", theta: float = 0.5, co
                       "peak_mem_bytes": c.peak_mem, "params": sum(p.numel() for p in c.model.parameters()),
                       "times_s": c.times}
 
-    def saving(a, b, key):  # 1 - a/b
-        return 1 - rows[a][key] / rows[b][key]
-    pld_time, pld_flops = saving("pld", "dense_pre", "step_s"), saving("pld", "dense_pre", "train_flops_per_step")
-    t_time, t_flops = saving("ticket_mlm", "dense_pre", "step_s"), saving("ticket_mlm", "dense_pre", "train_flops_per_step")
-    c_time, c_flops = (saving("ticket_cls", "dense_cls", "step_s"),
-                       saving("ticket_cls", "dense_cls", "train_flops_per_step"))
+    def flop_saving(a, b):
+        return 1 - cases[a].flops / cases[b].flops
+
+    def time_saving(a, b):  # per repetition, then the median: the pair ran back to back
+        return statistics.median(1 - ta / tb for ta, tb in zip(cases[a].times, cases[b].times))
+
+    def spread(a, b):  # the efficiency's range over repetitions: how much to trust one run
+        f = flop_saving(a, b)
+        r = [(1 - ta / tb) / f for ta, tb in zip(cases[a].times, cases[b].times)]
+        return [min(r), max(r)]
+    pld_time, pld_flops = time_saving("pld", "dense_pre"), flop_saving("pld", "dense_pre")
+    t_time, t_flops = time_saving("ticket_mlm", "dense_pre"), flop_saving("ticket_mlm", "dense_pre")
+    c_time, c_flops = time_saving("ticket_cls", "dense_cls"), flop_saving("ticket_cls", "dense_cls")
     return {
         "pld_efficiency": pld_time / pld_flops,
         "ticket_efficiency": t_time / t_flops,
         "ticket_cls_efficiency": c_time / c_flops,
-        "hf_speedup": rows["hf_mlm"]["step_s"] / rows["dense_post"]["step_s"],
+        "hf_speedup": statistics.median(h / p for h, p in zip(cases["hf_mlm"].times, cases["dense_post"].times)),
+        "spread": {"pld_efficiency": spread("pld", "dense_pre"), "ticket_efficiency": spread("ticket_mlm", "dense_pre"),
+                   "ticket_cls_efficiency": spread("ticket_cls", "dense_cls")},
         "savings": {"pld_time": pld_time, "pld_flops": pld_flops, "ticket_mlm_time": t_time,
                     "ticket_mlm_flops": t_flops, "ticket_cls_time": c_time, "ticket_cls_flops": c_flops},
         "targets": {"pld_efficiency": 0.95, "ticket_efficiency": 0.9, "hf_speedup": 1.5},
@@ -223,7 +234,7 @@ def format_table(res: dict) -> str:
     for name, r in res["cases"].items():
         lines.append(f"{name:<12} {1e3 * r['step_s']:>9.1f} {r['tokens_per_s']:>10.0f} "
                      f"{r['train_flops_per_step'] / 1e9:>11.2f} {r['achieved_tflops']:>8.3f} {r['params']:>11,}")
-    s = res["savings"]
+    s, sp = res["savings"], res["spread"]
     lines += ["",
               f"PLD (theta={res['theta']}): time saving {s['pld_time']:.1%} vs FLOP saving {s['pld_flops']:.1%}"
               f" -> pld_efficiency {res['pld_efficiency']:.2f} (target >= 0.95)",
@@ -231,6 +242,7 @@ def format_table(res: dict) -> str:
               f" -> ticket_efficiency {res['ticket_efficiency']:.2f} (target >= 0.9)",
               f"ticket CLS: time saving {s['ticket_cls_time']:.1%} vs FLOP saving {s['ticket_cls_flops']:.1%}"
               f" -> {res['ticket_cls_efficiency']:.2f}",
+              "range over repetitions: " + ", ".join(f"{k} {lo:.2f}-{hi:.2f}" for k, (lo, hi) in sp.items()),
               f"BertForMaskedLM step / ours (PostLN): hf_speedup {res['hf_speedup']:.2f} (target >= 1.5)",
               f"device {res['device']}, {res['precision']}, torch {res['torch']}, {res['threads']} threads"]
     return "\n".join(lines)

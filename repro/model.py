@@ -117,11 +117,14 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.p_drop if self.training else 0.0)
-        if self.head_coef is not None:
-            # EarlyBERT scales head h's attention probabilities by c_h; (c_h P) V = c_h (P V),
-            # so scaling the head's output is the same thing and keeps the fused kernel.
-            y = y * self.head_coef.view(1, -1, 1, 1)
-        return self.out(y.transpose(1, 2).reshape(B, S, -1))
+        y = y.transpose(1, 2).reshape(B, S, -1)
+        if self.head_coef is None:
+            return self.out(y)
+        # EarlyBERT scales head h's attention probabilities by c_h: (c_h P V) W_o = P V (c_h W_o),
+        # so c_h scales head h's columns of the output projection instead. Same product, keeps the
+        # fused attention kernel, and touches hidden x inner weights, not tokens x inner activations.
+        c = self.head_coef.repeat_interleave(self.head_dim)
+        return F.linear(y, self.out.weight * c, self.out.bias)
 
 
 class FFN(nn.Module):
@@ -133,9 +136,11 @@ class FFN(nn.Module):
 
     def forward(self, x):
         h = F.gelu(self.fc1(x))
-        if self.coef is not None:
-            h = h * self.coef  # EarlyBERT: one coefficient per intermediate neuron, after GELU
-        return self.fc2(h)
+        if self.coef is None:
+            return self.fc2(h)
+        # EarlyBERT: one coefficient per intermediate neuron, after GELU: fc2(c * h) = (W2 c) h,
+        # so c scales fc2's columns (hidden x n weights) rather than the tokens x n activations
+        return F.linear(h, self.fc2.weight * self.coef, self.fc2.bias)
 
 
 class Block(nn.Module):

@@ -11,6 +11,8 @@ def test_bench_smoke_writes_json(tmp_path, capsys):
     res = json.loads((tmp_path / "bench.json").read_text())
     for key in ("pld_efficiency", "ticket_efficiency", "hf_speedup"):
         assert isinstance(res[key], float) and math.isfinite(res[key])
+    for key, (lo, hi) in res["spread"].items():  # the range over repetitions holds the median
+        assert lo <= res[key] <= hi
     assert set(res["cases"]) == {"dense_pre", "dense_post", "hf_mlm", "pld", "ticket_mlm", "dense_cls", "ticket_cls"}
     c = res["cases"]
     # what the ratios stand on: skipped and sliced work really is smaller

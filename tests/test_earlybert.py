@@ -62,6 +62,25 @@ def test_enable_slimming_adds_trainable_unit_coefficients():
 
 
 # -- drawing masks ---------------------------------------------------------------------------
+def test_coefficients_scale_each_heads_probabilities_and_each_neurons_activation():
+    # the paper's definition, written out head by head: c_h multiplies head h's attention
+    # probabilities before the product with V; c_n multiplies neuron n's GELU output
+    m = tiny(layers=1).eval()
+    randomise_coefs(m)
+    b, x = m.blocks[0], torch.randn(2, 5, 32)
+    a, d = b.attn, b.attn.head_dim
+    q, k, v = a.qkv(x).split(a.n_heads * d, dim=-1)
+    heads = []
+    for h in range(a.n_heads):
+        cols = slice(h * d, (h + 1) * d)
+        probs = torch.softmax(q[..., cols] @ k[..., cols].transpose(1, 2) / d ** 0.5, dim=-1)
+        heads.append((a.head_coef[h] * probs) @ v[..., cols])
+    ref_attn = a.out(torch.cat(heads, dim=-1))
+    ref_ffn = b.ffn.fc2(torch.nn.functional.gelu(b.ffn.fc1(x)) * b.ffn.coef)
+    torch.testing.assert_close(a(x, None), ref_attn, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.ffn(x), ref_ffn, rtol=1e-5, atol=1e-6)
+
+
 def test_heads_per_layer_prune_the_smallest_magnitudes():
     heads = [torch.tensor([0.9, -0.05, 0.3, 0.8, 0.01, 0.7, 0.6, -0.5, 0.2, 0.95, 0.4, 0.1])] * 2
     ffn = [torch.ones(10), torch.ones(10)]
