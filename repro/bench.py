@@ -10,18 +10,23 @@ Cases (forward + backward + AdamW step, the same global batch):
                            an EarlyBERT-sized ticket (1/3 of heads per layer, 40% of FFN neurons
                            globally, physically pruned) vs dense, MLM and classification steps
 
-Method: the cases take turns (round-robin) so slow drifts of the machine hit them all alike;
-warm-up steps first; the table gives the median over repetitions of each case's step time. The
-ratios pair the cases within a repetition (they ran back to back) and take the median of the
-per-repetition ratios; `spread` gives their range over repetitions, a measure of the noise. PLD's
-gates are a fixed sequence drawn once, the same in every repetition, and its ideal saving is
-computed from exactly those gates. FLOPs are counted analytically (repro.model.flops_per_token,
-x3 for forward + backward); skipped or sliced work counts zero.
+Method: the cases take turns (round-robin, every other round in reverse, compared cases next to
+each other) so slow drifts of the machine hit them all alike; warm-up steps first, and one
+untimed step at the start of every turn; the table gives the median over repetitions of each
+case's step time. The ratios pair the cases within a repetition (they ran back to back) and take
+the median of the per-repetition ratios; `spread` gives their range over repetitions, a measure
+of the noise. PLD's gates are a fixed sequence drawn once, the same in every repetition, and its
+ideal saving is computed from exactly those gates. FLOPs are counted analytically
+(repro.model.flops_per_token, x3 for forward + backward); skipped or sliced work counts zero.
 
 Ratios (top level of the JSON):
   pld_efficiency    = realized step-time saving of PLD / its FLOP saving        (target >= 0.95)
   ticket_efficiency = realized step-time saving of the ticket / its FLOP saving (target >= 0.9)
   hf_speedup        = BertForMaskedLM step time / our PostLN step time          (target >= 1.5)
+  mfu               = model FLOPs/s of our dense PreLN step / the device's bf16 dense peak
+                      (spec sheet; GPU only, target >= 0.40; --peak-tflops for other devices)
+  matmul_mfu        = the same step against the best large matmul measured in this run, a
+                      peak this device and precision really reach (also defined on a CPU)
 """
 from __future__ import annotations
 
@@ -61,9 +66,33 @@ SIZES = {
     "gpu": BenchSize(12, 768, 12, 3072, 128, 64, steps=10, reps=7, warmup=5),
     # BERT-base shapes on a CPU (a few minutes): do the ratios move towards the ideal when the
     # matrix products dominate the fixed costs (embeddings, LayerNorm, dropout, optimizer)?
-    "cpu_base": BenchSize(12, 768, 12, 3072, 128, 8, steps=2, reps=3, warmup=1),
+    "cpu_base": BenchSize(12, 768, 12, 3072, 128, 8, steps=2, reps=6, warmup=1),
 }
 MLM_FRACTION = 0.15
+# dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from NVIDIA's spec sheets; the first
+# name found in torch.cuda.get_device_name wins, so the specific variants come first
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "GH200": 989.0, "H100": 989.0, "H200": 989.0,
+                    "B200": 2250.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
+
+
+def spec_peak_tflops(device_name: str) -> float | None:
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
+
+
+def matmul_peak_tflops(device, amp: bool, n: int = 2048, reps: int = 5) -> float:
+    """The best of a few n x n x n matmuls (bf16 on CUDA, fp32 otherwise): what this device and
+    precision really reach on the kernel that dominates BERT."""
+    dtype = torch.bfloat16 if amp else torch.float32
+    n = 8192 if device.type == "cuda" else n
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    best = float("inf")
+    for _ in range(reps + 1):  # the first is a warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e12
 
 
 def _batch(size: BenchSize, device, cls: bool = False, seed: int = 0) -> dict:
@@ -100,6 +129,11 @@ class Case:
         self.opt.zero_grad(set_to_none=True)
 
     def run(self, steps: int) -> float:
+        # One untimed step first: the case before this one freed its memory and the allocator
+        # gave it back to the OS, so this case's first step pays page faults that a training loop,
+        # step after step of one model, never does (measured: up to +15% on a BERT-base step after
+        # a ticket step on CPU, which inflated every saving measured against the slower case).
+        self.step()
         self.i = 0  # every repetition replays the same gates
         _sync(self.device)
         t0 = time.perf_counter()
@@ -142,13 +176,9 @@ def build_cases(size: BenchSize, device, amp: bool, theta: float = 0.5, seed: in
     def add(name, model, batch, gates=None, flops=None):
         cases[name] = Case(name, model, batch, device, flops, gates, amp)
 
+    # the order is the round's order: each case sits next to the one it is compared with
     pre = _ours(size, "pre")
     add("dense_pre", pre, mlm, flops=_step_flops(pre, size))
-    post = _ours(size, "post")
-    add("dense_post", post, mlm, flops=_step_flops(post, size))
-    # BertForMaskedLM computes logits at every position, so its head costs 1/0.15 of ours
-    hf_per_token = flops_per_token(post.config, size.seq_len, head_tokens=1.0)["total"]
-    add("hf_mlm", _hf(size), mlm, flops=3 * hf_per_token * size.seq_len * size.batch)
     # PLD at theta: one fixed sequence of gates, the paper's keep probabilities and 1/p_i scales
     g = torch.Generator().manual_seed(seed)
     p, s = keep_probs(theta, size.layers), branch_scales(theta, size.layers)
@@ -164,6 +194,11 @@ def build_cases(size: BenchSize, device, amp: bool, theta: float = 0.5, seed: in
     heads, ffn = random_masks(*draw_masks(dense_slim, ffn_scope="layer"), seed=seed)
     ticket = prune(dense_slim, heads, ffn)
     add("ticket_mlm", ticket, mlm, flops=_step_flops(ticket, size))
+    post = _ours(size, "post")
+    add("dense_post", post, mlm, flops=_step_flops(post, size))
+    # BertForMaskedLM computes logits at every position, so its head costs 1/0.15 of ours
+    hf_per_token = flops_per_token(post.config, size.seq_len, head_tokens=1.0)["total"]
+    add("hf_mlm", _hf(size), mlm, flops=3 * hf_per_token * size.seq_len * size.batch)
     dense_cls = _ours(size, "pre", head="cls")
     add("dense_cls", dense_cls, cls, flops=_step_flops(dense_cls, size))
     ticket_cls = prune(_ours(size, "pre", head="cls", slimming=True), heads, ffn)
@@ -171,9 +206,12 @@ def build_cases(size: BenchSize, device, amp: bool, theta: float = 0.5, seed: in
     return cases
 
 
-def run_bench(profile: str = "cpu", device: str = "auto", theta: float = 0.5, compile: bool = False) -> dict:
+def run_bench(profile: str = "cpu", device: str = "auto", theta: float = 0.5, compile: bool = False,
+              peak_tflops: float | None = None) -> dict:
     if profile not in SIZES:
         raise ValueError(f"unknown bench profile {profile!r}: choose one of {', '.join(SIZES)}")
+    if peak_tflops is not None and not peak_tflops > 0:
+        raise ValueError(f"--peak-tflops must be a positive number of TFLOP/s, got {peak_tflops}")
     size = SIZES[profile]
     dev = pick_device(device)
     amp = dev.type == "cuda"
@@ -188,8 +226,9 @@ def run_bench(profile: str = "cpu", device: str = "auto", theta: float = 0.5, co
             torch.cuda.reset_peak_memory_stats(dev)
         c.run(size.warmup)
         c.peak_mem = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
-    for _ in range(size.reps):  # round-robin
-        for c in cases.values():
+    order = list(cases.values())
+    for r in range(size.reps):  # round-robin, every other round backwards: a drift cancels out
+        for c in order if r % 2 == 0 else order[::-1]:
             c.times.append(c.run(size.steps) / size.steps)
     rows = {}
     for name, c in cases.items():
@@ -212,6 +251,10 @@ def run_bench(profile: str = "cpu", device: str = "auto", theta: float = 0.5, co
     pld_time, pld_flops = time_saving("pld", "dense_pre"), flop_saving("pld", "dense_pre")
     t_time, t_flops = time_saving("ticket_mlm", "dense_pre"), flop_saving("ticket_mlm", "dense_pre")
     c_time, c_flops = time_saving("ticket_cls", "dense_cls"), flop_saving("ticket_cls", "dense_cls")
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    peak = peak_tflops or (spec_peak_tflops(name) if amp else None)
+    mm_peak = matmul_peak_tflops(dev, amp)
+    achieved = rows["dense_pre"]["achieved_tflops"]
     return {
         "pld_efficiency": pld_time / pld_flops,
         "ticket_efficiency": t_time / t_flops,
@@ -221,9 +264,12 @@ def run_bench(profile: str = "cpu", device: str = "auto", theta: float = 0.5, co
                    "ticket_cls_efficiency": spread("ticket_cls", "dense_cls")},
         "savings": {"pld_time": pld_time, "pld_flops": pld_flops, "ticket_mlm_time": t_time,
                     "ticket_mlm_flops": t_flops, "ticket_cls_time": c_time, "ticket_cls_flops": c_flops},
-        "targets": {"pld_efficiency": 0.95, "ticket_efficiency": 0.9, "hf_speedup": 1.5},
+        "mfu": achieved / peak if peak else None, "peak_tflops": peak,
+        "peak_source": "--peak-tflops" if peak_tflops else ("spec sheet, bf16 dense" if peak else None),
+        "matmul_mfu": achieved / mm_peak, "matmul_peak_tflops": mm_peak,
+        "targets": {"pld_efficiency": 0.95, "ticket_efficiency": 0.9, "hf_speedup": 1.5, "mfu": 0.40},
         "cases": rows, "size": asdict(size), "profile": profile, "theta": theta, "compile": compile,
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "device": name,
         "precision": "bf16 autocast" if amp else "fp32", "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
@@ -244,6 +290,9 @@ def format_table(res: dict) -> str:
               f" -> {res['ticket_cls_efficiency']:.2f}",
               "range over repetitions: " + ", ".join(f"{k} {lo:.2f}-{hi:.2f}" for k, (lo, hi) in sp.items()),
               f"BertForMaskedLM step / ours (PostLN): hf_speedup {res['hf_speedup']:.2f} (target >= 1.5)",
+              (f"dense PreLN step: MFU {res['mfu']:.1%} of {res['peak_tflops']:g} TFLOP/s ({res['peak_source']};"
+               " target >= 40%)" if res["mfu"] is not None else "MFU: no spec peak for this device (--peak-tflops)")
+              + f"; {res['matmul_mfu']:.1%} of the best large matmul here ({res['matmul_peak_tflops']:.3f} TFLOP/s)",
               f"device {res['device']}, {res['precision']}, torch {res['torch']}, {res['threads']} threads"]
     return "\n".join(lines)
 
@@ -254,13 +303,25 @@ def add_bench(sub):
     p.add_argument("--device", default="auto")
     p.add_argument("--theta", type=float, default=0.5)
     p.add_argument("--compile", action="store_true", help="torch.compile every model first")
+    p.add_argument("--peak-tflops", type=_positive, default=None,
+                   help="the device's peak for MFU, where the built-in bf16 spec table lacks it")
     p.add_argument("--out", default=None, help="a folder: writes bench.json and bench.txt there")
     p.set_defaults(func=cmd_bench)
 
 
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of TFLOP/s (e.g. 989 for an H100 SXM)")
+    return v
+
+
 def cmd_bench(args) -> int:
     from .results import provenance, write_json
-    res = run_bench(args.profile, args.device, args.theta, args.compile)
+    res = run_bench(args.profile, args.device, args.theta, args.compile, args.peak_tflops)
     table = format_table(res)
     print(table)
     if args.out:

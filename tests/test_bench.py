@@ -3,7 +3,10 @@ speed is measured by `python -m repro bench`, never asserted in tests)."""
 import json
 import math
 
+import pytest
+
 from repro.__main__ import main
+from repro.bench import spec_peak_tflops
 
 
 def test_bench_smoke_writes_json(tmp_path, capsys):
@@ -20,3 +23,18 @@ def test_bench_smoke_writes_json(tmp_path, capsys):
     assert c["ticket_mlm"]["params"] < c["dense_pre"]["params"]
     assert c["hf_mlm"]["train_flops_per_step"] > c["dense_post"]["train_flops_per_step"]
     assert res["provenance"]["torch"] and "hf_speedup" in capsys.readouterr().out
+    # MFU: no spec peak for a CPU, but the measured-matmul reference is always there
+    assert res["mfu"] is None and res["peak_tflops"] is None
+    assert 0 < res["matmul_mfu"] < 1.5 and res["matmul_peak_tflops"] > 0
+
+
+@pytest.mark.parametrize("name, peak", [("NVIDIA H100 80GB HBM3", 989.0), ("NVIDIA H100 PCIe", 756.0),
+                                        ("NVIDIA H200", 989.0), ("NVIDIA A100-SXM4-80GB", 312.0),
+                                        ("Tesla T4", None)])
+def test_spec_peak_names_the_variant_before_the_family(name, peak):
+    assert spec_peak_tflops(name) == peak
+
+
+def test_bench_rejects_a_peak_that_is_not_positive(capsys):
+    assert main(["bench", "--profile", "smoke", "--peak-tflops", "0"]) == 2
+    assert "--peak-tflops" in capsys.readouterr().err
