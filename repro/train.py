@@ -161,10 +161,19 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def keyed_seed(*keys: int) -> int:
+    """A 63-bit seed that depends only on the integer keys (seed, stream, step, ...), the same in
+    every process and Python version (numpy's SeedSequence mixes them; `hash` is CPython's)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(k) % 2**32 for k in keys]).generate_state(2, np.uint32)
+               .astype(np.uint64) @ np.array([1, 2**32], dtype=np.uint64)) % 2**63
+
+
 def _generator(*keys: int) -> torch.Generator:
     # a generator whose stream depends only on the keys (seed, epoch, step, ...)
     g = torch.Generator()
-    g.manual_seed(hash(keys) % (2**63))  # hash of a tuple of ints is deterministic across runs
+    g.manual_seed(keyed_seed(*keys))
     return g
 
 
