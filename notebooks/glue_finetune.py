@@ -42,10 +42,12 @@ from repro import results
 from repro.data import load_tokenizer
 from repro.metrics import main_metric
 from repro.profiles import get_profile
-from repro.tasks import finetune_glue, glue_data, glue_model
+from repro.study import Study
+from repro.units import glue_unit
 
+study = Study("glue_finetune", profile)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
-out = Path(output_dir) if output_dir else results.output_dir(profile, "glue_finetune")
+out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
 max_tasks = max_tasks if max_tasks is not None else {"cpu": 3}.get(profile)
 tasks = list(tasks or P.glue_tasks[:max_tasks])
 seeds = list(seeds if seeds is not None else P.seeds)
@@ -54,46 +56,43 @@ print(f"profile {P.name}: checkpoint {P.checkpoint}, tasks {tasks}, seeds {seeds
       f"train subset {P.max_train_examples or 'all'}, dev subset {P.max_eval_examples or 'all'}")
 
 # %%
-rows, curves = [], []
-for task in tasks:
-    for seed in seeds:
-        data = glue_data(task, P, tokenizer, data_dir, seed)
-        model = glue_model(P.checkpoint, task)
-        run = finetune_glue(model, task, P, seed, tokenizer=tokenizer, data=data, progress=False)
-        r = run["result"]
-        rows.append(results.record(
-            notebook="glue_finetune", profile=profile, task=task, method="dense", seed=seed,
-            metrics=run["metrics"] | {"train_loss": r.history[-1]["loss"]}, times=r.times, status=r.status,
-            config={"profile": P.to_dict(), "task": task, "n_train": run["n_train"], "n_eval": run["n_eval"]}))
-        curves += [{"task": task, "seed": seed, **h} for h in r.history]
-        print(f"{task} seed {seed}: {run['metrics']} in {r.times['total']:.1f}s ({r.steps} steps)")
-
-# %%
+# one unit per task x seed: units already in the results store are reused, not retrained
+rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir) for task in tasks for seed in seeds]
+rows = [r for r in rows if r is not None]
+for r in rows:
+    print(f"{r['task']} seed {r['seed']}: {r['metrics']} in {r['times']['total']:.1f}s")
 runs = results.to_frame(rows)
-table = results.summary_table(runs, by=("task", "method"),
-                              metrics=sorted({m for t in tasks for m in [main_metric(t)]}))
-results.save_table(table, out, "glue_dense")
-results.save_table(pd.DataFrame(curves), out, "train_curves")
-table
+curves = pd.DataFrame([{"task": r["task"], "seed": r["seed"], **h} for r in rows for h in r["history"]])
+print(f"{study.status()['done']} of {len(study.units)} runs done")
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for task, g in pd.DataFrame(curves).groupby("task"):
-    mean = g.groupby("step")["loss"].mean()
-    ax.plot(mean.index, mean.values, label=task)
-ax.set_xlabel("optimizer step")
-ax.set_ylabel("training loss (mean over seeds)")
-ax.set_title(f"Fine-tuning {P.checkpoint} ({profile} profile)")
-ax.legend()
-results.save_figure(fig, out, "train_loss")
+if rows:
+    table = results.summary_table(runs, by=("task", "method"), metrics=sorted({main_metric(t) for t in runs["task"]}))
+    results.save_table(table, out, "glue_dense")
+    results.save_table(curves, out, "train_curves")
+    display(table)
+
+# %%
+if rows:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for task, g in curves.groupby("task"):
+        mean = g.groupby("step")["loss"].mean()
+        ax.plot(mean.index, mean.values, label=task)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.set_title(f"Fine-tuning {P.checkpoint} ({profile} profile)")
+    ax.legend()
+    results.save_figure(fig, out, "train_loss")
 
 # %%
 headline = {}
-for task in tasks:
+for task in sorted(set(runs["task"])) if rows else []:
     m = main_metric(task)
     vals = runs.loc[runs["task"] == task, f"metric.{m}"]
     headline[task] = {"metric": m, "mean": float(vals.mean()), "n_seeds": int(vals.count())}
-results.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint,
-                            "n_train": P.max_train_examples, "n_eval": P.max_eval_examples})
-display(Markdown("**Dense fine-tuning, dev set** — " + "; ".join(
+study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint,
+                          "n_train": P.max_train_examples, "n_eval": P.max_eval_examples})
+state = study.status()
+display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.** ")
+                 + "**Dense fine-tuning, dev set** — " + "; ".join(
     f"{t}: {h['metric']} {h['mean']:.1f} over {h['n_seeds']} seed(s)" for t, h in headline.items())))

@@ -1,4 +1,4 @@
-"""Command line: python -m repro {list,run,bench} ...
+"""Command line: python -m repro {list,plan,run,clean,bench} ...
 
 Adding a subcommand: write `add_<name>(sub)` that builds its parser and sets `func` (a function
 of the parsed args returning an exit code), and append it to SUBCOMMANDS.
@@ -7,10 +7,15 @@ Exit codes: 0 done, 1 some notebook failed, 2 a bad request (nothing was run).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import time
+from pathlib import Path
 
 from . import runner
 from .profiles import PROFILES
+from .results import results_root
 
 
 def add_list(sub):
@@ -39,36 +44,107 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _add_selection(p):
+    p.add_argument("names", nargs="+", metavar="NAME", help="notebook names, or 'all'")
+    p.add_argument("--profile", default="smoke", help=f"one of {', '.join(PROFILES)} (default smoke)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a parameter of the notebooks that declare it; VALUE is a Python "
+                        "literal (0.1, None, (0, 1)) or else taken as text; repeatable")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="notebooks run side by side, each with its share of the cores (default 1)")
+    p.add_argument("--results-dir", default=None,
+                   help="results root (default: $REPRO_RESULTS_DIR or <repo>/results)")
+    p.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)  # for tests
+
+
 def add_run(sub):
     p = sub.add_parser(
         "run", help="execute notebooks with papermill",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Execute notebooks into <results>/<profile>/<name>/ (executed .ipynb, "
                     "figures, tables, summary.json, run.json).",
-        epilog="Re-running: a notebook whose outputs come from the same profile, parameters and\n"
-               "notebook source is skipped as up to date; --force runs it again. Before any run\n"
-               "into a folder that already holds outputs, that folder is moved aside to\n"
-               "<name>.<UTC timestamp> beside it and kept; nothing is overwritten or deleted.\n"
-               "Everything is validated first: a bad name, profile or -p exits 2, running nothing.")
-    p.add_argument("names", nargs="+", metavar="NAME", help="notebook names, or 'all'")
-    p.add_argument("--profile", default="smoke", help=f"one of {', '.join(PROFILES)} (default smoke)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a parameter of the notebooks that declare it; VALUE is a Python "
-                        "literal (0.1, None, (0, 1)) or else taken as text; repeatable")
-    p.add_argument("--force", action="store_true", help="run even when up to date")
-    p.add_argument("--results-dir", default=None,
-                   help="results root (default: $REPRO_RESULTS_DIR or <repo>/results)")
-    p.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)  # for tests
+        epilog="Resuming: every training run a notebook makes is a unit, recorded in\n"
+               "<results>/<profile>/runs/; a re-run reuses recorded units and trains only the\n"
+               "missing ones, so a stopped study continues where it stopped. With --hours, units\n"
+               "not started in time are left for the next run and the notebook is written as\n"
+               "partial. A notebook whose outputs are complete and come from the same profile,\n"
+               "parameters and source is skipped as up to date; --force retrains every unit.\n"
+               "Before any run into a folder that holds outputs, that folder is moved aside to\n"
+               "<name>.<UTC timestamp> (<name>.partial.<stamp> if unfinished); `repro clean`\n"
+               "lists and removes those. Everything is validated first: a bad name, profile or\n"
+               "-p exits 2, running nothing.")
+    _add_selection(p)
+    p.add_argument("--force", action="store_true", help="run even when up to date, retraining every unit")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="retrain units whose code changed since they were recorded (default: reuse, marked stale)")
+    p.add_argument("--hours", type=float, default=None,
+                   help="start no unit after this many hours (long units checkpoint and stop); "
+                        "the notebooks are written from the units they have, marked partial")
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args) -> int:
     jobs = runner.plan(args.names, args.profile, args.param, args.notebooks_dir)
-    outcomes = runner.run(jobs, args.profile, args.results_dir, args.force)
+    if args.jobs < 1:
+        raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.hours is not None:
+        if args.hours <= 0:
+            raise runner.UsageError(f"--hours must be positive, got {args.hours}")
+        os.environ["REPRO_DEADLINE"] = str(time.time() + 3600 * args.hours)
+    if args.rerun_stale:
+        os.environ["REPRO_RERUN_STALE"] = "1"
+    from .study import check_cache_writable
+    try:
+        check_cache_writable()
+    except PermissionError as e:
+        raise runner.UsageError(str(e)) from None
+    try:
+        outcomes = runner.run(jobs, args.profile, args.results_dir, args.force, args.jobs)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {', '.join(j.name for j in jobs)} ({args.profile}). Every finished run is "
+              f"recorded; the same command continues where this one stopped.", file=sys.stderr)
+        return 130
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         print(f"FAILED {o.message}", file=sys.stderr)
+    if any(o.name == "report" and o.status != "failed" for o in outcomes):
+        root = Path(args.results_dir or results_root())
+        print(f"report: {root / args.profile / 'REPORT.md'}")
     return 1 if failed else 0
+
+
+def add_plan(sub):
+    p = sub.add_parser("plan", help="what a run would do: units done, stale and to run, estimated time")
+    _add_selection(p)
+    p.set_defaults(func=cmd_plan)
+
+
+def cmd_plan(args) -> int:
+    jobs = runner.plan(args.names, args.profile, args.param, args.notebooks_dir)
+    if args.jobs < 1:
+        raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    runner.print_plan(jobs, args.profile, args.results_dir, args.jobs)
+    return 0
+
+
+def add_clean(sub):
+    p = sub.add_parser("clean", help="list (and with --remove delete) output folders earlier runs moved aside")
+    p.add_argument("--profile", default="smoke", help=f"one of {', '.join(PROFILES)} (default smoke)")
+    p.add_argument("--remove", action="store_true", help="delete them (default: only list)")
+    p.add_argument("--results-dir", default=None, help="results root")
+    p.set_defaults(func=cmd_clean)
+
+
+def cmd_clean(args) -> int:
+    if args.profile not in PROFILES:
+        raise runner.UsageError(f"unknown profile {args.profile!r}; profiles: {', '.join(PROFILES)}")
+    found = runner.moved_aside(Path(args.results_dir or results_root()) / args.profile)
+    for path in found:
+        print(f"{'removed' if args.remove else 'moved aside'}: {path}")
+        if args.remove:
+            shutil.rmtree(path)
+    print(f"{len(found)} folder(s)" + ("" if args.remove or not found else "; --remove deletes them"))
+    return 0
 
 
 def add_bench(sub):
@@ -76,7 +152,7 @@ def add_bench(sub):
     add(sub)
 
 
-SUBCOMMANDS = [add_list, add_run, add_bench]
+SUBCOMMANDS = [add_list, add_plan, add_run, add_clean, add_bench]
 
 
 def main(argv=None) -> int:

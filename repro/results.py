@@ -51,7 +51,10 @@ def output_path(profile: str, notebook: str, root: Path | str | None = None) -> 
 
 
 def output_dir(profile: str, notebook: str, root: Path | str | None = None) -> Path:
-    path = output_path(profile, notebook, root)
+    """A notebook's default output folder when no `output_dir` was passed, i.e. when it runs
+    outside `repro run` (plain papermill, Jupyter): <root>/_scratch/<profile>/<notebook>/, a folder
+    of its own. The runner's folders only ever hold the files of one execution of the runner."""
+    path = Path(root or results_root()) / "_scratch" / profile / notebook
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -115,9 +118,19 @@ def read_json(path: Path | str):
     return from_jsonable(json.loads(Path(path).read_text()))
 
 
+def _drop_none(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
 def config_hash(config: dict) -> str:
-    """Short, stable fingerprint of a configuration (independent of key order)."""
-    text = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"))
+    """Short, stable fingerprint of a configuration (independent of key order). Keys whose value
+    is None are left out, so adding an optional setting (default None) to a config class does not
+    change the hash of every run already recorded, and the study's units stay reusable."""
+    text = json.dumps(_drop_none(to_jsonable(config)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -222,6 +235,22 @@ def record(*, notebook: str, profile: str, task: str | None, method: str, seed: 
     return row
 
 
+def load_runs_raw(profile: str | None = None, root: Path | str | None = None) -> list[dict]:
+    """Every record of a profile as stored (nested dicts), oldest first; unreadable files are
+    skipped with a warning."""
+    rows = []
+    for path in sorted(Path(root or results_root()).glob(f"{profile or '*'}/runs/*.json")):
+        try:
+            row = read_json(path)
+            if not isinstance(row, dict) or "run_id" not in row:
+                raise ValueError("not a run record")
+        except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+            warnings.warn(f"skipping unreadable run file {path}: {e}")
+            continue
+        rows.append(row)
+    return sorted(rows, key=lambda r: r.get("timestamp", ""))
+
+
 _PREFIX = {"metrics": "metric", "times": "time", "config": "config", "provenance": "prov"}
 
 
@@ -240,18 +269,8 @@ def load_runs(profile: str | None = None, notebook: str | None = None,
               root: Path | str | None = None) -> pd.DataFrame:
     """All records as a DataFrame: identity columns, then metric.<name>, time.<name>,
     config.<key> and prov.<key>. Unreadable files are skipped with a warning."""
-    root = Path(root or results_root())
-    rows = []
-    for path in sorted(root.glob(f"{profile or '*'}/runs/*.json")):
-        try:
-            row = read_json(path)
-            if not isinstance(row, dict) or "run_id" not in row:
-                raise ValueError("not a run record")
-        except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
-            warnings.warn(f"skipping unreadable run file {path}: {e}")
-            continue
-        if notebook is None or row.get("notebook") == notebook:
-            rows.append(dict(_flatten(row)))
+    rows = [dict(_flatten(row)) for row in load_runs_raw(profile, root)
+            if notebook is None or row.get("notebook") == notebook]
     if not rows:
         return pd.DataFrame(columns=IDENTITY)
     df = pd.DataFrame(rows)
@@ -352,6 +371,7 @@ def write_summary(out_dir: Path | str, data: dict) -> Path:
     """<out_dir>/summary.json: the notebook's headline numbers, with provenance and a timestamp."""
     data = dict(data)
     data["provenance"] = {**provenance(), "timestamp": utc_now(), **data.get("provenance", {})}
+    data.setdefault("execution", os.environ.get("REPRO_EXECUTION_ID"))  # the runner checks it
     return write_json(Path(out_dir) / "summary.json", data)
 
 

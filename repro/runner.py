@@ -21,8 +21,11 @@ import ast
 import contextlib
 import difflib
 import hashlib
+import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -268,7 +271,7 @@ def _check_domain(key: str, value) -> None:
 @dataclass
 class Outcome:
     name: str
-    status: str  # ok | failed | skipped
+    status: str  # ok | partial (deadline: some units missing) | failed | skipped
     seconds: float = 0.0
     message: str = ""
 
@@ -299,9 +302,14 @@ def _this_python_kernel():
         def _ip_default(self):
             if self.transport != "ipc":
                 return "127.0.0.1"
-            return os.path.join(tempfile.mkdtemp(prefix="repro-kernel-"), "kernel")
+            folder = tempfile.mkdtemp(prefix="repro-kernel-")
+            _KERNEL_DIRS.append(folder)  # removed when the notebook's execution ends
+            return os.path.join(folder, "kernel")
 
     return ThisPythonKernel
+
+
+_KERNEL_DIRS: list[str] = []
 
 
 @contextlib.contextmanager
@@ -319,25 +327,57 @@ def _environ(**values):
                 os.environ[k] = v
 
 
+def _finished(out: Path) -> dict | None:
+    """run.json of a finished, complete runner execution whose summary.json it made; else None."""
+    try:
+        run, summary = read_json(out / "run.json"), read_json(out / "summary.json")
+    except (OSError, ValueError):
+        return None
+    if summary.get("execution") != run.get("execution") or summary.get("complete") is False:
+        return None
+    return run
+
+
 def _move_aside(out: Path) -> Path:
+    """<name>.<UTC stamp> for a finished execution, <name>.partial.<stamp> for anything else
+    (failed, interrupted, partial, hand-made); `repro clean` lists and removes them."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    aside, i = out.with_name(f"{out.name}.{stamp}"), 1
+    tag = "" if _finished(out) else "partial."
+    aside, i = out.with_name(f"{out.name}.{tag}{stamp}"), 1
     while aside.exists():
-        aside, i = out.with_name(f"{out.name}.{stamp}-{i}"), i + 1
+        aside, i = out.with_name(f"{out.name}.{tag}{stamp}-{i}"), i + 1
     out.rename(aside)
     return aside
 
 
+def moved_aside(profile_dir: Path) -> list[Path]:
+    """Folders earlier runs moved aside under <results>/<profile>/, oldest first."""
+    names = set(ORDER) | {p.parent.name for p in profile_dir.glob("*/run.json")}
+    return sorted((p for p in profile_dir.iterdir() if p.is_dir() and "." in p.name and p.name.split(".")[0] in names),
+                  key=lambda p: p.name.split(".", 1)[1].removeprefix("partial.")) if profile_dir.exists() else []
+
+
 def _stale_reason(out: Path, request: dict) -> str | None:
-    """None when out/ holds a finished run of exactly this request; else why not."""
-    if not (out / "summary.json").exists():
+    """None when out/ holds a finished, complete run of exactly this request; else why not."""
+    try:
+        summary = read_json(out / "summary.json")
+    except (OSError, ValueError):
         return "no summary.json"
     try:
-        previous = read_json(out / "run.json")["request"]
+        run = read_json(out / "run.json")
+        previous = run["request"]
     except (OSError, ValueError, KeyError):
         return "summary.json was not made by the runner"
+    if summary.get("execution") != run.get("execution"):
+        return "summary.json comes from another execution than run.json"
+    if summary.get("complete") is False:
+        return f"partial ({summary.get('done')} of {summary.get('planned')} runs)"
     changed = [k for k in request if previous.get(k) != request[k]]
-    return f"{', '.join(changed)} changed" if changed else None
+    if changed:
+        return f"{', '.join(changed)} changed"
+    if summary.get("stale") and os.environ.get("REPRO_RERUN_STALE"):
+        return f"{summary['stale']} stale run(s) ({', '.join(summary.get('stale_modules', []))} changed)"
+    return None
 
 
 def _failure_message(name: str, err, params_index: int, ipynb: Path) -> str:
@@ -362,6 +402,50 @@ class _KnownParameters(logging.Filter):
         return "Passed unknown parameter" not in record.getMessage()
 
 
+class _Prefixed:
+    """The notebook's printed lines, as they come, prefixed with its name: progress you can see."""
+
+    def __init__(self, name: str):
+        self.prefix, self.buffer = f"  {name} | ", ""
+
+    def write(self, text: str):
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            if line.strip():
+                print(self.prefix + line.rstrip()[:200], flush=True)
+
+    def flush(self):
+        pass
+
+
+@contextlib.contextmanager
+def _lock(profile_dir: Path, name: str):
+    """One execution per output folder at a time: a second run of the same notebook and profile
+    refuses (naming the running one) instead of moving the first one's folder from under it."""
+    import fcntl
+
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    path = profile_dir / f".{name}.lock"
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise UsageError(f"{name} is already running into {profile_dir / name} ({holder}); wait for it "
+                         f"or stop it first") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} since {utc_now()[:19]} UTC")
+    f.flush()
+    try:
+        yield
+    finally:
+        f.close()  # closing releases the lock; the file stays (git-ignored) to avoid a race
+
+
 def _report_inputs(profile_dir: Path) -> dict:
     """{notebook: execution id} of every finished notebook beside the report (not moved-aside ones)."""
     found = {}
@@ -373,18 +457,27 @@ def _report_inputs(profile_dir: Path) -> dict:
 
 
 def execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome:
-    import papermill
+    try:
+        with _lock(output_path(profile, job.name, root).parent, job.name):
+            return _execute(job, profile, root, force)
+    except UsageError as e:
+        return Outcome(job.name, "failed", message=str(e))
 
+
+def _quiet_papermill() -> None:
     log = logging.getLogger("papermill")
     if not any(isinstance(f, _KnownParameters) for f in log.filters):
         log.addFilter(_KnownParameters())
 
+
+def _execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome:
+    import papermill
+
+    _quiet_papermill()
+
     out = output_path(profile, job.name, root)
     rev, dirty = git_revision()
-    request = to_jsonable({"profile": profile, "parameters": job.params,
-                           "source_sha256": hashlib.sha256(job.path.read_bytes()).hexdigest()})
-    if job.name == "report":  # its inputs are the other notebooks' outputs: stale when they change
-        request["inputs"] = _report_inputs(out.parent)
+    request = _request(job, profile, out)  # the report's request holds its inputs' executions
     reason = _stale_reason(out, request) if out.exists() else "no outputs"
     if reason is None and not force:
         return Outcome(job.name, "skipped", message="up to date (use --force)")
@@ -400,34 +493,197 @@ def execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome:
     execution = uuid.uuid4().hex
     print(f"{job.name}: running ({profile}) ...", flush=True)
     t0 = time.perf_counter()
+    env = {"REPRO_RESULTS_DIR": str(root), "REPRO_EXECUTION_ID": execution}
+    if force:
+        env["REPRO_FORCE"] = "1"  # every unit retrains
     try:
-        with _environ(REPRO_RESULTS_DIR=str(root), REPRO_EXECUTION_ID=execution):
+        with _environ(**env):
             papermill.execute_notebook(
                 nb, str(ipynb), parameters=parameters, kernel_name="python3", language="python",
-                cwd=str(REPO_ROOT), progress_bar=sys.stderr.isatty(),
+                cwd=str(REPO_ROOT), progress_bar=False, stdout_file=_Prefixed(job.name),
                 kernel_manager_class=_this_python_kernel())
     except Exception as err:  # the notebook raised, or its kernel died: report, go on
         seconds = time.perf_counter() - t0
         return Outcome(job.name, "failed", seconds,
                        _failure_message(job.name, err, _parameters_index(nb, job.path), ipynb))
+    finally:
+        while _KERNEL_DIRS:
+            shutil.rmtree(_KERNEL_DIRS.pop(), ignore_errors=True)
     seconds = time.perf_counter() - t0
+    try:
+        summary = read_json(out / "summary.json")
+    except (OSError, ValueError):
+        summary = {}
     write_json(out / "run.json", {"request": request, "injected": parameters, "execution": execution,
                                   "git_rev": rev, "git_dirty": dirty, "seconds": seconds,
-                                  "finished": utc_now()})
+                                  "finished": utc_now(), "complete": summary.get("complete", True)})
+    if summary.get("complete") is False:
+        return Outcome(job.name, "partial", seconds, f"{summary.get('done')} of {summary.get('planned')} runs")
     return Outcome(job.name, "ok", seconds)
 
 
-def run(jobs: list[Job], profile: str, results_dir=None, force: bool = False) -> list[Outcome]:
-    """Execute the planned jobs one after another; a failure doesn't stop the others."""
+# notebooks that read what another one made (its checkpoints): with --jobs they wait for it
+DEPENDS = {"pld_glue": {"pld_pretraining"}}
+
+
+def _depends(job: Job, names: set[str]) -> set[str]:
+    return set(names) - {"report"} if job.name == "report" else DEPENDS.get(job.name, set()) & names
+
+
+def _log(root: Path, profile: str, o: Outcome) -> None:
+    line = f"{o.name}: {o.status} in {o.seconds:.1f}s" + (f" — {o.message}" if o.status in ("skipped", "partial") else "")
+    print(line, flush=True)
+    log = root / profile / "runner.log"  # git-ignored: a run that changes nothing leaves the checkout clean
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:  # one short line per notebook; appends don't clobber
+        f.write(f"{utc_now()}\t{o.name}\t{o.status}\t{o.seconds:.1f}\n")
+
+
+def run(jobs: list[Job], profile: str, results_dir=None, force: bool = False, parallel: int = 1) -> list[Outcome]:
+    """Execute the planned jobs; a failure doesn't stop the others. parallel > 1 runs independent
+    notebooks side by side, each in its own process with its share of the cores."""
     root = Path(results_dir or results_root()).resolve()
-    log = root / profile / "runner.log"
+    if parallel > 1 and len(jobs) > 1:
+        return _run_parallel(jobs, profile, root, force, parallel)
     outcomes = []
     for job in jobs:
-        o = execute(job, profile, root, force)
-        outcomes.append(o)
-        line = f"{job.name}: {o.status} in {o.seconds:.1f}s" + (f" — {o.message}" if o.status == "skipped" else "")
-        print(line, flush=True)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as f:  # one short line per notebook; appends don't clobber
-            f.write(f"{utc_now()}\t{job.name}\t{o.status}\t{o.seconds:.1f}\n")
+        outcomes.append(execute(job, profile, root, force))
+        _log(root, profile, outcomes[-1])
     return outcomes
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _command(job: Job, profile: str, root: Path, force: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "repro", "run", job.name, "--profile", profile, "--results-dir", str(root),
+           "--notebooks-dir", str(job.path.parent)]
+    for key, value in job.params.items():
+        cmd += ["-p", f"{key}={value!r}"]
+    return cmd + (["--force"] if force else [])
+
+
+def _run_parallel(jobs, profile, root, force, parallel) -> list[Outcome]:
+    threads = str(max(1, cores() // parallel))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    print(f"running {len(jobs)} notebook(s), {parallel} at a time, {threads} thread(s) each", flush=True)
+    pending, running, outcomes = list(jobs), {}, []
+    try:
+        while pending or running:
+            busy = {j.name for j in pending} | set(running)
+            for job in list(pending):
+                if len(running) < parallel and not _depends(job, busy - {job.name}):
+                    running[job.name] = (job, subprocess.Popen(_command(job, profile, root, force), env=env),
+                                         time.perf_counter())
+                    pending.remove(job)
+            time.sleep(0.5)
+            for name, (job, proc, t0) in list(running.items()):
+                if proc.poll() is not None:
+                    del running[name]
+                    outcomes.append(Outcome(name, "ok" if proc.returncode == 0 else "failed",
+                                            time.perf_counter() - t0,
+                                            "" if proc.returncode == 0 else f"{name}: exited {proc.returncode} (see above)"))
+    except KeyboardInterrupt:
+        for _, proc, _ in running.values():
+            proc.terminate()
+        raise
+    return outcomes
+
+
+# ----------------------------------------------------------------------------- plan
+
+def plan_units(job: Job, profile: str, root: Path) -> list[dict]:
+    """Execute the notebook in plan mode (no unit trains; outputs go to a temporary folder) and
+    return its units: state done | stale | missing | waiting, with an estimate of the missing."""
+    import tempfile
+
+    import papermill
+
+    _quiet_papermill()
+    with tempfile.TemporaryDirectory(prefix="repro-plan-") as tmp:
+        plan_file = Path(tmp) / "units.json"
+        nb = read_notebook(job.path)
+        nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+        env = {"REPRO_RESULTS_DIR": str(root), "REPRO_PLAN": str(plan_file), "REPRO_EXECUTION_ID": "plan"}
+        try:
+            with _environ(**env):
+                papermill.execute_notebook(
+                    nb, str(Path(tmp) / f"{job.name}.ipynb"),
+                    parameters={"profile": profile, "output_dir": str(Path(tmp) / "out"), **job.params},
+                    kernel_name="python3", language="python", cwd=str(REPO_ROOT), progress_bar=False,
+                    kernel_manager_class=_this_python_kernel())
+        except Exception as err:  # a plan must not stop at one notebook
+            print(_failure_message(job.name, err, _parameters_index(nb, job.path), Path(tmp)), flush=True)
+        finally:
+            while _KERNEL_DIRS:
+                shutil.rmtree(_KERNEL_DIRS.pop(), ignore_errors=True)
+        return json.loads(plan_file.read_text()) if plan_file.exists() else []
+
+
+def _state(job: Job, profile: str, root: Path, units: list[dict]) -> str:
+    out = output_path(profile, job.name, root)
+    if not (out / "summary.json").exists():
+        return "missing"
+    reason = _stale_reason(out, _request(job, profile, out))
+    stale = [u for u in units if u["state"] == "stale"]
+    if stale:
+        revs = sorted({u.get("git_rev") or "?" for u in stale})
+        mods = sorted({m for u in stale for m in u.get("changed") or []})
+        return f"stale ({', '.join(mods)} changed since {', '.join(r[:7] for r in revs)})"
+    return "fresh" if reason is None and all(u["state"] == "done" for u in units) else f"to run ({reason or 'units missing'})"
+
+
+def _request(job: Job, profile: str, out: Path) -> dict:
+    request = to_jsonable({"profile": profile, "parameters": job.params,
+                           "source_sha256": hashlib.sha256(job.path.read_bytes()).hexdigest()})
+    if job.name == "report":
+        request["inputs"] = _report_inputs(out.parent)
+    return request
+
+
+def schedule(seconds: dict[str, float], jobs: list[Job], parallel: int) -> float:
+    """Wall-clock of running the jobs with `parallel` workers in order, honouring DEPENDS."""
+    names = {j.name for j in jobs}
+    free, end = [0.0] * max(1, parallel), {}
+    for job in jobs:
+        ready = max([end[d] for d in _depends(job, names) if d in end], default=0.0)
+        i = min(range(len(free)), key=free.__getitem__)
+        start = max(free[i], ready)
+        end[job.name] = free[i] = start + seconds.get(job.name, 0.0)
+    return max(end.values(), default=0.0)
+
+
+def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 1) -> dict:
+    """Per notebook: units done, stale and to run, and the estimated time to run them."""
+    from .results import load_runs_raw
+
+    root = Path(results_dir or results_root()).resolve()
+    revs = {r["run_id"]: (r.get("provenance") or {}).get("git_rev") for r in load_runs_raw(profile, root)}
+    seconds, rows, unknown = {}, [], 0
+    print(f"Plan for profile {profile} (results in {root / profile}):", flush=True)
+    for job in jobs:
+        units = [] if job.name == "report" else plan_units(job, profile, root)
+        for u in units:
+            u["git_rev"] = revs.get(u.get("run_id"))
+        todo = [u for u in units if u["state"] in ("missing", "waiting")]
+        est = [u["estimate"] for u in todo if u.get("estimate")]
+        unknown += len(todo) - len(est)
+        seconds[job.name] = sum(est) if job.name != "report" else 30.0
+        n = {k: sum(u["state"] == k for u in units) for k in ("done", "stale")}
+        state = _state(job, profile, root, units)
+        line = (f"  {job.name:<22} {state}: {n['done']} done, {n['stale']} stale, {len(todo)} to run"
+                + (f", ~{_hms(seconds[job.name])}" if todo else "")
+                + (f" ({len(todo) - len(est)} without an estimate)" if len(todo) > len(est) else ""))
+        print(line, flush=True)
+        rows.append({"notebook": job.name, "state": state, "units": units, "seconds": seconds[job.name]})
+    total = schedule(seconds, jobs, parallel)
+    print(f"Estimated: ~{_hms(total)} at --jobs {parallel} ({cores()} cores)"
+          + (f"; {unknown} unit(s) without an estimate not counted" if unknown else "")
+          + ". Units already recorded are reused; a stopped run continues where it stopped.", flush=True)
+    return {"notebooks": rows, "seconds": total}
+
+
+def _hms(seconds: float) -> str:
+    m = int(round(seconds / 60))
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m" if m else f"{int(seconds)}s"

@@ -11,7 +11,9 @@
 - Time: compute (forward, backward, optimizer) separate from data (batching, collation, copies)
   and from evaluation; CUDA is synchronised before each clock read.
 - Checkpoints (model, optimizer, schedule, RNG, loop and hook state) every `checkpoint_every`
-  steps; a run started with the same checkpoint_dir resumes from the last one.
+  steps and/or `checkpoint_minutes`; a run started with the same checkpoint_dir resumes from the
+  last one. With a checkpoint_dir, the study's deadline (`repro.study`) saves one and raises
+  TimeUp, and plan mode times a few steps and raises Probe.
 - A non-finite loss ends the run with status "diverged" instead of crashing.
 - Hooks let PLD (per-micro-batch gates) and EarlyBERT (L1 term, coefficient record, early stop)
   plug in without the loop knowing about either.
@@ -36,6 +38,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from .study import Probe, TimeUp, deadline, probe_steps
+
 
 @dataclass
 class TrainConfig:
@@ -57,7 +61,8 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate only at the end
     log_every: int = 10
     checkpoint_dir: str | None = None
-    checkpoint_every: int = 0
+    checkpoint_every: int = 0  # steps; 0: only by time (checkpoint_minutes) or never
+    checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed since the last (one process)
     progress: bool = True
     # DDP must be told that PLD leaves dropped blocks without gradients
     find_unused_parameters: bool = True
@@ -302,10 +307,17 @@ class Loop:
         start = time.perf_counter() - self.times["total"]
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or self.rank > 0,
                    mininterval=2.0, desc="train")
+        first, probe, t_probe = self.step, probe_steps(), None
+        last_save = time.perf_counter()
         while self.step < cfg.max_steps:
+            if probe and self.step == first + 1:  # plan mode: time a few steps after an untimed one
+                t_probe = time.perf_counter()
             self.loss = self.train_step()
             self.step += 1
             bar.update(1)
+            if probe and self.step == first + 1 + probe:
+                bar.close()
+                raise Probe((time.perf_counter() - t_probe) / probe, cfg.max_steps)
             if not math.isfinite(self.loss):
                 status, self.stop = "diverged", f"non-finite loss at step {self.step}"
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or self.stop:
@@ -326,13 +338,26 @@ class Loop:
                     self.history.append({"step": self.step, "loss": self.loss,
                                          "lr": self.opt.param_groups[0]["lr"], **self.times})
                 break
-            if cfg.checkpoint_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            if not cfg.checkpoint_dir:
+                continue
+            by_steps = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
+            # by time and at the study's deadline: one process only (ranks' clocks would disagree)
+            by_time = self.world == 1 and cfg.checkpoint_minutes and \
+                time.perf_counter() - last_save >= 60 * cfg.checkpoint_minutes
+            time_up = self.world == 1 and time.time() >= deadline()
+            if by_steps or by_time or time_up:
                 self.times["total"] = time.perf_counter() - start
                 if self.rank == 0:
                     self.save_checkpoint()
+                last_save = time.perf_counter()
                 if self.world > 1:
                     dist.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
+            if time_up:
+                bar.close()
+                raise TimeUp(f"deadline passed at step {self.step} of {cfg.max_steps}")
         bar.close()
+        if probe:  # a run shorter than the probe: its own steps are the estimate
+            raise Probe((time.perf_counter() - start) / max(1, self.step - first), cfg.max_steps)
         if status != "diverged":
             self.evaluate()
         self.times["total"] = time.perf_counter() - start

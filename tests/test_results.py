@@ -27,7 +27,9 @@ def test_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "r"))
     assert R.results_root() == tmp_path / "r"
     d = R.output_dir("smoke", "fig1")
-    assert d == tmp_path / "r" / "smoke" / "fig1" and d.is_dir()
+    # outside the runner a notebook writes to a scratch folder of its own, never the runner's
+    assert d == tmp_path / "r" / "_scratch" / "smoke" / "fig1" and d.is_dir()
+    assert R.output_path("smoke", "fig1") == tmp_path / "r" / "smoke" / "fig1"
     monkeypatch.delenv("REPRO_RESULTS_DIR")
     assert R.results_root() == R.REPO_ROOT / "results"
 

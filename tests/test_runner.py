@@ -217,3 +217,91 @@ def test_rerun_skips_up_to_date_and_moves_changed_outputs_aside(capsys, monkeypa
     assert len(list(out.glob("good.*"))) == 2 and (out / "good" / "summary.json").exists()
     assert len(load_runs("smoke", "good", root=out.parent)) == 3  # the store keeps every run
     assert not (tmp_path / "stray").exists()
+
+
+# ----------------------------------------------------------------------------- units, plan, jobs
+
+UNITS = '''\
+# %% [markdown]
+# # Units: n fake training runs through the study's unit store
+
+# %% tags=["parameters"]
+profile = "smoke"
+output_dir = None
+n = 2
+
+# %%
+from repro.study import Study
+study = Study("units", profile)
+for s in range(n):
+    print(f"unit {s}")
+    study.unit(task="T", method="m", seed=s, config={"kind": "fake"},
+               run=lambda u: {"metrics": {"x": 1.0}, "times": {"total": 90.0}})
+study.write_summary(output_dir, {"n": n})
+'''
+
+
+@pytest.fixture
+def units_env(tmp_path, monkeypatch):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (nbs / "units.py").write_text(UNITS)
+    (nbs / "good.py").write_text(GOOD)
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "stray"))
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("REPRO_DEADLINE", raising=False)
+    return nbs, tmp_path / "results"
+
+
+def test_deadline_writes_partial_outputs_and_the_next_run_completes_them(capsys, monkeypatch, units_env):
+    import glob
+    import time
+    nbs, results = units_env
+    args = ["--notebooks-dir", nbs, "--results-dir", results]
+    kernels = set(glob.glob("/tmp/repro-kernel-*"))
+    monkeypatch.setenv("REPRO_DEADLINE", str(time.time() - 1))  # as --hours does, already passed
+    rc, stdout, _ = cli(capsys, "run", "units", *args)
+    assert rc == 0 and "units: partial" in stdout and "0 of 2 runs" in stdout
+    assert "  units | unit 0" in stdout  # the notebook's own lines show as it runs
+    summary = json.loads((results / "smoke" / "units" / "summary.json").read_text())
+    assert summary["complete"] is False and (summary["done"], summary["planned"]) == (0, 2)
+    monkeypatch.delenv("REPRO_DEADLINE")
+
+    rc, stdout, _ = cli(capsys, "plan", "units", *args)
+    assert rc == 0 and "0 done, 0 stale, 2 to run" in stdout and "2 unit(s) without an estimate" in stdout
+
+    rc, stdout, _ = cli(capsys, "run", "units", *args)  # partial is never up to date
+    assert rc == 0 and "partial (0 of 2 runs)" in stdout and "units: ok" in stdout
+    assert [p.name.split(".")[1] for p in (results / "smoke").glob("units.*")] == ["partial"]
+    rc, stdout, _ = cli(capsys, "run", "units", "-p", "n=3", *args)  # one more unit: only it trains
+    assert len(list((results / "smoke" / "runs").glob("*.json"))) == 3
+    rc, stdout, _ = cli(capsys, "plan", "units", "-p", "n=4", "--jobs", "2", *args)
+    assert "fresh" not in stdout and "3 done, 0 stale, 1 to run, ~2m" in stdout  # recorded 90 s each
+    assert set(glob.glob("/tmp/repro-kernel-*")) <= kernels  # kernel socket folders removed
+
+    rc, stdout, _ = cli(capsys, "clean", "--results-dir", results)
+    assert rc == 0 and "2 folder(s)" in stdout and "--remove" in stdout
+    rc, stdout, _ = cli(capsys, "clean", "--remove", "--results-dir", results)
+    assert not list((results / "smoke").glob("units.*")) and (results / "smoke" / "units").exists()
+
+
+def test_a_second_run_of_the_same_notebook_refuses(capsys, units_env):
+    nbs, results = units_env
+    with runner._lock(results / "smoke", "good"):
+        rc, _, err = cli(capsys, "run", "good", "--notebooks-dir", nbs, "--results-dir", results)
+    assert rc == 1 and "good is already running" in err and f"pid {os.getpid()}" in err
+    assert not (results / "smoke" / "good").exists()
+
+
+def test_jobs_run_notebooks_side_by_side(capsys, units_env):
+    nbs, results = units_env
+    rc, stdout, _ = cli(capsys, "run", "all", "--jobs", "2", "--notebooks-dir", nbs, "--results-dir", results)
+    assert rc == 0 and "2 at a time" in stdout
+    assert (results / "smoke" / "good" / "run.json").exists() and (results / "smoke" / "units" / "run.json").exists()
+
+
+def test_schedule_honours_dependencies():
+    jobs = [runner.Job(n, None) for n in ("pld_pretraining", "gradient_norms", "pld_glue", "report")]
+    secs = {"pld_pretraining": 100, "gradient_norms": 10, "pld_glue": 50, "report": 1}
+    assert runner.schedule(secs, jobs, 1) == 161
+    assert runner.schedule(secs, jobs, 2) == 151  # pld_glue waits for pld_pretraining; report for all

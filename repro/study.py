@@ -1,0 +1,296 @@
+"""Run-level resume: every training run a notebook makes is a *unit* of the study.
+
+    study = Study("glue_finetune", profile)
+    row = study.unit(task="MRPC", method="dense", seed=0, config=cfg, run=lambda u: {...})
+
+A unit is (notebook, profile, task, method, seed, config hash). `unit()` returns the record of
+that unit when the results store already holds one (status ok or diverged) and only runs
+`run(u)` when it does not, so a notebook killed at any point continues where it stopped, and
+adding a seed or a task trains just the new units. `run(u)` returns what `results.record` takes
+(metrics, times, status and any extra JSON fields such as a curve); `u.cache` is a folder outside
+the git tree for the unit's checkpoints and artifacts (`u.train_kwargs()` makes the training loop
+checkpoint there every few minutes and resume from it).
+
+A unit returns None, instead of running, when
+- the deadline has passed (`REPRO_DEADLINE`, set by `repro run --hours/--until`): the notebook
+  then writes its figures and tables from the units it has, and `status()` says it is partial;
+- a unit it needs (`needs=`) returned None;
+- the runner only wants the plan (`REPRO_PLAN`): nothing is trained, each missing unit's time
+  is estimated from recorded units, or from a few timed steps of the training loop.
+
+Staleness: every record carries the hashes of the `repro` modules that computed it. A record
+whose modules changed since is *stale*: reused (the study accumulates over sessions while code
+that does not touch its numbers is edited) but never reported as current: `status()`, `plan`
+and the report say so; `REPRO_RERUN_STALE=1` (`repro run --rerun-stale`) retrains them instead,
+and `REPRO_FORCE=1` (`repro run --force`) retrains every unit.
+Records written before run-level resume existed carry no hashes and are never reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import REPO_ROOT
+from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
+
+DONE = ("ok", "diverged")  # a diverged run is a result too
+# modules that move, store or judge numbers but do not compute them: editing them stales nothing
+NOT_NUMERIC = {"repro", "repro.runner", "repro.report", "repro.results", "repro.study", "repro.bench",
+               "repro.launch", "repro.__main__"}
+
+
+class TimeUp(Exception):
+    """The study's deadline passed inside a unit; its training loop saved a checkpoint to resume."""
+
+
+class Probe(Exception):
+    """Plan mode: the training loop timed a few steps and stopped (seconds per step, steps)."""
+
+    def __init__(self, seconds_per_step: float, steps: int):
+        super().__init__(f"{seconds_per_step:.3f}s/step x {steps}")
+        self.seconds_per_step, self.steps = seconds_per_step, steps
+
+
+# ----------------------------------------------------------------------------- settings
+
+def cache_root() -> Path:
+    """Checkpoints and other large unit artifacts: never in git, may vanish (a new machine)."""
+    base = os.environ.get("REPRO_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "repro"
+    return Path(base)
+
+
+def check_cache_writable(path: Path | None = None) -> Path:
+    path = Path(path or cache_root())
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"the cache folder {path} is not writable ({e.strerror}): set REPRO_CACHE_DIR "
+                              f"to a writable folder outside the git tree") from None
+    return path
+
+
+def deadline() -> float:
+    text = os.environ.get("REPRO_DEADLINE")
+    return float(text) if text else math.inf
+
+
+def time_left() -> float:
+    return deadline() - time.time()
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def plan_mode() -> bool:
+    """The runner only wants the units and their estimates (`repro plan`): nothing trains."""
+    return _flag("REPRO_PLAN")
+
+
+def probe_steps() -> int:
+    """Plan mode: how many timed steps a training loop runs (after one untimed) to estimate a unit."""
+    return int(os.environ.get("REPRO_PROBE_STEPS", "0") or 0)
+
+
+# ----------------------------------------------------------------------------- code staleness
+
+def _module_file(name: str) -> Path | None:
+    mod = sys.modules.get(name)
+    f = getattr(mod, "__file__", None)
+    return Path(f) if f else None
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def code_fingerprint() -> dict[str, str]:
+    """{module: source hash} of the repro modules loaded in this process that compute numbers."""
+    out = {}
+    for name in sorted(sys.modules):
+        if (name == "repro" or name.startswith("repro.")) and name not in NOT_NUMERIC:
+            f = _module_file(name)
+            if f and f.suffix == ".py" and f.exists():
+                out[name] = _file_hash(f)
+    return out
+
+
+def changed_modules(code: dict | None) -> list[str] | None:
+    """The modules of a record's fingerprint whose source differs now; None: no fingerprint."""
+    if code is None:
+        return None
+    changed = []
+    for name, digest in code.items():
+        path = REPO_ROOT / (name.replace(".", "/") + ".py")
+        if not path.exists() or _file_hash(path) != digest:
+            changed.append(name.removeprefix("repro."))
+    return changed
+
+
+# ----------------------------------------------------------------------------- units
+
+@dataclass
+class UnitContext:
+    """What a unit's `run` gets: its identity and a cache folder of its own."""
+    key: str
+    cache: Path
+    checkpoint_minutes: float = 5.0
+
+    def train_kwargs(self, stage: str = "train") -> dict:
+        """TrainConfig overrides: checkpoint into the cache every few minutes and resume from it.
+        A unit with several training stages (search, then ticket) names each stage."""
+        return {"checkpoint_dir": str(self.cache / stage), "checkpoint_minutes": self.checkpoint_minutes}
+
+
+@dataclass
+class Study:
+    notebook: str
+    profile: str
+    root: Path | None = None
+    units: list[dict] = field(default_factory=list)  # every unit asked for, in order, with its state
+    _records: dict | None = None
+    _estimates: dict = field(default_factory=dict)
+
+    # -- the store ---------------------------------------------------------------------------
+    def records(self) -> dict:
+        """unit key -> latest finished record (with a code fingerprint) of this profile."""
+        if self._records is None:
+            self._records = {}
+            for row in load_runs_raw(self.profile, root=self.root):
+                if row.get("status") in DONE and row.get("unit") and isinstance(row.get("code"), dict):
+                    self._records[row["unit"]] = row  # rows come oldest first: the latest wins
+        return self._records
+
+    @staticmethod
+    def key(notebook, task, method, seed, chash) -> str:
+        return f"{notebook}/{task}/{method}/s{seed}/{chash}"
+
+    def cache_dir(self, key: str) -> Path:
+        return cache_root() / self.profile / key.replace("/", "__")
+
+    # -- one unit ----------------------------------------------------------------------------
+    def unit(self, **kw) -> dict | None:
+        """unit(task=, method=, seed=, config=, run=, needs=(), artifact=None, notebook=None).
+
+        The record of this unit: reused when stored, else trained by `run(ctx)`, else None.
+
+        `artifact`: a file or folder (relative to the unit's cache) the unit's users need, e.g.
+        a checkpoint; a stored record whose artifact is gone is re-run (and says so).
+        `notebook`: the notebook the unit belongs to, when another notebook asks for it (a
+        checkpoint pre-trained by `pld_pretraining`, used by `pld_glue`).
+        """
+        try:
+            return self._unit(**kw)
+        finally:
+            if plan_mode():
+                self._save_plan()
+
+    def _unit(self, *, task, method: str, seed, config: dict, run, needs=(), artifact: str | None = None,
+              notebook: str | None = None, checkpoint_minutes: float = 5.0) -> dict | None:
+        notebook = notebook or self.notebook
+        chash = config_hash(config)
+        key = self.key(notebook, task, method, seed, chash)
+        ctx = UnitContext(key, self.cache_dir(key), checkpoint_minutes)
+        entry = {"key": key, "notebook": notebook, "task": task, "method": method, "seed": seed,
+                 "config_hash": chash, "state": "missing", "run_id": None, "seconds": None, "estimate": None,
+                 "changed": None}
+        self.units.append(entry)
+        rec = None if _flag("REPRO_FORCE") else self.records().get(key)
+        if rec is not None:
+            changed = changed_modules(rec.get("code"))
+            gone = artifact is not None and not (ctx.cache / artifact).exists()
+            rerun_stale = changed and _flag("REPRO_RERUN_STALE")
+            if not gone and not rerun_stale:
+                entry.update(state="stale" if changed else "done", run_id=rec["run_id"], changed=changed or None,
+                             seconds=(rec.get("times") or {}).get("total"))
+                return rec
+            why = f"its artifact {ctx.cache / artifact} is gone" if gone else f"code changed ({', '.join(changed)})"
+            print(f"{key}: re-running: {why}", flush=True)
+        if any(n is None for n in needs):
+            entry["state"] = "waiting"
+            entry["estimate"] = self._estimate(entry, None)
+            return None
+        if plan_mode():
+            entry["estimate"] = self._estimate(entry, lambda: self._probe(run, ctx))
+            return None
+        if time_left() <= 0:
+            return None
+        check_cache_writable(ctx.cache)
+        try:
+            out = run(ctx)
+        except TimeUp:
+            print(f"{key}: stopped at the deadline; its checkpoint in {ctx.cache} resumes it", flush=True)
+            return None
+        out = dict(out)
+        row = record(notebook=notebook, profile=self.profile, task=task, method=method, seed=seed,
+                     config=config, metrics=out.pop("metrics", {}), times=out.pop("times", {}),
+                     status=out.pop("status", "ok"), root=self.root, unit=key, code=code_fingerprint(), **out)
+        entry.update(state="done", run_id=row["run_id"], seconds=row["times"].get("total"))
+        self.records()[key] = row
+        for stage in ctx.cache.glob("*/last.pt"):  # recorded: its training checkpoints are spent
+            stage.unlink()
+            stage.parent.rmdir() if not any(stage.parent.iterdir()) else None
+        if ctx.cache.exists() and not any(ctx.cache.iterdir()):
+            ctx.cache.rmdir()
+        return row
+
+    # -- estimates ---------------------------------------------------------------------------
+    def _probe(self, run, ctx: UnitContext) -> float | None:
+        """Time a few steps of the unit's first training loop (plan mode only)."""
+        os.environ["REPRO_PROBE_STEPS"] = os.environ.get("REPRO_PROBE_STEPS") or "3"
+        probe_ctx = UnitContext(ctx.key, Path(os.environ.get("TMPDIR", "/tmp")) / "repro-probe" / ctx.cache.name)
+        try:
+            run(probe_ctx)
+        except Probe as p:
+            return p.seconds_per_step * p.steps
+        except Exception as e:  # noqa: BLE001 - an estimate must never break the plan
+            print(f"{ctx.key}: no estimate ({type(e).__name__}: {e})", flush=True)
+        return None
+
+    def _estimate(self, entry: dict, probe) -> float | None:
+        """Median recorded seconds of the most similar finished units; else a probe."""
+        done = [r for r in self.records().values() if r.get("notebook") == entry["notebook"]]
+        for match in (("method", "task"), ("method",)):
+            secs = sorted((r.get("times") or {}).get("total") for r in done
+                          if all(r.get(k) == entry[k] for k in match) and (r.get("times") or {}).get("total"))
+            if secs:
+                return secs[len(secs) // 2]
+        group = (entry["notebook"], entry["method"], entry["task"])
+        if group not in self._estimates and probe is not None:
+            self._estimates[group] = probe()
+        return self._estimates.get(group)
+
+    # -- what the notebook writes ------------------------------------------------------------
+    def status(self) -> dict:
+        """For summary.json: complete, done/planned counts, stale units, the run ids used."""
+        done = [u for u in self.units if u["state"] in ("done", "stale")]
+        stale = [u for u in self.units if u["state"] == "stale"]
+        return {"complete": len(done) == len(self.units), "done": len(done), "planned": len(self.units),
+                "stale": len(stale), "run_ids": [u["run_id"] for u in done],
+                "stale_modules": sorted({m for u in stale for m in u["changed"] or []})}
+
+    def write_summary(self, out, data: dict) -> Path:
+        """summary.json with the notebook's numbers and the study's state (complete or partial)."""
+        from .results import write_summary
+        return write_summary(out, {**data, **self.status()})
+
+    def _save_plan(self) -> None:
+        """Plan mode: the unit list so far (with estimates), as JSON in the file $REPRO_PLAN names."""
+        path = os.environ.get("REPRO_PLAN")
+        if path and path not in ("1", "0"):
+            Path(path).write_text(json.dumps(to_jsonable(self.units)))
+
+
+def unit_rows(study: Study) -> list[dict]:
+    """The stored records of the units a study has (skipping missing ones), in order."""
+    recs = study.records()
+    return [recs[u["key"]] for u in study.units if u["state"] in ("done", "stale")]

@@ -1,0 +1,201 @@
+"""Run-level resume (repro.study): units are reused, retrained only when they must be, stopped at
+the deadline, estimated in plan mode; the training loop checkpoints by time and at the deadline."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from repro import REPO_ROOT, study as S
+from repro.results import load_runs
+from repro.train import TrainConfig, train
+
+from conftest import tiny_mlm_data
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("REPRO_DEADLINE", "REPRO_PLAN", "REPRO_FORCE", "REPRO_RERUN_STALE", "REPRO_PROBE_STEPS"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+class Counter:
+    """A unit's run function that counts its calls and returns a metric derived from the config."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, u):
+        self.calls += 1
+        assert u.cache.parent.exists() and "train" in u.train_kwargs()["checkpoint_dir"]
+        return {"metrics": {"acc": 0.5}, "times": {"total": 2.0}, "curve": [1, 2]}
+
+
+def ask(study, run, seed=0, lr=0.1, **kw):
+    return study.unit(task="T", method="m", seed=seed, config={"lr": lr}, run=run, **kw)
+
+
+def test_recorded_units_are_reused_and_only_new_ones_train(store):
+    run = Counter()
+    first = ask(S.Study("nb", "smoke"), run)
+    assert run.calls == 1 and first["metrics"] == {"acc": 0.5} and first["curve"] == [1, 2]
+    st = S.Study("nb", "smoke")  # a later execution of the notebook
+    again = [ask(st, run, seed=s) for s in (0, 1)]  # a seed was added
+    assert run.calls == 2 and again[0]["run_id"] == first["run_id"]
+    assert st.status() | {"run_ids": None} == {"complete": True, "done": 2, "planned": 2, "stale": 0,
+                                               "run_ids": None, "stale_modules": []}
+    ask(S.Study("nb", "smoke"), run, lr=0.2)  # a config change retrains
+    assert run.calls == 3
+    assert len(load_runs("smoke")) == 3
+
+
+def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit(store, monkeypatch, capsys):
+    run = Counter()
+
+    def with_artifact(u):
+        u.cache.mkdir(parents=True, exist_ok=True)
+        (u.cache / "model.pt").write_text("weights")
+        return run(u)
+    row = ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
+    ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
+    assert run.calls == 1
+    (S.Study("nb", "smoke").cache_dir(row["unit"]) / "model.pt").unlink()  # a new machine
+    ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
+    assert run.calls == 2 and "is gone" in capsys.readouterr().out
+    monkeypatch.setenv("REPRO_FORCE", "1")
+    ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
+    assert run.calls == 3
+
+
+def test_stale_units_are_reused_but_never_reported_as_current(store, monkeypatch):
+    run = Counter()
+    row = ask(S.Study("nb", "smoke"), run)
+    assert row["code"] and all(k.startswith("repro") for k in row["code"])
+    assert "repro.train" not in row["code"] or S.changed_modules(row["code"]) == []
+    # pretend the record was computed by another version of repro/model.py
+    path = next((store / "results" / "smoke" / "runs").glob("*.json"))
+    rec = json.loads(path.read_text())
+    rec["code"] = {"repro.model": "0" * 12}
+    path.write_text(json.dumps(rec))
+    st = S.Study("nb", "smoke")
+    assert ask(st, run)["run_id"] == row["run_id"] and run.calls == 1
+    assert st.status()["stale"] == 1 and st.status()["stale_modules"] == ["model"]
+    monkeypatch.setenv("REPRO_RERUN_STALE", "1")
+    ask(S.Study("nb", "smoke"), run)
+    assert run.calls == 2
+
+
+def test_records_without_a_code_fingerprint_are_not_reused(store):
+    from repro.results import record
+    record(notebook="nb", profile="smoke", task="T", method="m", seed=0, metrics={}, times={},
+           config={"lr": 0.1})  # written before run-level resume existed
+    run = Counter()
+    ask(S.Study("nb", "smoke"), run)
+    assert run.calls == 1
+
+
+def test_deadline_needs_and_plan_mode_leave_units_missing(store, monkeypatch, tmp_path):
+    run = Counter()
+    ask(S.Study("nb", "smoke"), run, seed=0)
+    monkeypatch.setenv("REPRO_DEADLINE", str(time.time() - 1))
+    st = S.Study("nb", "smoke")
+    got = [ask(st, run, seed=s) for s in (0, 1)]
+    assert got[0] is not None and got[1] is None and run.calls == 1
+    assert ask(st, run, seed=2, needs=[got[1]]) is None
+    status = st.status()
+    assert not status["complete"] and (status["done"], status["planned"]) == (1, 3)
+    monkeypatch.delenv("REPRO_DEADLINE")
+    plan = tmp_path / "plan.json"
+    monkeypatch.setenv("REPRO_PLAN", str(plan))
+    st = S.Study("nb", "smoke")
+    assert ask(st, run, seed=5) is None and run.calls == 1  # nothing trains in plan mode
+    units = json.loads(plan.read_text())
+    assert units[0]["state"] == "missing" and units[0]["estimate"] == 2.0  # the recorded unit's time
+
+
+def test_plan_mode_probes_a_few_training_steps_when_nothing_is_recorded(store, monkeypatch, tmp_path):
+    examples, collate = tiny_mlm_data(64)
+    monkeypatch.setenv("REPRO_PLAN", str(tmp_path / "plan.json"))
+
+    def run(u):
+        from repro.model import Bert
+        model = Bert.from_config(layers=1, hidden=32, heads=2, intermediate=64, vocab_size=500, head="mlm")
+        r = train(model, examples, collate, TrainConfig(max_steps=40, batch_size=8, progress=False, **u.train_kwargs()))
+        raise AssertionError(f"the probe should have stopped the loop, it ran {r.steps} steps")
+    st = S.Study("nb", "smoke")
+    assert ask(st, run) is None
+    est = st.units[0]["estimate"]
+    assert est is not None and 0 < est < 60  # 40 steps x a timed step
+
+
+def _loop_run(examples, collate, ckpt, steps=12, **kw):
+    torch.manual_seed(0)
+    from repro.model import Bert
+    model = Bert.from_config(layers=1, hidden=32, heads=2, intermediate=64, vocab_size=500, head="mlm")
+    cfg = TrainConfig(max_steps=steps, batch_size=8, seed=3, progress=False, log_every=1, checkpoint_dir=ckpt, **kw)
+    return train(model, examples, collate, cfg)
+
+
+def test_deadline_checkpoints_and_the_next_run_resumes_to_the_same_numbers(store, monkeypatch, tmp_path):
+    examples, collate = tiny_mlm_data(64)
+    whole = _loop_run(examples, collate, str(tmp_path / "a"))
+    monkeypatch.setenv("REPRO_DEADLINE", str(time.time() - 1))
+    with pytest.raises(S.TimeUp):
+        _loop_run(examples, collate, str(tmp_path / "b"))
+    assert (tmp_path / "b" / "last.pt").exists()
+    monkeypatch.delenv("REPRO_DEADLINE")
+    resumed = _loop_run(examples, collate, str(tmp_path / "b"))
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+
+
+def test_checkpoint_by_time(store, tmp_path):
+    examples, collate = tiny_mlm_data(64)
+    _loop_run(examples, collate, str(tmp_path / "c"), steps=3, checkpoint_minutes=1e-9)
+    assert (tmp_path / "c" / "last.pt").exists()
+    _loop_run(examples, collate, str(tmp_path / "d"), steps=3)  # neither by steps nor by time
+    assert not (tmp_path / "d" / "last.pt").exists()
+
+
+def test_unwritable_cache_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="REPRO_CACHE_DIR"):
+        S.check_cache_writable(blocker / "cache")
+
+
+@pytest.mark.notebook
+def test_a_killed_notebook_continues_where_it_stopped(tmp_path):
+    """glue_finetune at smoke with two seeds, killed (SIGKILL) once its first unit is recorded,
+    then re-run: only the missing unit trains, and the outputs equal an uninterrupted run's."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "REPRO_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "repro", "run", "glue_finetune", "--profile", "smoke", "-p", "seeds=[0, 1]"]
+    runs = tmp_path / "a" / "smoke" / "runs"
+    proc = subprocess.Popen(cmd + ["--results-dir", str(tmp_path / "a")], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.time()
+    while not (runs.exists() and any(runs.glob("*.json"))):
+        assert proc.poll() is None and time.time() - t0 < 240, "no unit was recorded"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list(runs.glob("*.json"))) == 1
+    done = subprocess.run(cmd + ["--results-dir", str(tmp_path / "a")], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list(runs.glob("*.json"))) == 2  # only the missing unit trained
+    whole = subprocess.run(cmd + ["--results-dir", str(tmp_path / "b")], cwd=REPO_ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    a = load_runs("smoke", root=tmp_path / "a").sort_values("seed")
+    b = load_runs("smoke", root=tmp_path / "b").sort_values("seed")
+    for col in ("metric.f1", "metric.accuracy", "metric.train_loss"):
+        assert a[col].tolist() == pytest.approx(b[col].tolist(), abs=1e-6)
+    summary = json.loads((tmp_path / "a" / "smoke" / "glue_finetune" / "summary.json").read_text())
+    assert summary["complete"] and summary["done"] == 2
