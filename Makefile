@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
+JOBS ?= 2  # notebooks side by side, each with its share of the cores
 # torch first, pinned to the CPU build, so that the package's torch range is already satisfied
 # and pip never pulls a multi-GB CUDA build; on a GPU box use environment.yml instead.
 TORCH ?= torch==2.13.0
 
-.PHONY: install test reproduce smoke clean-venv
+.PHONY: install test reproduce plan smoke clean-venv
 
 install: $(VENV)/.installed
 
@@ -26,7 +27,11 @@ test: install
 	$(PY) -m pytest -q
 
 reproduce: install
-	$(PY) -m repro run all --profile $(PROFILE)
+	$(PY) -m repro plan all --profile $(PROFILE) --jobs $(JOBS)
+	$(PY) -m repro run all --profile $(PROFILE) --jobs $(JOBS)
+
+plan: install
+	$(PY) -m repro plan all --profile $(PROFILE) --jobs $(JOBS)
 
 smoke: install
 	$(PY) -m repro run all --profile smoke

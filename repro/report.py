@@ -20,9 +20,9 @@ import pandas as pd
 from scipy import stats
 
 from .metrics import main_metric
-from .results import from_jsonable, load_runs, read_json, results_root
+from .results import from_jsonable, load_runs, load_runs_raw, read_json, results_root
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not measured")
+VERDICTS = ("reproduced", "partly", "not reproduced", "not measured", "partial")
 
 
 class Missing(Exception):
@@ -52,11 +52,21 @@ class Store:
         return pd.read_csv(self.finished(notebook) / f"{name}.csv")
 
     def runs(self, notebook: str) -> pd.DataFrame:
-        """The run records of the notebook's latest execution (older executions' rows are kept
-        in the store, append-only; run.json says which execution made the outputs)."""
+        """The run records the notebook's outputs were made from: the units its summary.json
+        lists (reused from earlier executions or trained in this one); for outputs made before
+        run-level resume, the records of the execution run.json names."""
+        summary = self.summary(notebook)
+        df = load_runs(self.profile, root=self.root)
+        if "run_ids" in summary:
+            return df[df["run_id"].isin(summary["run_ids"])]
         execution = read_json(self.finished(notebook) / "run.json").get("execution")
-        df = load_runs(self.profile, notebook, root=self.root)
+        df = df[df["notebook"] == notebook]
         return df[df["execution"] == execution] if execution else df
+
+    def progress(self, notebook: str) -> tuple[int, int] | None:
+        """(done, planned) units when the notebook's outputs are partial; None when complete."""
+        summary = self.summary(notebook)
+        return None if summary.get("complete", True) else (summary.get("done", 0), summary.get("planned", 0))
 
     def figure(self, notebook: str, name: str) -> str | None:
         """The figure's path relative to <results>/<profile>/, where REPORT.md is."""
@@ -351,6 +361,11 @@ def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
             got = c.measure(store)
         except Missing as e:
             got = {"ours": f"not measured: {e}", "n": "", "scale": "", "verdict": "not measured", "unit": ""}
+        partial = [(nb, p) for nb in c.notebooks if (store.dir(nb) / "summary.json").exists()
+                   and (p := store.progress(nb))]
+        if partial:  # numbers from some of the runs: shown, never given a final verdict
+            runs = "; ".join(f"{nb} {k} of {n} runs" for nb, (k, n) in partial)
+            got = {**got, "verdict": "partial", "ours": f"partial ({runs}): {got['ours']}"}
         assert got["verdict"] in VERDICTS, got
         rows.append({"claim": c.claim, "paper": c.paper, "value": None, "hw": None, **got, "rule": c.rule,
                      "notebooks": ", ".join(c.notebooks), "figure": c.figure and store.figure(*c.figure)})
@@ -367,16 +382,33 @@ def provenance(profile: str, root: Path | str | None = None, notebooks=None) -> 
     from .runner import ORDER
 
     store, rows = Store(profile, Path(root or results_root())), []
+    codes = {r["run_id"]: r.get("code") for r in load_runs_raw(profile, root=store.root)}
     for nb in notebooks or [n for n in ORDER if n != "report"]:
         d = store.dir(nb)
         if not (d / "run.json").exists() or not (d / "summary.json").exists():
             continue
-        run, prov = read_json(d / "run.json"), read_json(d / "summary.json").get("provenance", {})
-        rows.append({"notebook": nb, "minutes": round(run["seconds"] / 60, 1), "finished (UTC)": run["finished"][:16],
+        run, summary = read_json(d / "run.json"), read_json(d / "summary.json")
+        prov = summary.get("provenance", {})
+        code = code_state(summary, codes)
+        rows.append({"notebook": nb, "runs": f"{summary.get('done', '?')} of {summary.get('planned', '?')}",
+                     "code": code, "minutes": round(run["seconds"] / 60, 1), "finished (UTC)": run["finished"][:16],
                      "git": (run["git_rev"] or "?")[:7] + ("+dirty" if run.get("git_dirty") else ""),
                      "device": prov.get("gpu") or prov.get("device"), "cpu": prov.get("cpu"),
                      "threads": prov.get("torch_threads"), "torch": prov.get("torch")})
     return pd.DataFrame(rows)
+
+
+def code_state(summary: dict, codes: dict) -> str:
+    """"current", or which runs are stale: the repro modules that computed them changed since."""
+    from .study import changed_modules
+
+    if "run_ids" not in summary:
+        return "recorded before run-level resume (code not tracked)"
+    changed = [changed_modules(codes.get(i)) for i in summary["run_ids"]]
+    stale = [c for c in changed if c]
+    if not stale:
+        return "current"
+    return f"stale: {len(stale)} of {len(changed)} runs made before {', '.join(sorted({m for c in stale for m in c}))} changed"
 
 
 def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str = "") -> str:

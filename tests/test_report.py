@@ -151,3 +151,16 @@ def test_squad_rule_needs_a_dense_model_that_learned(tmp_path):
     put(tmp_path, "earlybert_squad", {"train_questions": 250}, [("runs", runs(5.0, -1.0))])
     row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
     assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
+
+
+def test_a_partial_notebook_gets_no_final_verdict_and_stale_runs_are_named(tmp_path):
+    from repro.results import record
+    put(tmp_path, "gradient_norms", grads(0.5, 1.0) | {"complete": False, "done": 1, "planned": 3})
+    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    assert row["verdict"] == "partial" and row["ours"].startswith("partial (gradient_norms 1 of 3 runs)")
+    current = record(notebook="gradient_norms", profile="cpu", task="mlm", method="post", seed=0, metrics={},
+                     times={}, config={}, root=tmp_path, unit="k", code={"repro.model": "0" * 12})
+    put(tmp_path, "gradient_norms", grads(0.5, 1.0) | {"complete": True, "run_ids": [current["run_id"]]})
+    prov = report.provenance("cpu", tmp_path)
+    assert prov.loc[0, "code"] == "stale: 1 of 1 runs made before model changed"
+    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "reproduced"
