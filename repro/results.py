@@ -254,38 +254,32 @@ def load_runs_raw(profile: str | None = None, root: Path | str | None = None) ->
 _PREFIX = {"metrics": "metric", "times": "time", "config": "config", "provenance": "prov"}
 
 
-def _flatten(d: dict, prefix: str = ""):
-    """{"metrics": {"f1": 1}} -> ("metric.f1", 1); nested config keys joined with dots."""
-    for key, value in d.items():
-        if not prefix and key in _PREFIX and isinstance(value, dict):
-            yield from _flatten(value, _PREFIX[key])
-        elif prefix and isinstance(value, dict) and value:
-            yield from _flatten(value, f"{prefix}.{key}")
-        else:
-            yield (f"{prefix}.{key}" if prefix else key), value
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """Records as one frame: identity columns, then metric.<name>, time.<name>, config.<key>
+    (nested keys joined with dots, by pandas.json_normalize) and prov.<key>; other fields as they are."""
+    if not rows:
+        return pd.DataFrame(columns=IDENTITY)
+    top = pd.DataFrame([{k: v for k, v in r.items() if k not in _PREFIX} for r in rows])
+    nested = [pd.json_normalize([r.get(k) or {} for r in rows], sep=".").add_prefix(f"{p}.")
+              for k, p in _PREFIX.items()]
+    df = pd.concat([top, *nested], axis=1)
+    rest = sorted(c for c in df.columns if c not in IDENTITY)
+    return df[[c for c in IDENTITY if c in df.columns] + rest]
 
 
 def load_runs(profile: str | None = None, notebook: str | None = None,
               root: Path | str | None = None) -> pd.DataFrame:
-    """All records as a DataFrame: identity columns, then metric.<name>, time.<name>,
-    config.<key> and prov.<key>. Unreadable files are skipped with a warning."""
-    rows = [dict(_flatten(row)) for row in load_runs_raw(profile, root)
-            if notebook is None or row.get("notebook") == notebook]
-    if not rows:
-        return pd.DataFrame(columns=IDENTITY)
-    df = pd.DataFrame(rows)
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    rest = sorted(c for c in df.columns if c not in IDENTITY)
-    return df[[c for c in IDENTITY if c in df.columns] + rest].sort_values("timestamp", ignore_index=True)
+    """All records of a profile (optionally one notebook's) as a frame (see _frame), oldest
+    first. Unreadable files are skipped with a warning."""
+    df = _frame([row for row in load_runs_raw(profile, root) if notebook is None or row.get("notebook") == notebook])
+    if len(df):
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    return df.sort_values("timestamp", ignore_index=True) if len(df) else df
 
 
 def to_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows returned by record() (this execution's runs) as the same frame load_runs() builds."""
-    if not rows:
-        return pd.DataFrame(columns=IDENTITY)
-    df = pd.DataFrame([dict(_flatten(r)) for r in rows])
-    rest = sorted(c for c in df.columns if c not in IDENTITY)
-    return df[[c for c in IDENTITY if c in df.columns] + rest]
+    """Records returned by record() or Study.unit() as the same frame load_runs() builds."""
+    return _frame([r for r in rows if r is not None])
 
 
 # ----------------------------------------------------------------------------- reports

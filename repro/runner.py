@@ -77,7 +77,12 @@ def _parameters_index(nb, path) -> int:
 def notebook_parameters(path: Path | str, nb=None) -> dict:
     """The parameters cell's names and default values, in order. Only `name = <literal>` (or
     `name: type = <literal>`) is allowed, because papermill overrides parameters by re-assigning
-    them after this cell."""
+    them after this cell.
+
+    Why not `papermill.inspect_notebook`: it skips annotated unions (`output_dir: str | None =
+    None` is not in its result, and `max_seeds: int | None = None  # ...` logs "Unable to parse
+    line"), which is how this study declares every optional parameter
+    (tests/test_runner.py::test_papermill_inspect_misses_union_parameters pins it)."""
     return _parse_parameters(path, nb)[0]
 
 

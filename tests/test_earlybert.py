@@ -1,4 +1,3 @@
-import time
 
 import pytest
 import torch
@@ -319,15 +318,14 @@ def test_pruned_model_trains_and_has_fewer_flops():
     f_dense, f_pruned = flops_per_token(m.config, 32)["blocks"], flops_per_token(p.config, 32)["blocks"]
     assert f_pruned < f_dense
     assert flops_per_step(p.config, 32, 8) < flops_per_step(m.config, 32, 8)
-    # timing is for the benchmark notebooks; here it is only measured and printed
+    # the saving is real: the pruned network's weight matrices are smaller (timing is the bench's job)
     big = Bert.from_config(layers=2, hidden=256, heads=4, intermediate=1024, vocab_size=500, slimming=True)
     small = prune(big, *draw_masks(big, head_ratio=0.5, ffn_ratio=0.5, head_scope="layer"))
-    x = torch.randint(5, 500, (8, 64))
-    for name, net in (("dense", big), ("pruned", small)):
-        t0 = time.perf_counter()
-        for _ in range(3):
-            net.encode(x).sum().backward()
-        print(f"{name}: {(time.perf_counter() - t0) / 3 * 1e3:.1f} ms per forward+backward")
+    for b, s in zip(big.blocks, small.blocks):
+        assert s.attn.qkv.weight.shape[0] == b.attn.qkv.weight.shape[0] // 2
+        assert s.attn.out.weight.shape[1] == b.attn.out.weight.shape[1] // 2
+    assert sum(s.ffn.fc1.weight.shape[0] for s in small.blocks) == sum(b.ffn.fc1.weight.shape[0] for b in big.blocks) // 2
+    assert small.num_params(include_embeddings=False) < 0.6 * big.num_params(include_embeddings=False)
 
 
 def test_pruned_model_save_load_round_trip(tmp_path):

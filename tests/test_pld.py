@@ -125,23 +125,36 @@ def test_hook_drives_training_and_records_what_ran():
     model = tiny(layers=6)
     calls = CallCounter(model)
     hook = pld.PLD(theta_bar=0.5, gamma=1.0, seed=0)
-    res = train(model, examples(), collate, cfg(max_steps=20, grad_accum=2), hooks=[hook])
-    assert res.status == "ok"
+    batch = collate(examples(4), torch.Generator().manual_seed(1))
+    evals = []
+
+    def eval_fn(m):  # the loop's evaluation: every block must run, and nothing is recorded
+        before = list(calls.calls)
+        evals.append(m(**batch)["loss"].item())
+        assert [a - b for a, b in zip(calls.calls, before)] == [1] * 6
+        return {"loss": evals[-1]}
+    res = train(model, examples(), collate, cfg(max_steps=20, grad_accum=2, eval_every=10), eval_fn=eval_fn,
+                hooks=[hook])
+    assert res.status == "ok" and len(evals) == 2
     K = hook.keep_matrix()
     assert K.shape == (40, 6) and hook.record_steps == [s for s in range(20) for _ in range(2)]
     assert K.sum() < K.numel()  # some blocks were dropped
-    assert calls.calls == K.sum(0).int().tolist()  # training ran exactly the recorded blocks
-    # the final evaluation (eval_fn) never sees gates: no further record entries
+    # training ran exactly the recorded blocks; each of the two evaluations ran all of them once
+    assert calls.calls == (K.sum(0) + 2).int().tolist()
 
 
 def test_eval_output_is_independent_of_the_hook():
-    a, b = tiny(), tiny()
+    model = tiny(layers=6)
     hook = pld.PLD(theta_bar=0.5, gamma=1.0)
     batch = collate(examples(4), torch.Generator().manual_seed(1))
-    b.eval()
-    assert hook.forward_kwargs(type("L", (), {"model": b, "step": 5, "micro": 0})) == {}
-    a.eval()
-    torch.testing.assert_close(a(**batch)["loss"], b(**batch, gates=None)["loss"], rtol=0, atol=0)
+    loop = type("L", (), {"model": model, "step": 50, "micro": 0})
+    train_kw = hook.forward_kwargs(loop)  # in training the hook drops blocks at this step...
+    assert None in train_kw["gates"] and len(hook.record) == 1
+    model.eval()
+    assert hook.forward_kwargs(loop) == {} and len(hook.record) == 1  # ...in evaluation it never does
+    plain = model(**batch)["loss"]
+    assert not torch.equal(model(**batch, **train_kw)["loss"], plain)  # the gates would have mattered
+    torch.testing.assert_close(model(**batch, **hook.forward_kwargs(loop))["loss"], plain, rtol=0, atol=0)
 
 
 def test_theta_bar_one_reproduces_plain_preln_exactly():

@@ -305,3 +305,18 @@ def test_schedule_honours_dependencies():
     secs = {"pld_pretraining": 100, "gradient_norms": 10, "pld_glue": 50, "report": 1}
     assert runner.schedule(secs, jobs, 1) == 161
     assert runner.schedule(secs, jobs, 2) == 151  # pld_glue waits for pld_pretraining; report for all
+
+
+def test_papermill_inspect_misses_union_parameters(tmp_path):
+    """Why the runner parses the parameters cell itself: papermill's inspect_notebook drops
+    `name: A | None = ...` parameters. If papermill learns them, this fails: switch to it then."""
+    import nbformat
+    import papermill
+    nb = runner.read_notebook(REPO_ROOT / "notebooks" / "glue_finetune.py")
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    ours = runner.notebook_parameters(REPO_ROOT / "notebooks" / "glue_finetune.py")
+    theirs = papermill.inspect_notebook(str(path))
+    assert "output_dir" in ours and "data_dir" in ours
+    assert "output_dir" not in theirs and "data_dir" not in theirs
