@@ -17,10 +17,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .metrics import main_metric
-from .results import from_jsonable, load_runs, load_runs_raw, read_json, results_root
+from .results import format_pm, from_jsonable, load_runs, load_runs_raw, mean_hw, read_json, results_root
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not measured", "partial")
 
@@ -73,19 +72,9 @@ class Store:
         return f"{notebook}/{name}.png" if (self.dir(notebook) / f"{name}.png").exists() else None
 
 
-def mean_hw(values, confidence: float = 0.95) -> tuple[float, float, int]:
-    """Mean, half-width of the Student-t interval (nan for fewer than 2 values), and n."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return math.nan, math.nan, 0
-    hw = stats.t.ppf((1 + confidence) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
-    return float(v.mean()), float(hw), len(v)
-
-
 def pm(mean: float, hw: float, unit: str = "", digits: int = 1) -> str:
-    if not math.isfinite(mean):
-        return "–"
-    return f"{mean:+.{digits}f}" + (f" ± {hw:.{digits}f}" if math.isfinite(hw) else "") + unit
+    """A signed difference with its interval: +1.2 ± 0.4 points."""
+    return format_pm(mean, hw, digits, unit, signed=True)
 
 
 def grade(full: bool, part: bool) -> str:

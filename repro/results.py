@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import REPO_ROOT, __version__
@@ -284,6 +285,25 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- reports
 
+def t_halfwidth(std, n, confidence: float = 0.95):
+    """Half-width of the Student-t confidence interval of a mean from its sample std and n
+    (nan for n < 2). The study's one interval: scalars or pandas columns."""
+    from scipy import stats
+
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hw = stats.t.ppf((1 + confidence) / 2, n - 1) * np.asarray(std, dtype=float) / np.sqrt(n)
+    return float(hw) if np.ndim(hw) == 0 else hw
+
+
+def mean_hw(values, confidence: float = 0.95) -> tuple[float, float, int]:
+    """Mean, t-interval half-width (nan for fewer than 2 values) and n of the finite values."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), t_halfwidth(v.std(ddof=1) if len(v) > 1 else math.nan, len(v), confidence), len(v)
+
+
 def summarize(df: pd.DataFrame, by=("task", "method"), metrics=None,
               confidence: float = 0.95) -> pd.DataFrame:
     """Long table, one row per group x metric: n (non-missing values), mean, and hw, the
@@ -300,8 +320,7 @@ def summarize(df: pd.DataFrame, by=("task", "method"), metrics=None,
         g = pd.to_numeric(df[col], errors="coerce").groupby([df[b] for b in by], dropna=False)
         s = g.agg(["count", "mean", "std"]).rename(columns={"count": "n"}).reset_index()
         s = s[s["n"] > 0]
-        tcrit = stats.t.ppf((1 + confidence) / 2, s["n"] - 1)  # nan for n == 1
-        s["hw"] = tcrit * s["std"] / s["n"] ** 0.5
+        s["hw"] = t_halfwidth(s["std"], s["n"], confidence)  # nan for n == 1
         s.insert(len(by), "metric", name)
         out.append(s.drop(columns="std"))
     if not out:
@@ -309,13 +328,15 @@ def summarize(df: pd.DataFrame, by=("task", "method"), metrics=None,
     return pd.concat(out, ignore_index=True)
 
 
-def format_pm(mean: float, hw: float, digits: int = 1) -> str:
-    """81.2 ± 0.4; just the mean when there is no interval; an en dash when there is no mean."""
+def format_pm(mean: float, hw: float, digits: int = 1, unit: str = "", signed: bool = False) -> str:
+    """81.2 ± 0.4 (signed: +1.2 ± 0.4 for differences); just the mean when there is no interval;
+    an en dash when there is no mean."""
     if mean is None or not math.isfinite(mean):
         return "–"
-    if hw is None or not math.isfinite(hw):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {hw:.{digits}f}"
+    text = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    if hw is not None and math.isfinite(hw):
+        text += f" ± {hw:.{digits}f}"
+    return text + unit
 
 
 def summary_table(df: pd.DataFrame, by=("task", "method"), metrics=None,
