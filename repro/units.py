@@ -28,7 +28,7 @@ def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, meth
 
     def run(u):
         data = glue_data(task, P, tokenizer, data_dir, seed)
-        out = finetune_glue(glue_model(P.checkpoint, task), task, P, seed, tokenizer=tokenizer, data=data,
+        out = finetune_glue(glue_model(P.checkpoint, task, seed=seed), task, P, seed, tokenizer=tokenizer, data=data,
                             lr=lr, epochs=epochs, progress=False, **u.train_kwargs(), **train_kw)
         r = out["result"]
         return {"metrics": out["metrics"] | {"train_loss": r.history[-1]["loss"]}, "times": r.times,
