@@ -30,6 +30,7 @@ seeds: list | None = None  # None: the profile's seeds
 checkpoint: str | None = None  # None: the profile's checkpoint
 lr: float | None = None  # None: the profile's fine-tuning learning rate
 epochs: float | None = None  # None: the profile's
+pooling: str | None = None  # what the task head reads: "pooler", "cls" or "mean"; None: the checkpoint's own (MiniLM: mean)
 
 # %%
 from pathlib import Path
@@ -57,7 +58,8 @@ print(f"profile {P.name}: checkpoint {P.checkpoint}, tasks {tasks}, seeds {seeds
 
 # %%
 # one unit per task x seed: units already in the results store are reused, not retrained
-rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir) for task in tasks for seed in seeds]
+rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling)
+        for task in tasks for seed in seeds]
 rows = [r for r in rows if r is not None]
 for r in rows:
     print(f"{r['task']} seed {r['seed']}: {r['metrics']} in {r['times']['total']:.1f}s")

@@ -89,7 +89,8 @@ def seeded_init(seed: int | None):
 
 def glue_model(checkpoint: str, task: str, seed: int | None = None, **kw) -> Bert:
     """A pretrained encoder with a fresh classification (or regression) head for `task`, the
-    head initialised from `seed` (the same seed gives the same head in every process)."""
+    head initialised from `seed` (the same seed gives the same head in every process).
+    `pooling=` overrides the checkpoint's own (model.checkpoint_pooling)."""
     info = glue_task(task)
     with seeded_init(seed):
         return Bert.from_pretrained(checkpoint, head="cls", num_labels=1 if info.is_regression else info.num_labels, **kw)
