@@ -38,7 +38,7 @@ def glue_task(name: str) -> D.GlueTask:
 
 def glue_data(task: str, P: Profile, tokenizer, data_dir=None, seed: int = 0):
     """Encoded (train, dev) examples and the collator; subsets as the profile says (seeded)."""
-    train_ex = D.load_glue(task, "train", data_dir=data_dir, limit=P.max_train_examples, seed=seed)
+    train_ex = D.load_glue(task, "train", data_dir=data_dir, limit=P.max_train(glue_task(task).name), seed=seed)
     dev_ex = D.load_glue(task, "dev", data_dir=data_dir, limit=P.max_eval_examples, seed=0)
     enc = lambda ex: D.encode_glue(ex, tokenizer, P.finetune_seq_len)  # noqa: E731
     return enc(train_ex), enc(dev_ex), D.Collator.for_tokenizer(tokenizer)

@@ -24,7 +24,7 @@ def glue_config(task: str, P: Profile, *, lr: float | None = None, epochs: float
     return {"kind": "glue", "task": task, "checkpoint": P.checkpoint, "pooling": resolved_pooling(P.checkpoint, pooling),
             "seq_len": P.finetune_seq_len,
             "batch": P.finetune_batch, "lr": lr or P.finetune_lr, "epochs": epochs or P.finetune_epochs,
-            "max_train_examples": P.max_train_examples, "max_eval_examples": P.max_eval_examples,
+            "max_train_examples": P.max_train(task), "max_eval_examples": P.max_eval_examples,
             "grad_accum": P.grad_accum, **extra}
 
 
