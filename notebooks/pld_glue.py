@@ -14,18 +14,16 @@
 # %% [markdown]
 # # GLUE fine-tuning of the PLD and baseline pre-trained models (PLD paper, GLUE table)
 #
-# The PLD paper's downstream claim: a model pre-trained with PLD fine-tunes as well as (or better
-# than) the baseline. This notebook asks the `pld_pretraining` notebook's units for their final
-# models (the same units, by identity: the same profile and pre-training parameters; a model
-# whose checkpoint is gone is pre-trained again): the PostLN baseline and PreLN + PLD at the
-# baseline's rate and at its own best rate. Each is fine-tuned (every block runs, unscaled) on the
-# profile's GLUE tasks (`cpu`: SST-2 cut to 10k examples, STS-B, MRPC, RTE, CoLA whole; full dev
-# sets) over the profile's seeds. Table **`glue_vs_paper`**: dev metrics, mean ± 95% t-interval
-# over seeds, beside the paper's published rows and an input-blind predictor (the majority label;
-# a constant for STS-B). Table **`delta`**: PLD - baseline per task and metric, paired by seed,
-# beside the paper's PLD - BERT-base (reimpl.). Figure **`glue_scores`**: each task's main metric
-# per model. Our models are small and briefly pre-trained on books: only the sign and size of the
-# difference compare with the paper, and only when the baseline beats the input-blind predictor.
+# The PLD paper's downstream claim: a model pre-trained with PLD fine-tunes as well as the baseline.
+# The models are the final ones of `pld_pretraining`'s units, asked for by identity (same profile
+# and pre-training parameters; one whose checkpoint is gone is pre-trained again): the PostLN
+# baseline, PreLN + PLD at the baseline's rate and at its own best. Each is fine-tuned (every block
+# runs, unscaled) on the profile's GLUE tasks (`cpu`: SST-2 cut to 10k, STS-B, MRPC, RTE, CoLA; full
+# dev sets) over the profile's seeds. **`glue_vs_paper`**: dev metrics, mean ± 95% t-interval, beside
+# the paper's rows and an input-blind predictor (majority label; a constant for STS-B). **`delta`**:
+# PLD - baseline, paired by seed, beside the paper's PLD - BERT-base (reimpl.). **`glue_scores`**:
+# main metric per task and model. Small models, briefly pre-trained on books: only the sign and size
+# of the difference compare with the paper, and only when the baseline beats the input-blind predictor.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -95,10 +93,10 @@ if table is not None:
     display(table, deltas)
 
 # %%
+main = results.summarize(runs, by=("task", "method")) if len(runs) else None
+main = main[[k == main_metric(t) for t, k in zip(main["task"], main["metric"])]] if len(runs) else None
 if len(runs):
-    main = results.summarize(runs, by=("task", "method"))
-    main = main[[k == main_metric(t) for t, k in zip(main["task"], main["metric"])]]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.8 * len(tasks), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.8 + 1.8 * len(tasks)), 3.8))
     width = 0.8 / len(methods)
     for i, m in enumerate(methods):
         g = main[main["method"] == m].set_index("task").reindex(tasks)
@@ -115,12 +113,11 @@ if len(runs):
 # %%
 base = pre.get(pld.BASELINE)
 unigram = unigram_unit(study, P, data_dir=data_dir)
-scores = {m: {t: runs.loc[(runs["task"] == t) & (runs["method"] == m), f"metric.{main_metric(t)}"].mean() for t in tasks}
-          for m in methods} if len(runs) else {}
+scores = {m: dict(zip(g["task"], g["mean"])) for m, g in main.groupby("method")} if len(runs) else {}
 summary = {"baseline": pld.BASELINE, "methods": methods, "tasks": tasks, "seeds": seeds, "lr": task_lr,
            "checkpoints": {n: r["unit"] for n, r in pre.items() if r}, "diverged": diverged, "scores": scores,
            "chance": chance, "delta": deltas.to_dict("records") if deltas is not None else [],
-           "pretraining": {"tokens": P.pretrain_steps * P.pretrain_batch * P.grad_accum * P.seq_len,
+           "pretraining": {"tokens": pld.pretraining_tokens(P),
                            "paper_tokens": pld.PAPER_TOKENS, "baseline_val_loss": base and base["metrics"]["val_loss"],
                            "unigram_loss": unigram and unigram["metrics"]["val_loss"]}}
 study.write_summary(out, summary)
@@ -146,5 +143,5 @@ if scores.get(pld.BASELINE):
     lines.append(f"- Pre-training behind these models: {pt['tokens']:.2g} tokens, the baseline ending at MLM loss "
                  f"{pt['baseline_val_loss']:.2f} (unigram plateau {pt['unigram_loss'] or np.nan:.2f}); the paper's BERT saw "
                  f"{pt['paper_tokens']:.2g} tokens, {pt['paper_tokens'] / pt['tokens']:.0f}x more. A baseline near the "
-                 "input-blind score needs pre-training that gets well below the plateau first (pld_pretraining's rule: 1 nat).")
+                 f"input-blind score needs pre-training well below the plateau first (pld_pretraining's rule: {pld.LEARNED_NATS:g} nat).")
 display(Markdown("\n".join(lines)))

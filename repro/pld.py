@@ -246,6 +246,19 @@ def speedup_table(runs: dict, paired_ratio: float | None = None) -> pd.DataFrame
     return pd.DataFrame(rows).set_index("run")
 
 
+def speedup_text(row: dict | None) -> str:
+    """One speedup_table row in words (the notebook's conclusion and the report's row)."""
+    num = lambda k: None if row.get(k) is None or not math.isfinite(row[k]) else row[k]  # noqa: E731
+    if row is None or row["status"] != "ok":
+        return "not run" if row is None else row["status"]
+    if num("speedup_steps") is None:
+        return f"never reached the target (final validation loss {row['final_val_loss']:.3f})"
+    speeds = [f"{num(k):.2f}x {label}" for k, label in (("speedup_paired", "with paired step costs"),
+              ("speedup_time", "whole-run wall-clock"), ("speedup_steps", "in steps")) if num(k) is not None]
+    return (f"reached the target in {row['steps_to_target']:.0f} steps: " + ", ".join(speeds)
+            + (f"; {100 * num('time_per_sample_saving'):.0f}% less time per sample" if num("time_per_sample_saving") is not None else ""))
+
+
 def uses_context(loss: float | None, unigram: float | None) -> bool | None:
     """Has a model with this validation loss learned more than token frequencies: at least
     LEARNED_NATS below the unigram plateau? None when either number is missing."""
@@ -302,6 +315,11 @@ def paper_finetune_lr(task: str) -> float | None:
 
 
 PAPER_TOKENS = 200_000 * 4096 * 128  # the paper's pre-training: 200k steps x 4096 sequences x 128 tokens
+
+
+def pretraining_tokens(P) -> int:
+    """Tokens one full pre-training run of a (pld_profile) Profile sees."""
+    return P.pretrain_steps * P.pretrain_batch * P.grad_accum * P.seq_len
 
 
 def glue_table(runs: pd.DataFrame, methods, tasks, label: str) -> pd.DataFrame:

@@ -114,10 +114,11 @@ def _gradient_norms(s: Store) -> dict:
 
 
 def _pld_time(s: Store) -> dict:
-    found, parts = [], []
+    found, parts, layers = [], [], None
     try:
         p = s.summary("pld_pretraining")
         if p.get("pld_time_per_sample_saving_paired") is not None:
+            layers = p.get("layers")  # the primary number's model
             found.append(100 * p["pld_time_per_sample_saving_paired"])
             parts.append(f"pld_pretraining paired steps {found[-1]:.1f}%")
             parts.append(f"whole runs {100 * p['pld_time_per_sample_saving_vs_preln']:.1f}%")
@@ -128,9 +129,9 @@ def _pld_time(s: Store) -> dict:
         r = s.summary("pld_schedule")["run"]
         found.append(100 * (1 - r["paired_time_ratio"]))
         parts.append(f"pld_schedule paired steps {found[-1]:.1f}% (ideal FLOP saving {100 * (1 - r['flop_fraction']):.1f}%)")
-        layers = r["layers"]
+        layers = layers or r["layers"]
     except Missing:
-        layers = None
+        pass
     if not found:
         raise Missing("run the pld_pretraining or pld_schedule notebook")
     saving = found[0]  # the pre-training run's paired timing when there is one
@@ -144,7 +145,7 @@ def _num(x) -> float | None:
 
 
 def _pld_speedup(s: Store) -> dict:
-    from .pld import LEARNED_NATS, uses_context
+    from .pld import LEARNED_NATS, speedup_text, uses_context
 
     p = s.summary("pld_pretraining")
     runs, target, unigram = p["runs"], _num(p.get("target_val_loss")), _num(p.get("unigram_loss"))
@@ -155,33 +156,20 @@ def _pld_speedup(s: Store) -> dict:
         return {"ours": "the PostLN baseline has no final loss (not run, or diverged)", "n": "1 seed", "scale": scale,
                 "verdict": "not measured"}
     row, base = runs.get("preln_pld_best") or {}, runs.get(p["baseline"], {})
-    others = f"; PLD at the baseline's rate: {_speedup_text(runs.get('preln_pld'))}"
+    same = (runs.get("preln_pld") or {}).get("lr") == row.get("lr")  # PLD's best rate is the baseline's: one run
+    others = "" if same else f"; PLD at the baseline's rate: {speedup_text(runs.get('preln_pld'))}"
     if row.get("status") != "ok":
         status = row.get("status", "not run")
         return {"ours": f"PLD at its best pilot rate: {status}{others}", "n": "1 seed", "scale": scale,
                 "verdict": "not reproduced" if status == "diverged" else "not measured"}
     speed = _num(row.get("speedup_paired")) or _num(row.get("speedup_time"))
-    ours = (f"PLD at lr {row['lr']:g} vs PostLN at lr {base.get('lr', float('nan')):g}: {_speedup_text(row)}"
-            f"{others}")
+    ours = f"PLD at lr {row['lr']:g} vs PostLN at lr {base.get('lr', float('nan')):g}: {speedup_text(row)}{others}"
     if not uses_context(target, unigram) and unigram is not None:
         return {"ours": f"{ours}: the baseline learned nothing beyond token frequencies (less than {LEARNED_NATS:g} nat "
                         "below the unigram plateau), so a speed-up to its loss says nothing", "n": "1 seed",
                 "scale": scale, "verdict": "not measured"}
     return {"ours": ours, "n": "1 seed", "scale": scale, "value": speed, "unit": "x faster",
             "verdict": "not reproduced" if speed is None else grade(speed >= 0.8 * 2.5, speed >= 1.2)}
-
-
-def _speedup_text(row: dict | None) -> str:
-    if row is None:
-        return "not run"
-    if row["status"] != "ok":
-        return row["status"]
-    if _num(row.get("speedup_steps")) is None:
-        return f"never reached the target (final validation loss {row['final_val_loss']:.3f})"
-    speeds = [f"{_num(row.get(k)):.2f}x {label}" for k, label in (("speedup_paired", "with paired step costs"),
-              ("speedup_time", "whole-run wall-clock"), ("speedup_steps", "in steps")) if _num(row.get(k)) is not None]
-    saving = _num(row.get("time_per_sample_saving"))
-    return ", ".join(speeds) + (f"; {100 * saving:.0f}% less time per sample" if saving is not None else "")
 
 
 def _pld_glue(s: Store) -> dict:

@@ -70,7 +70,7 @@ def pld_summary(speed=2.2, status="ok", target=5.0, unigram=6.6, paired=True, **
     """pld_pretraining's summary: the PLD run at its best rate is `speed` x faster with the paired
     step costs (less in whole-run wall-clock, less in steps)."""
     def row(lr, s, st="ok"):
-        return {"status": st, "lr": lr, "final_val_loss": target - 0.1, "speedup_steps": s and s / 1.3,
+        return {"status": st, "lr": lr, "final_val_loss": target - 0.1, "speedup_steps": s and s / 1.3, "steps_to_target": s and 1000 / s,
                 "speedup_time": s and s * 0.9, "speedup_paired": s if paired else None, "time_per_sample_saving": 0.2}
     runs = {"postln": row(5e-4, 1.0) | {"final_val_loss": target}, "preln": row(1e-3, 1.1),
             "preln_pld": row(5e-4, 1.3), "preln_pld_best": row(2e-3, speed, status)}
