@@ -14,164 +14,134 @@
 # %% [markdown]
 # # GLUE fine-tuning of the PLD and baseline pre-trained models (PLD paper, GLUE table)
 #
-# The PLD paper's downstream claim: a model pre-trained with PLD fine-tunes as well as (or better
-# than) the baseline. This notebook takes the checkpoints the `pld_pretraining` notebook saved
-# (same profile): the PreLN baseline and the PLD runs, fine-tunes each on the profile's GLUE
-# tasks over the profile's seeds (fine-tuning runs every block, unscaled; no PLD), and reports
-# the dev-set metrics as mean +- 95% t-interval over seeds, beside the paper's published table
-# (rows labelled "paper:"), and the difference PLD - baseline per task (paired by seed: both
-# models see the same training subset and order) beside the paper's PLD - BERT-base (reimpl.).
-# Our models are small and pre-trained briefly on a book corpus: absolute scores are not
-# comparable with the paper's, only the sign and size of the difference is.
-# Figure **`glue_scores`**: each task's main metric per method (mean over seeds, error bars = 95% interval).
+# The PLD paper's downstream claim: a model pre-trained with PLD fine-tunes as well as the baseline.
+# The models are the final ones of `pld_pretraining`'s units, asked for by identity (same profile
+# and pre-training parameters; one whose checkpoint is gone is pre-trained again): the PostLN
+# baseline, PreLN + PLD at the baseline's rate and at its own best. Each is fine-tuned (every block
+# runs, unscaled) on the profile's GLUE tasks (`cpu`: SST-2 cut to 10k, STS-B, MRPC, RTE, CoLA; full
+# dev sets) over the profile's seeds. **`glue_vs_paper`**: dev metrics, mean ± 95% t-interval, beside
+# the paper's rows and an input-blind predictor (majority label; a constant for STS-B). **`delta`**:
+# PLD - baseline, paired by seed, beside the paper's PLD - BERT-base (reimpl.). **`glue_scores`**:
+# main metric per task and model. Small models, briefly pre-trained on books: only the sign and size
+# of the difference compare with the paper, and only when the baseline beats the input-blind predictor.
 
 # %% tags=["parameters"]
 profile = "smoke"
 output_dir: str | None = None
-seeds: list | None = None  # None: the profile seeds
+seeds: list | None = None  # None: the profile's seeds (pre-training uses the first)
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
-tasks: list | None = None  # None: the profile GLUE tasks, at most max_tasks of them
-max_tasks: int | None = None  # None: the profile's budget (cpu: its first 3 tasks, to fit the study in a session; others: all)
-methods: list | None = None  # None: the baseline and every PLD checkpoint pld_pretraining saved
-baseline: str = "preln"
-lr: float | None = None  # None: the profile finetune_lr
-epochs: float | None = None  # None: the profile finetune_epochs
+tasks: list | None = None  # None: the profile's GLUE tasks
+lr: float | None = None  # fine-tuning rate; None: the profile's pld_glue_lr, else the paper's rate per task
+epochs: float | None = None  # None: the profile's finetune_epochs
+# the pre-training units to fine-tune: pass what pld_pretraining was run with
+steps: int | None = None
+pilot_steps: int | None = None
+lrs: list | None = None
+rates: dict | None = None
+theta_bar: float = 0.5
+gamma: float | None = None
+variant: str = "paper"
+
 # %%
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
-from scipy import stats
 
-from repro import pld, results
+from repro import pld, report, results
 from repro.data import load_tokenizer
 from repro.metrics import main_metric
-from repro.profiles import get_profile
-from repro.tasks import finetune_glue, glue_data, glue_model
+from repro.profiles import get_profile, pld_profile
+from repro.study import Study
+from repro.units import glue_unit, pld_comparison, unigram_unit
 
-P = get_profile(profile, finetune_lr=lr, finetune_epochs=epochs)
-out = Path(output_dir) if output_dir else results.output_dir(profile, "pld_glue")
-max_tasks = max_tasks if max_tasks is not None else {"cpu": 3}.get(profile)
-tasks = list(tasks or P.glue_tasks[:max_tasks])
-seeds = list(seeds if seeds is not None else P.seeds)
-ckpt_root = results.output_path(profile, "pld_pretraining") / "checkpoints"
-available = sorted(p.name for p in ckpt_root.glob("*") if (p / "config.json").exists())
-if not available:
-    raise FileNotFoundError(f"no pre-trained checkpoints in {ckpt_root}: run the pld_pretraining notebook "
-                            f"first (python -m repro run pld_pretraining --profile {profile})")
-methods = list(methods or [baseline] + [m for m in available if "pld" in m])
-missing = [m for m in methods if m not in available]
-if missing:
-    raise FileNotFoundError(f"checkpoints {missing} are not in {ckpt_root} (found {available}; a diverged "
-                            f"pre-training run saves none): re-run pld_pretraining or pass methods=[...]")
+study = Study("pld_glue", profile)
+P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
+                            finetune_epochs=epochs))
+out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+tasks, seeds = list(tasks or P.glue_tasks), list(seeds if seeds is not None else P.seeds)
+task_lr = {t: lr or P.pld_glue_lr or pld.paper_finetune_lr(t) for t in tasks}
 tokenizer = load_tokenizer("minilm")  # the scratch models' vocabulary
-print(f"profile {P.name}: methods {methods} from {ckpt_root}; tasks {tasks}; seeds {seeds}; "
-      f"lr {P.finetune_lr:g}, {P.finetune_epochs} epochs, train subset {P.max_train_examples or 'all'}")
+print(f"profile {P.name}: tasks {tasks} at lr {task_lr}, {P.finetune_epochs} epochs, train subset "
+      f"{P.max_train_examples or 'all'}, dev {P.max_eval_examples or 'all'}; seeds {seeds}")
 
 # %%
-rows = []
-for task in tasks:
-    for seed in seeds:
-        data = glue_data(task, P, tokenizer, data_dir, seed)  # the same subset and order for every method
-        for method in methods:
-            model = glue_model(str(ckpt_root / method), task)
-            run = finetune_glue(model, task, P, seed, tokenizer=tokenizer, data=data, progress=False)
-            r = run["result"]
-            rows.append(results.record(
-                notebook="pld_glue", profile=profile, task=task, method=method, seed=seed,
-                metrics=run["metrics"] | {"train_loss": r.history[-1]["loss"]}, times=r.times,
-                status="diverged" if r.status == "diverged" else "ok",
-                config={"profile": P.to_dict(), "task": task, "checkpoint": str(ckpt_root / method),
-                        "n_train": run["n_train"], "n_eval": run["n_eval"]}))
-            print(f"{task} seed {seed} {method}: {run['metrics']} ({r.times['total']:.1f}s)")
-runs = results.to_frame(rows)
+cmp = pld_comparison(study, P, seeds[0], rates=rates, theta_bar=theta_bar, gamma=gamma, variant=variant,
+                     measure=False, data_dir=data_dir)
+pre = {n: cmp["runs"][n] for n in (pld.BASELINE, "preln_pld", "preln_pld_best")}
+if pre["preln_pld_best"] is not None and pre["preln_pld_best"] is pre["preln_pld"]:
+    pre.pop("preln_pld_best")  # PLD's best rate is the baseline's: one model
+diverged = [n for n, r in pre.items() if r is not None and r["status"] == "diverged"]
+pre = {n: r for n, r in pre.items() if n not in diverged}  # a diverged model is not fine-tuned
+methods = list(pre)
+rows = [glue_unit(study, t, P, s, tokenizer=tokenizer, method=n, data_dir=data_dir, lr=task_lr[t],
+                  checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
+                  checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r])
+        for n, r in pre.items() for t in tasks for s in seeds]
+runs = results.to_frame([r for r in rows if r is not None])
+print(f"{sum(r is not None for r in rows)} of {len(rows)} fine-tuning runs done; diverged in pre-training: {diverged or 'none'}")
 
 # %%
-summ = results.summarize(runs, by=("task", "method"))
-cell = {(t, m, k): (mean, hw) for t, m, k, mean, hw in summ[["task", "method", "metric", "mean", "hw"]].itertuples(index=False)}
-table = {}
-for m in methods:  # ours, in the paper's column layout
-    row = {}
-    for col in pld.PAPER_GLUE_COLUMNS:
-        task = next((t for t, (c, _) in pld.PAPER_GLUE_METRICS.items() if c == col and t in tasks), None)
-        metrics = pld.PAPER_GLUE_METRICS[task][1] if task else ()
-        row[col] = "/".join(results.format_pm(*cell.get((task, m, k), (np.nan, np.nan))) for k in metrics) or "–"
-    ours_main = [cell[(t, m, main_metric(t))][0] for t in tasks if (t, m, main_metric(t)) in cell]
-    row["avg of tasks run"] = f"{np.mean(ours_main):.1f}" if ours_main else "–"
-    table[f"ours ({profile}): {m}"] = row
-for name, values in pld.PAPER_GLUE.items():
-    table[f"paper: {name}"] = dict(zip(pld.PAPER_GLUE_COLUMNS, values)) | {"avg of tasks run": ""}
-table = pd.DataFrame(table).T
-results.save_table(table, out, "glue_vs_paper")
-table
+chance = {t: report.chance_score(t, data_dir) for t in tasks}
+table = pld.glue_table(runs, methods, tasks, profile) if len(runs) else None
+deltas = pld.glue_deltas(runs, pld.BASELINE, methods, tasks) if len(runs) else None
+if table is not None:
+    table.loc["input-blind predictor"] = {pld.PAPER_GLUE_METRICS[t][0]: f"{chance[t]:.1f}" for t in tasks if t in pld.PAPER_GLUE_METRICS}
+    results.save_table(table.fillna(""), out, "glue_vs_paper")
+    results.save_table(deltas, out, "delta")
+    display(table, deltas)
 
 # %%
-def paired_delta(task, metric, method):
-    """Mean and 95% t half-width of (method - baseline) over seeds run by both."""
-    col = f"metric.{metric}"
-    a = runs[(runs["task"] == task) & (runs["method"] == method)].set_index("seed")[col]
-    b = runs[(runs["task"] == task) & (runs["method"] == baseline)].set_index("seed")[col]
-    d = (a - b).dropna()
-    hw = stats.t.ppf(0.975, len(d) - 1) * d.std() / np.sqrt(len(d)) if len(d) > 1 else np.nan
-    return float(d.mean()), float(hw), len(d)
-
-
-deltas = []
-for m in methods:
-    if m == baseline:
-        continue
-    for t in tasks:
-        for k in sorted({c.removeprefix("metric.") for c in runs.columns if c.startswith("metric.")} - {"train_loss"}):
-            if runs.loc[runs["task"] == t, f"metric.{k}"].notna().any():
-                mean, hw, n = paired_delta(t, k, m)
-                p_pld, p_base = pld.paper_glue_value("PLD", t, k), pld.paper_glue_value("BERT-base (reimpl.)", t, k)
-                deltas.append({"method": m, "task": t, "metric": k, "main": k == main_metric(t), "delta": mean,
-                               "hw": hw, "n_seeds": n, "paper_delta": None if p_pld is None else p_pld - p_base})
-deltas = pd.DataFrame(deltas)
-results.save_table(deltas, out, "delta")
-deltas
+main = results.summarize(runs, by=("task", "method")) if len(runs) else None
+main = main[[k == main_metric(t) for t, k in zip(main["task"], main["metric"])]] if len(runs) else None
+if len(runs):
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.8 + 1.8 * len(tasks)), 3.8))
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        g = main[main["method"] == m].set_index("task").reindex(tasks)
+        ax.bar(np.arange(len(tasks)) + i * width, g["mean"], width, yerr=g["hw"].fillna(0), capsize=3, label=m)
+    ax.scatter(np.arange(len(tasks)) + width * (len(methods) - 1) / 2, [chance[t] for t in tasks], marker="_", s=600,
+               color="k", zorder=3, label="input-blind predictor")
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(methods) - 1) / 2)
+    ax.set_xticklabels([f"{t}\n({main_metric(t)})" for t in tasks])
+    ax.set_ylabel("dev score (0-100)")
+    ax.set_title(f"GLUE dev after fine-tuning, mean ± 95% interval over {len(seeds)} seed(s) ({profile} profile)")
+    ax.legend(fontsize=8)
+    results.save_figure(fig, out, "glue_scores")
 
 # %%
-main = summ[[k == main_metric(t) for t, k in zip(summ["task"], summ["metric"])]]
-fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(tasks), 3.8))
-width = 0.8 / len(methods)
-for i, m in enumerate(methods):
-    g = main[main["method"] == m].set_index("task").reindex(tasks)
-    ax.bar(np.arange(len(tasks)) + i * width, g["mean"], width, yerr=g["hw"].fillna(0), capsize=3, label=m)
-ax.set_xticks(np.arange(len(tasks)) + width * (len(methods) - 1) / 2)
-ax.set_xticklabels([f"{t}\n({main_metric(t)})" for t in tasks])
-ax.set_ylabel("dev score (0-100)")
-ax.set_title(f"GLUE dev after fine-tuning, mean over {len(seeds)} seed(s) ({profile} profile)")
-ax.legend()
-results.save_figure(fig, out, "glue_scores")
-
-# %%
-summary = {"methods": methods, "baseline": baseline, "tasks": tasks, "seeds": seeds, "checkpoints": str(ckpt_root),
-           "scores": {m: {t: cell.get((t, m, main_metric(t)), (None, None))[0] for t in tasks} for m in methods},
-           "delta": deltas.to_dict("records")}
-results.write_summary(out, summary)
+base = pre.get(pld.BASELINE)
+unigram = unigram_unit(study, P, data_dir=data_dir)
+scores = {m: dict(zip(g["task"], g["mean"])) for m, g in main.groupby("method")} if len(runs) else {}
+summary = {"baseline": pld.BASELINE, "methods": methods, "tasks": tasks, "seeds": seeds, "lr": task_lr,
+           "checkpoints": {n: r["unit"] for n, r in pre.items() if r}, "diverged": diverged, "scores": scores,
+           "chance": chance, "delta": deltas.to_dict("records") if deltas is not None else [],
+           "pretraining": {"tokens": pld.pretraining_tokens(P),
+                           "paper_tokens": pld.PAPER_TOKENS, "baseline_val_loss": base and base["metrics"]["val_loss"],
+                           "unigram_loss": unigram and unigram["metrics"]["val_loss"]}}
+study.write_summary(out, summary)
 
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
 # %%
-lines = []
-for m in methods:
-    if m == baseline:
-        continue
-    for _, d in deltas[(deltas["method"] == m) & deltas["main"]].iterrows():
-        if np.isfinite(d["hw"]):
-            verdict = ("no significant difference" if abs(d["delta"]) <= d["hw"]
-                       else "PLD better" if d["delta"] > 0 else "PLD worse")
-            interval = f" +- {d['hw']:.1f} ({verdict}, 95% paired t-interval, {d['n_seeds']} seeds)"
-        else:
-            interval = " (one seed: no interval, no verdict)"
-        paper = f"; paper PLD - BERT reimpl.: {d['paper_delta']:+.1f}" if d["paper_delta"] is not None and not pd.isna(d["paper_delta"]) else ""
-        lines.append(f"- `{m}` - `{baseline}`, {d['task']} {d['metric']}: {d['delta']:+.1f}{interval}{paper}.")
-avg = {m: np.nanmean([summary["scores"][m][t] if summary["scores"][m][t] is not None else np.nan for t in tasks]) for m in methods}
-lines.append("- Average of the main metrics over the tasks run: " + ", ".join(f"`{m}` {v:.1f}" for m, v in avg.items())
-             + f" (paper GLUE score over all tasks: PLD {pld.PAPER_GLUE['PLD'][-1]} vs BERT-base reimpl. "
-             f"{pld.PAPER_GLUE['BERT-base (reimpl.)'][-1]}).")
+state, lines = study.status(), []
+if not state["complete"]:
+    lines.append(f"**Partial: {state['done']} of {state['planned']} runs (pre-training included).**")
+for _, d in (deltas[deltas["main"]] if deltas is not None else []).iterrows():
+    verdict = ("no interval (one seed)" if not np.isfinite(d["hw"]) else "no significant difference"
+               if abs(d["delta"]) <= d["hw"] else "PLD better" if d["delta"] > 0 else "PLD worse")
+    paper = "" if d["paper_delta"] is None else f"; paper: {d['paper_delta']:+.1f}"
+    lines.append(f"- `{d['method']}` - `{pld.BASELINE}`, {d['task']} {d['metric']}: "
+                 f"{results.format_pm(d['delta'], d['hw'], signed=True)} ({verdict}{paper}).")
+if scores.get(pld.BASELINE):
+    pt = summary["pretraining"]
+    lines.append("- Task average of the main metrics: " + ", ".join(f"`{m}` {np.nanmean(list(v.values())):.1f}" for m, v in scores.items())
+                 + f"; an input-blind predictor {np.mean(list(chance.values())):.1f} (the report calls the comparison "
+                 "measured only when the baseline beats it by 5 points).")
+    lines.append(f"- Pre-training behind these models: {pt['tokens']:.2g} tokens, the baseline ending at MLM loss "
+                 f"{pt['baseline_val_loss']:.2f} (unigram plateau {pt['unigram_loss'] or np.nan:.2f}); the paper's BERT saw "
+                 f"{pt['paper_tokens']:.2g} tokens, {pt['paper_tokens'] / pt['tokens']:.0f}x more. A baseline near the "
+                 f"input-blind score needs pre-training well below the plateau first (pld_pretraining's rule: {pld.LEARNED_NATS:g} nat).")
 display(Markdown("\n".join(lines)))

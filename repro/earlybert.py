@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from .model import Bert, flops_per_token
-from .train import Hook
+from .train import Hook, train_seconds
 
 SCOPES = ("layer", "global")
 
@@ -363,13 +363,6 @@ def flops_per_step(config, seq_len: int, batch_size: int, head_tokens: float = 1
 def snapshot(model: nn.Module) -> dict:
     """A CPU copy of the weights (the rewind point)."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def train_seconds(out) -> float:
-    """Training time of a run (a TrainResult or a tasks.* dict): wall-clock minus evaluation,
-    so methods with different evaluation costs compare on training alone."""
-    r = out["result"] if isinstance(out, dict) else out
-    return r.times["total"] - r.times["eval"]
 
 
 def run_pipeline(model: Bert, search_fn, train_fn, slimming: Slimming | None = None,

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import torch
 
+from .analysis import steps_to_reach
+from .metrics import main_metric
+from .results import format_pm, mean_hw, summarize
 from .train import Hook, _generator
 
 VARIANTS = ("paper", "code")
@@ -151,16 +155,20 @@ class PLD(Hook):
                 "compute_realized": K.mean().item(), "compute_expected": P.mean().item()}
 
 
-# GLUE dev results published with the official implementation (DESIGN.md §1), verbatim; the
-# last row is the fine-tuning learning rate the paper used per task.
-# -- the pre-training comparison of the paper (pld_pretraining notebook, repro.launch) ---------
-PRETRAINING_METHODS = {  # method -> (block, PLD?, learning rate "base"|"high")
-    "postln": ("post", False, "base"),
-    "preln": ("pre", False, "base"),
-    "preln_pld": ("pre", True, "base"),
-    "preln_pld_lrhigh": ("pre", True, "high"),  # the PLD recipe's larger rate
-    "postln_lrhigh": ("post", False, "high"),  # to show whether PostLN survives it
+# -- the pre-training comparison (pld_pretraining, pld_glue, repro.launch) ---------------------
+# The paper compares a PostLN baseline at its usual rate with PreLN + PLD at a rate PostLN cannot
+# use. We find each block's rates in a pilot, then run:
+ARCHS = {"postln": ("post", False), "preln": ("pre", False), "preln_pld": ("pre", True)}  # block, PLD?
+RUNS = {  # full run -> (arch, the arch whose best pilot rate it trains at)
+    "postln": ("postln", "postln"),  # the baseline
+    "preln": ("preln", "preln"),
+    "preln_pld": ("preln_pld", "postln"),  # PLD at the baseline's rate
+    "preln_pld_best": ("preln_pld", "preln_pld"),  # PLD at its own best rate: the paper's comparison
 }
+BASELINE = "postln"
+REBOUND = 0.1  # nats: a pilot whose validation loss ends this far above its lowest has started to diverge
+LEARNED_NATS = 1.0  # a model uses context when its loss is this far below the unigram plateau (e^1 = 2.7x perplexity)
+PAPER_SPEEDUP, PAPER_TIME_SAVING = 2.5, 0.24
 
 
 def recipe_schedule(steps: int) -> dict:
@@ -169,20 +177,111 @@ def recipe_schedule(steps: int) -> dict:
     return {"schedule": "exp", "warmup": 0.02, "exp_decay": 0.99, "exp_every": max(1, steps // 200)}
 
 
-def pretraining_method(name: str, lr: float, steps: int, lr_high: float | None = None,
-                       high_schedule: str = "recipe") -> dict:
-    """{"ln", "pld", "lr", "train": TrainConfig overrides} of one method of the comparison.
-    lr_high defaults to 10 x lr, the paper's ratio (recipe 1e-3 vs baseline 1e-4)."""
-    if name not in PRETRAINING_METHODS:
-        raise ValueError(f"unknown method {name!r}; methods: {', '.join(PRETRAINING_METHODS)}")
-    if high_schedule not in ("recipe", "profile"):
-        raise ValueError(f"high_schedule must be 'recipe' or 'profile', got {high_schedule!r}")
-    ln, use_pld, rate = PRETRAINING_METHODS[name]
-    high = rate == "high"
-    return {"ln": ln, "pld": use_pld, "lr": (lr_high or 10 * lr) if high else lr,
-            "train": recipe_schedule(steps) if high and high_schedule == "recipe" else {}}
+def check_arch(arch: str) -> str:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    return arch
 
 
+def pilot_table(records) -> pd.DataFrame:
+    """One row per pilot run (arch, lr): its losses and whether it was stable. Stable = it never
+    went non-finite, its final validation loss is below its starting (first logged) training loss,
+    and no more than REBOUND above the lowest validation loss it reached (no rebound)."""
+    rows = []
+    for r in records:
+        vals = [c["val_loss"] for c in r["curve"]]
+        final, start = r["metrics"]["val_loss"], r["metrics"]["start_loss"]
+        ok = r["status"] == "ok" and all(math.isfinite(v) for v in vals) and math.isfinite(final)
+        rows.append({"arch": r["config"]["arch"], "lr": r["config"]["lr"], "status": r["status"],
+                     "start_loss": start, "final_val_loss": final, "lowest_val_loss": min(vals, default=math.nan),
+                     "stable": bool(ok and final < start and final <= min(vals) + REBOUND)})
+    return pd.DataFrame(rows, columns=["arch", "lr", "status", "start_loss", "final_val_loss", "lowest_val_loss", "stable"])
+
+
+def choose_rates(pilot: pd.DataFrame) -> dict:
+    """Per arch: the best rate (lowest final pilot validation loss among the stable runs), the
+    largest stable rate, and whether the best sits at an end of the grid (the grid may not bracket it)."""
+    out = {}
+    for arch, g in pilot.groupby("arch", sort=False):
+        stable = g[g["stable"]]
+        best = float(stable.loc[stable["final_val_loss"].idxmin(), "lr"]) if len(stable) else None
+        out[arch] = {"best": best, "max_stable": float(stable["lr"].max()) if len(stable) else None,
+                     "at_edge": None if best is None else bool(len(g) > 1 and best in (g["lr"].min(), g["lr"].max()))}
+    return out
+
+
+def speedup_table(runs: dict, paired_ratio: float | None = None) -> pd.DataFrame:
+    """One row per full run (name -> record, None when missing): its final validation loss, time
+    per sample, and the steps and training seconds it takes to reach the baseline's final
+    validation loss (interpolated between evaluations, first crossing; None if it never does),
+    with the speed-ups (the baseline's own steps or seconds to it / the run's: the baseline is 1
+    by definition, even when its noisy curve touched its final loss early). `speedup_paired` = the step speed-up x
+    the per-step cost ratio timed in adjacent pairs (dense / PLD gates; a dense PreLN step costs
+    what a PostLN one does): not skewed by load that differs between the runs' sessions."""
+    base = runs.get(BASELINE)
+    base_ok = base is not None and base["status"] == "ok"
+    def reach(rec, x, target):
+        c = rec["curve"]
+        return steps_to_reach([p[x] for p in c], [p["val_loss"] for p in c], target)
+
+    rows = []
+    for name, rec in runs.items():
+        arch = RUNS[name][0]
+        row = {"run": name, "arch": arch, "lr": rec["config"]["lr"] if rec else None,
+               "status": rec["status"] if rec else "missing"}
+        if rec is not None:
+            m = rec["metrics"]
+            row |= {"final_val_loss": m["val_loss"], "steps": rec["steps_done"], "train_seconds": m["train_seconds"],
+                    "time_per_sample_ms": 1e3 * m["time_per_sample"]}
+        if rec is not None and base_ok:
+            target = base["metrics"]["val_loss"]
+            s, t = reach(rec, "step", target), reach(rec, "seconds", target)
+            s0, t0 = reach(base, "step", target), reach(base, "seconds", target)
+            cost = paired_ratio if ARCHS[arch][1] else 1.0
+            row |= {"steps_to_target": s, "seconds_to_target": t,
+                    "speedup_steps": s0 / s if s else None, "speedup_time": t0 / t if t else None,
+                    "speedup_paired": s0 / s / cost if s and cost else None,
+                    "time_per_sample_saving": 1 - m["time_per_sample"] / base["metrics"]["time_per_sample"]}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def speedup_text(row: dict | None) -> str:
+    """One speedup_table row in words (the notebook's conclusion and the report's row)."""
+    num = lambda k: None if row.get(k) is None or not math.isfinite(row[k]) else row[k]  # noqa: E731
+    if row is None or row["status"] != "ok":
+        return "not run" if row is None else row["status"]
+    if num("speedup_steps") is None:
+        return f"never reached the target (final validation loss {row['final_val_loss']:.3f})"
+    speeds = [f"{num(k):.2f}x {label}" for k, label in (("speedup_paired", "with paired step costs"),
+              ("speedup_time", "whole-run wall-clock"), ("speedup_steps", "in steps")) if num(k) is not None]
+    return (f"reached the target in {row['steps_to_target']:.0f} steps: " + ", ".join(speeds)
+            + (f"; {100 * num('time_per_sample_saving'):.0f}% less time per sample" if num("time_per_sample_saving") is not None else ""))
+
+
+def uses_context(loss: float | None, unigram: float | None) -> bool | None:
+    """Has a model with this validation loss learned more than token frequencies: at least
+    LEARNED_NATS below the unigram plateau? None when either number is missing."""
+    if loss is None or unigram is None or not math.isfinite(loss):
+        return None
+    return unigram - loss >= LEARNED_NATS
+
+
+def time_savings(table: pd.DataFrame, runs: dict, timing: dict | None) -> dict:
+    """PLD's time-per-sample saving against PreLN (the paper's 24%): from the paired step timing
+    (1 - gated / dense) and from the two whole runs (PLD at the baseline's rate vs PreLN), with
+    the share of blocks the PLD run computed. Empty when a part is missing."""
+    if not timing or any(runs.get(n) is None for n in ("preln", "preln_pld")):
+        return {}
+    tps = table["time_per_sample_ms"]
+    return {"pld_time_per_sample_saving_paired": 1 - timing["ratio"],
+            "pld_time_per_sample_saving_vs_preln": 1 - tps["preln_pld"] / tps["preln"],
+            "pld_compute_fraction": runs["preln_pld"]["pld_compute"],
+            "paired_step_s": {"dense": timing["dense_s"], "pld": timing["gated_s"]}}
+
+
+# GLUE dev results published with the official implementation (DESIGN.md §1), verbatim; the
+# last row is the fine-tuning learning rate the paper used per task.
 PAPER_GLUE_COLUMNS = ("RTE", "MRPC F1/Acc", "STS-B P/S", "CoLA", "SST-2", "QNLI", "QQP F1/Acc", "MNLI m/mm", "GLUE")
 PAPER_GLUE = {
     "BERT-base (original)": ("66.4", "88.9/84.8", "87.1/89.2", "52.1", "93.5", "90.5", "71.2/89.2", "84.6/83.4", "80.7"),
@@ -206,3 +305,56 @@ def paper_glue_value(row: str, task: str, metric: str) -> float | None:
         return None
     cell = PAPER_GLUE[row][PAPER_GLUE_COLUMNS.index(col)]
     return float(cell.split("/")[metrics.index(metric)])
+
+
+def paper_finetune_lr(task: str) -> float | None:
+    """The fine-tuning learning rate the paper used for `task` (DESIGN.md §1), or None."""
+    if task not in PAPER_GLUE_METRICS:
+        return None
+    return float(PAPER_GLUE["fine-tune lr"][PAPER_GLUE_COLUMNS.index(PAPER_GLUE_METRICS[task][0])])
+
+
+PAPER_TOKENS = 200_000 * 4096 * 128  # the paper's pre-training: 200k steps x 4096 sequences x 128 tokens
+
+
+def pretraining_tokens(P) -> int:
+    """Tokens one full pre-training run of a (pld_profile) Profile sees."""
+    return P.pretrain_steps * P.pretrain_batch * P.grad_accum * P.seq_len
+
+
+def glue_table(runs: pd.DataFrame, methods, tasks, label: str) -> pd.DataFrame:
+    """Our GLUE dev scores (mean ± 95% t-interval over seeds) in the paper's column layout, one
+    row per method ("ours (label): method"), then the paper's rows verbatim."""
+    summ = summarize(runs, by=("task", "method"))
+    cell = {(t, m, k): (mean, hw) for t, m, k, mean, hw in summ[["task", "method", "metric", "mean", "hw"]].itertuples(index=False)}
+    table = {}
+    for m in methods:
+        row = {}
+        for col in PAPER_GLUE_COLUMNS:
+            task = next((t for t in tasks if PAPER_GLUE_METRICS.get(t, ("",))[0] == col), None)
+            keys = PAPER_GLUE_METRICS[task][1] if task else ()
+            row[col] = "/".join(format_pm(*cell.get((task, m, k), (math.nan, math.nan))) for k in keys) or "–"
+        mains = [cell[t, m, main_metric(t)][0] for t in tasks if (t, m, main_metric(t)) in cell]
+        row["avg of tasks run"] = f"{sum(mains) / len(mains):.1f}" if mains else "–"
+        table[f"ours ({label}): {m}"] = row
+    for name, values in PAPER_GLUE.items():
+        table[f"paper: {name}"] = dict(zip(PAPER_GLUE_COLUMNS, values)) | {"avg of tasks run": ""}
+    return pd.DataFrame(table).T
+
+
+def glue_deltas(runs: pd.DataFrame, baseline: str, methods, tasks) -> pd.DataFrame:
+    """Per method (not the baseline), task and metric: the mean difference method - baseline over
+    the seeds both ran (paired: the same training subset and order), its 95% t half-width, and
+    the paper's PLD - BERT-base (reimpl.) on that metric."""
+    rows = []
+    for m in methods:
+        for t in tasks if m != baseline else ():
+            g = runs[runs["task"] == t]
+            for k in PAPER_GLUE_METRICS.get(t, ("", (main_metric(t),)))[1]:
+                wide = g.pivot_table(index="seed", columns="method", values=f"metric.{k}")
+                d = (wide[m] - wide[baseline]).dropna() if {m, baseline} <= set(wide.columns) else []
+                mean, hw, n = mean_hw(list(d))
+                pld, base = paper_glue_value("PLD", t, k), paper_glue_value("BERT-base (reimpl.)", t, k)
+                rows.append({"method": m, "task": t, "metric": k, "main": k == main_metric(t), "delta": mean, "hw": hw,
+                             "n_seeds": n, "paper_delta": None if pld is None else round(pld - base, 1)})
+    return pd.DataFrame(rows, columns=["method", "task", "metric", "main", "delta", "hw", "n_seeds", "paper_delta"])

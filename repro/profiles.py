@@ -42,6 +42,22 @@ class Profile:
     # per-task exceptions to max_train_examples and to the number of seeds (task, value) pairs
     task_max_train: tuple[tuple[str, int], ...] = ()
     task_seeds: tuple[tuple[str, int], ...] = ()
+    # the PLD pre-training comparison (pld_pretraining, pld_glue); None: the shared value above
+    pld_layers: int | None = None
+    pld_hidden: int | None = None
+    pld_heads: int | None = None
+    pld_intermediate: int | None = None
+    pld_seq_len: int | None = None
+    pld_batch: int | None = None  # sequences per optimizer step (x grad_accum)
+    pld_steps: int | None = None  # each full run
+    pld_pilot_steps: int | None = None  # each pilot run (the first steps of a full run's schedule); None: a tenth
+    pld_lrs: tuple[float, ...] = ()  # the pilot's learning rates; (): pretrain_lr x (0.5, 1, 2, 4, 8)
+    pld_valid_blocks: int = 256  # held-out blocks each validation loss is measured on
+    pld_timing_pairs: int = 20  # adjacent dense / PLD step pairs timed (analysis.paired_step_times)
+    pld_corpus_chars: int | None = None  # characters of the training corpus; None: all
+    pld_glue_train_examples: int | None = None  # fine-tuning subset per task; None: the whole split
+    pld_glue_eval_examples: int | None = None  # None: the whole dev split
+    pld_glue_lr: float | None = None  # None: the paper's fine-tuning rate of each task
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +80,9 @@ PROFILES: dict[str, Profile] = {
         checkpoint=MINILM, finetune_seq_len=64, finetune_batch=16, finetune_epochs=1.0,
         finetune_lr=5e-5, max_train_examples=96, max_eval_examples=64,
         seeds=(0,), glue_tasks=("MRPC",),
+        pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
+        pld_corpus_chars=300_000,
+        pld_glue_train_examples=96, pld_glue_eval_examples=64,
     ),
     "cpu": Profile(
         name="cpu", device="cpu",
@@ -75,6 +94,14 @@ PROFILES: dict[str, Profile] = {
         finetune_lr=5e-5, max_train_examples=None, max_eval_examples=None,
         task_max_train=(("SST-2", 10_000),), task_seeds=(("MRPC", 5), ("RTE", 5)),
         seeds=(0, 1, 2), glue_tasks=("SST-2", "STS-B", "MRPC", "RTE", "CoLA"),
+        # PLD: Google's BERT L-12/H-128 miniature (12 layers deep, where PostLN's trouble with a large
+        # rate shows; the 4 x 256 model above is too shallow). 2.6 s/step on one loaded core: a full run
+        # of 4000 steps (16M tokens) ~2.9 h, resumed from its checkpoint when a session ends; the pilot
+        # 5 rates x 3 blocks x 300 steps ~3.3 h. Fine-tuning: SST-2 cut to 10k, the others whole.
+        pld_layers=12, pld_hidden=128, pld_heads=2, pld_intermediate=512, pld_seq_len=128, pld_batch=32,
+        pld_steps=4000, pld_pilot_steps=300, pld_lrs=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3),
+        # fine-tuning a 12 x 128 model: 1e-4, from the grid BERT's miniatures were tuned on (3e-5..3e-4)
+        pld_glue_train_examples=10_000, pld_glue_lr=1e-4,
     ),
     "gpu": Profile(
         name="gpu", device="auto",
@@ -83,6 +110,8 @@ PROFILES: dict[str, Profile] = {
         checkpoint="bert-base-uncased", finetune_seq_len=128, finetune_batch=32,
         finetune_epochs=3.0, finetune_lr=2e-5, max_train_examples=None, max_eval_examples=None,
         seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
+        pld_steps=10_000, pld_pilot_steps=1000, pld_lrs=(1e-4, 2e-4, 5e-4, 1e-3, 2e-3),
+        pld_glue_train_examples=10_000,
     ),
     "paper": Profile(
         name="paper", device="auto",
@@ -92,6 +121,7 @@ PROFILES: dict[str, Profile] = {
         finetune_epochs=3.0, finetune_lr=2e-5, max_train_examples=None, max_eval_examples=None,
         seeds=(0, 1, 2, 3, 4), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B", "QNLI", "QQP", "MNLI"),
         grad_accum=16,  # 256 x 16 = 4096 sequences per step, the PLD paper's batch (per node count)
+        pld_pilot_steps=5000, pld_lrs=(1e-4, 3e-4, 1e-3, 3e-3),  # the paper's rates: 1e-4 baseline, 1e-3 PLD
     ),
 }
 
@@ -105,3 +135,16 @@ def get_profile(name: str, **overrides) -> Profile:
     if bad:
         raise ValueError(f"unknown profile field(s) {bad}: valid fields are {', '.join(fields)}")
     return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def pld_profile(P: Profile) -> Profile:
+    """The profile with the PLD comparison's sizes in the shared fields, so `scratch_model`,
+    `pretrain_mlm` and the GLUE units read them: model, sequence, batch, steps, fine-tuning subsets."""
+    own = lambda value, shared: shared if value is None else value  # noqa: E731
+    return replace(P, layers=own(P.pld_layers, P.layers), hidden=own(P.pld_hidden, P.hidden),
+                   heads=own(P.pld_heads, P.heads), intermediate=own(P.pld_intermediate, P.intermediate),
+                   seq_len=own(P.pld_seq_len, P.seq_len), pretrain_batch=own(P.pld_batch, P.pretrain_batch),
+                   pretrain_steps=own(P.pld_steps, P.pretrain_steps),
+                   pld_pilot_steps=own(P.pld_pilot_steps, max(1, own(P.pld_steps, P.pretrain_steps) // 10)),
+                   pld_lrs=P.pld_lrs or tuple(P.pretrain_lr * f for f in (0.5, 1, 2, 4, 8)),
+                   max_train_examples=P.pld_glue_train_examples, max_eval_examples=P.pld_glue_eval_examples)

@@ -9,7 +9,8 @@
   PLD's warm-up then exponential decay; gradient clipping; gradient accumulation.
 - fp32 on CPU, bf16 autocast on CUDA.
 - Time: compute (forward, backward, optimizer) separate from data (batching, collation, copies)
-  and from evaluation; CUDA is synchronised before each clock read.
+  and from evaluation; CUDA is synchronised before each clock read. A run's *training time* is
+  `train_seconds`: wall-clock minus evaluation (what a hook does counts: it is part of the method).
 - Checkpoints (model, optimizer, schedule, RNG, loop and hook state) every `checkpoint_every`
   steps and/or `checkpoint_minutes`; a run started with the same checkpoint_dir resumes from the
   last one. With a checkpoint_dir, the study's deadline (`repro.study`) saves one and raises
@@ -63,6 +64,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0  # steps; 0: only by time (checkpoint_minutes) or never
     checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed since the last (one process)
+    stop_at: int = 0  # > 0: end (status ok) after this many steps of the max_steps schedule: a pilot of a longer run
     progress: bool = True
     # DDP must be told that PLD leaves dropped blocks without gradients
     find_unused_parameters: bool = True
@@ -72,6 +74,13 @@ class TrainConfig:
             raise ValueError(f"schedule must be linear, exp or constant, got {self.schedule!r}")
         if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("max_steps, batch_size and grad_accum must be positive")
+        if not 0 <= self.stop_at <= self.max_steps:
+            raise ValueError(f"stop_at must be in 0..max_steps ({self.max_steps}), got {self.stop_at}")
+
+    @property
+    def end(self) -> int:
+        """The step the run ends at: stop_at when set, else max_steps."""
+        return self.stop_at or self.max_steps
 
     @property
     def warmup_steps(self) -> int:
@@ -126,6 +135,17 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def train_seconds(run) -> float:
+    """The study's one training time: wall-clock minus evaluation, in seconds. `run`: a
+    TrainResult, a tasks.* dict holding one ("result"), or a times dict (a record's "times", or a
+    history row: the time up to that step). Everything else a step costs counts, a hook's own
+    work included (drawing PLD's gates, EarlyBERT's L1 term): it is part of what the method costs."""
+    if isinstance(run, dict) and "result" in run:
+        run = run["result"]
+    times = run.times if isinstance(run, TrainResult) else run
+    return times["total"] - times["eval"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -311,11 +331,11 @@ class Loop:
         self.model.train()
         status = "ok"
         start = time.perf_counter() - self.times["total"]
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress or self.rank > 0,
+        bar = tqdm(total=cfg.end, initial=self.step, disable=not cfg.progress or self.rank > 0,
                    mininterval=2.0, desc="train")
         first, probe, t_probe = self.step, probe_steps(), None
         last_save = time.perf_counter()
-        while self.step < cfg.max_steps:
+        while self.step < cfg.end:
             if probe and self.step == first + 1:  # plan mode: time a few steps after an untimed one
                 t_probe = time.perf_counter()
             self.loss = self.train_step()
@@ -323,17 +343,17 @@ class Loop:
             bar.update(1)
             if probe and self.step == first + 1 + probe:
                 bar.close()
-                raise Probe((time.perf_counter() - t_probe) / probe, cfg.max_steps)
+                raise Probe((time.perf_counter() - t_probe) / probe, cfg.end)
             if not math.isfinite(self.loss):
                 status, self.stop = "diverged", f"non-finite loss at step {self.step}"
-            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or self.stop:
+            if self.step % cfg.log_every == 0 or self.step == cfg.end or self.stop:
                 self.times["total"] = time.perf_counter() - start
                 self.history.append({"step": self.step, "loss": self.loss,
                                      "lr": self.opt.param_groups[0]["lr"], **self.times})
                 bar.set_postfix(loss=f"{self.loss:.4f}")
             if status == "diverged":
                 break
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.end:
                 self.evaluate()
             for h in self.hooks:
                 h.on_step_end(self)
@@ -360,10 +380,10 @@ class Loop:
                     dist.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
             if time_up:
                 bar.close()
-                raise TimeUp(f"deadline passed at step {self.step} of {cfg.max_steps}")
+                raise TimeUp(f"deadline passed at step {self.step} of {cfg.end}")
         bar.close()
         if probe:  # a run shorter than the probe: its own steps are the estimate
-            raise Probe((time.perf_counter() - start) / max(1, self.step - first), cfg.max_steps)
+            raise Probe((time.perf_counter() - start) / max(1, self.step - first), cfg.end)
         if status != "diverged":
             self.evaluate()
         self.times["total"] = time.perf_counter() - start
@@ -430,20 +450,48 @@ def predict(model, examples: Sequence[dict], collate, batch_size: int = 64, devi
     return outs
 
 
+def _eval_mlm_batches(examples: Sequence[dict], collate, batch_size: int = 64):
+    """The validation batches, with masks fixed by position: every evaluation (and every model,
+    and the unigram baseline) sees the same masked tokens."""
+    for i in range(0, len(examples), batch_size):
+        yield collate(list(examples[i:i + batch_size]), generator=_generator(0, 3, i))
+
+
 @torch.no_grad()
 def mlm_loss(model, examples: Sequence[dict], collate, batch_size: int = 64) -> float:
-    """Mean masked-LM loss over `examples`, with masks fixed by position so every evaluation
-    (and every model) sees the same masked tokens."""
+    """Mean masked-LM loss (nats per masked token) over `examples` (fixed masks)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(examples), batch_size):
-        batch = collate(list(examples[i:i + batch_size]), generator=_generator(0, 3, i))
+    for batch in _eval_mlm_batches(examples, collate, batch_size):
         batch = {k: v.to(device) for k, v in batch.items()}
         out = model(**batch)
         n = out["labels"].numel()
         total += out["loss"].float().item() * n
         count += n
     model.train(was_training)
+    return total / max(count, 1)
+
+
+def unigram_mlm_loss(train_examples: Sequence[dict], valid_examples: Sequence[dict], collate,
+                     batch_size: int = 64) -> float:
+    """The MLM loss of predicting token frequencies: the plateau a model reaches before it uses
+    any context. The predictor ignores its input and always outputs q(v), the frequency of token
+    v among the maskable tokens (not special) of the training blocks, which is what BERT's
+    masking draws targets from; its loss is the cross-entropy -mean log q(label) over the very
+    masked tokens `mlm_loss` scores (same validation blocks, same fixed masks). Add-one smoothing
+    keeps a word unseen in training finite."""
+    import numpy as np
+
+    vocab = collate.vocab_size  # a data.Collator: its vocabulary and special tokens
+    ids = np.concatenate([np.asarray(ex["input_ids"], dtype=np.int64) for ex in train_examples])
+    counts = np.bincount(ids, minlength=vocab).astype(np.float64)
+    counts[list(collate.special_ids)] = 0  # never a masking target
+    log_q = torch.from_numpy(np.log(counts + 1) - np.log(counts.sum() + vocab))
+    total, count = 0.0, 0
+    for batch in _eval_mlm_batches(valid_examples, collate, batch_size):
+        labels = batch["labels"][batch["labels"] != -100]
+        total -= float(log_q[labels].sum())
+        count += labels.numel()
     return total / max(count, 1)

@@ -7,9 +7,19 @@ data and builds the model only when the unit has to be trained, and returns the 
 """
 from __future__ import annotations
 
+import functools
+import math
+import time
+
+import torch
+
+from . import pld
+from .analysis import paired_step_times
+from .data import load_tokenizer
 from .profiles import Profile
-from .study import Study
-from .tasks import finetune_glue, glue_data, glue_model
+from .study import Probe, Study, probe_steps
+from .tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model
+from .train import train_seconds, unigram_mlm_loss
 
 
 def resolved_pooling(checkpoint: str, pooling: str | None) -> str:
@@ -30,16 +40,162 @@ def glue_config(task: str, P: Profile, *, lr: float | None = None, epochs: float
 
 def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, method: str = "dense",
               data_dir=None, lr: float | None = None, epochs: float | None = None, pooling: str | None = None,
-              notebook: str | None = None, **train_kw) -> dict | None:
-    """Dense fine-tuning of the profile's checkpoint on one GLUE task (dev metrics, training curve)."""
-    config = glue_config(task, P, lr=lr, epochs=epochs, pooling=pooling, **train_kw)
+              notebook: str | None = None, checkpoint: str | None = None, checkpoint_id: str | None = None,
+              needs=(), **train_kw) -> dict | None:
+    """Dense fine-tuning of a checkpoint on one GLUE task (dev metrics, training curve): the
+    profile's, or `checkpoint`, a model folder such as another unit's artifact. `checkpoint_id`
+    names that model in the config (a folder's path differs between machines, the producing
+    unit's key does not); `needs`: the units that produce it. `pooling`: see resolved_pooling
+    (a model pre-trained here keeps the pooling it was saved with: BERT's pooler)."""
+    own = checkpoint is not None or checkpoint_id is not None
+    config = glue_config(task, P, lr=lr, epochs=epochs, pooling=pooling or ("pooler" if own else None), **train_kw)
+    if own:
+        config["checkpoint"] = checkpoint_id or str(checkpoint)
 
     def run(u):
         data = glue_data(task, P, tokenizer, data_dir, seed)
-        model = glue_model(P.checkpoint, task, seed=seed, pooling=config["pooling"])
+        model = glue_model(str(checkpoint or P.checkpoint), task, seed=seed, pooling=config["pooling"])
         out = finetune_glue(model, task, P, seed, tokenizer=tokenizer, data=data,
                             lr=lr, epochs=epochs, progress=False, **u.train_kwargs(), **train_kw)
         r = out["result"]
         return {"metrics": out["metrics"] | {"train_loss": r.history[-1]["loss"]}, "times": r.times,
                 "status": r.status, "history": r.history, "n_train": out["n_train"], "n_eval": out["n_eval"]}
-    return study.unit(task=task, method=method, seed=seed, config=config, run=run, notebook=notebook)
+    return study.unit(task=task, method=method, seed=seed, config=config, run=run, needs=needs, notebook=notebook)
+
+
+# -- the PLD pre-training comparison (pld_pretraining; pld_glue asks for the same units) --------
+PLD_NOTEBOOK = "pld_pretraining"  # the notebook the pre-training units belong to, whoever asks
+
+
+@functools.lru_cache(maxsize=1)
+def _corpus(P: Profile, data_dir):
+    """(train blocks, validation blocks, MLM collator), tokenised once per process."""
+    return corpus_data(P, load_tokenizer("minilm"), data_dir, max_chars=P.pld_corpus_chars,
+                       valid_chars=P.pld_corpus_chars)
+
+
+def _model_config(P: Profile) -> dict:
+    return {"layers": P.layers, "hidden": P.hidden, "heads": P.heads, "intermediate": P.intermediate,
+            "seq_len": P.seq_len, "batch": P.pretrain_batch, "grad_accum": P.grad_accum, "tokenizer": "minilm"}
+
+
+def mlm_config(P: Profile, arch: str, lr: float | None, pld_kw: dict, pilot: bool = False) -> dict:
+    """What decides an MLM pre-training run's numbers. A pilot is the first pld_pilot_steps of
+    the full run's schedule (warm-up, decay and PLD's theta all span pretrain_steps), so it tests
+    exactly the stretch where a too-large rate breaks a run."""
+    steps, stop = P.pretrain_steps, P.pld_pilot_steps if pilot else 0
+    every = max(1, (stop or steps) // (5 if pilot else 20))  # 5 (pilot) or 20 validation points
+    every -= every % 10 if every >= 10 else 0  # a multiple of the logging interval (10)
+    return {"kind": "mlm", "arch": pld.check_arch(arch), **_model_config(P), "steps": steps, "stop_at": stop,
+            "lr": lr, **pld.recipe_schedule(steps), "eval_every": every, "valid_blocks": P.pld_valid_blocks,
+            "corpus_chars": P.pld_corpus_chars, "pld": pld_kw if pld.ARCHS[arch][1] else None}
+
+
+def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *, pld_kw: dict,
+             pilot: bool = False, needs=(), data_dir=None) -> dict | None:
+    """One MLM pre-training run from scratch (PostLN, PreLN or PreLN + PLD) at peak rate `lr`.
+    Its record: final validation loss, starting training loss, training seconds, time per sample,
+    the validation curve (step, loss, training seconds so far), the training curve and, with PLD,
+    the share of blocks computed. A full run's final model is the unit's artifact ("model")."""
+    config = mlm_config(P, arch, lr, pld_kw, pilot)
+    ln, use_pld = pld.ARCHS[arch]
+
+    def run(u):
+        data = _corpus(P, data_dir)
+        torch.manual_seed(seed)  # the same initial weights for every arch and rate
+        model = scratch_model(P, load_tokenizer("minilm"), ln=ln)
+        hooks = [pld.PLD(**pld_kw, seed=seed)] if use_pld else []
+        r = pretrain_mlm(model, P, seed, data=data, lr=lr, hooks=hooks, eval_every=config["eval_every"],
+                         valid_examples=P.pld_valid_blocks, log_every=min(10, config["eval_every"]), progress=False,
+                         stop_at=config["stop_at"], **pld.recipe_schedule(P.pretrain_steps), **u.train_kwargs())["result"]
+        if not pilot:  # saved whatever happened: the record says whether it diverged
+            model.save_pretrained(u.cache / "model")
+        seconds = {h["step"]: train_seconds(h) for h in r.history}
+        ok = r.status != "diverged"
+        extra = {}
+        if use_pld:
+            rve = hooks[0].realized_vs_expected(P.layers)
+            extra["pld_compute"] = {"realized": rve["compute_realized"], "expected": rve["compute_expected"]}
+        return {"metrics": {"val_loss": r.final_eval["val_loss"] if ok else math.nan, "start_loss": r.history[0]["loss"],
+                            "train_seconds": train_seconds(r), "time_per_sample": train_seconds(r) / max(r.samples, 1)},
+                "times": r.times, "status": "ok" if ok else "diverged", "steps_done": r.steps, "samples": r.samples,
+                "curve": [{"step": e["step"], "val_loss": e["val_loss"], "seconds": seconds.get(e["step"])} for e in r.evals],
+                "train_curve": [{"step": h["step"], "loss": h["loss"]} for h in r.history], **extra}
+    return study.unit(task="mlm_pilot" if pilot else "mlm", method=arch, seed=seed, config=config, run=run,
+                      needs=needs, artifact=None if pilot else "model", notebook=PLD_NOTEBOOK)
+
+
+def unigram_unit(study: Study, P: Profile, *, data_dir=None) -> dict | None:
+    """The unigram plateau: the validation MLM loss of predicting the training corpus' token
+    frequencies (train.unigram_mlm_loss), on the blocks and masks every run is scored on."""
+    config = {"kind": "unigram_mlm_loss", "seq_len": P.seq_len, "tokenizer": "minilm",
+              "valid_blocks": P.pld_valid_blocks, "corpus_chars": P.pld_corpus_chars}
+
+    def run(u):
+        t0 = time.perf_counter()
+        train_ex, valid_ex, collate = _corpus(P, data_dir)
+        loss = unigram_mlm_loss(train_ex, valid_ex[:P.pld_valid_blocks], collate)
+        if probe_steps():  # plan mode: it just ran; its time is the estimate
+            raise Probe(time.perf_counter() - t0, 1)
+        return {"metrics": {"val_loss": loss}, "times": {"total": time.perf_counter() - t0, "eval": 0.0}}
+    return study.unit(task="mlm", method="unigram", seed=None, config=config, run=run, notebook=PLD_NOTEBOOK)
+
+
+def pld_timing_unit(study: Study, P: Profile, seed: int, *, pld_kw: dict, data_dir=None) -> dict | None:
+    """Seconds per training step of a PreLN model, dense vs with PLD's gates, in adjacent pairs
+    on one batch (analysis.paired_step_times): the gates of P.pld_timing_pairs steps spread
+    evenly over a full run, so theta's whole schedule is represented."""
+    pairs = P.pld_timing_pairs
+    config = {"kind": "paired_step_times", **_model_config(P), "steps": P.pretrain_steps, "pld": pld_kw, "pairs": pairs}
+
+    def run(u):
+        train_ex, _, collate = _corpus(P, data_dir)
+        torch.manual_seed(seed)
+        model = scratch_model(P, load_tokenizer("minilm"), ln="pre")
+        hook = pld.PLD(**pld_kw, seed=seed)
+        rows = [hook.gates(int(t), 0, P.layers) for t in torch.linspace(0, P.pretrain_steps - 1, pairs)]
+        batch = collate(list(train_ex[:P.pretrain_batch]), generator=torch.Generator().manual_seed(seed))
+        t0 = time.perf_counter()
+        if probe_steps():  # plan mode: one dense step stands for each of the 2 x (pairs + 2) steps
+            paired_step_times(model, batch, rows[:1], pairs=1, warmup=0)
+            raise Probe((time.perf_counter() - t0) / 2, 2 * (pairs + 2))
+        res = paired_step_times(model, batch, rows, pairs=pairs)
+        return {"metrics": {"dense_s": res["dense_s"], "gated_s": res["gated_s"], "ratio": res["ratio"]},
+                "times": {"total": time.perf_counter() - t0, "eval": 0.0}, "step_times": res["times"]}
+    return study.unit(task="mlm", method="paired_step_times", seed=seed, config=config, run=run, notebook=PLD_NOTEBOOK)
+
+
+def pld_comparison(study: Study, P: Profile, seed: int, *, rates: dict | None = None, theta_bar: float = 0.5,
+                   gamma: float | None = None, variant: str = "paper", measure: bool = True, data_dir=None) -> dict:
+    """The PLD paper's pre-training comparison as units (P = profiles.pld_profile(...)):
+
+    1. pilot: every rate of P.pld_lrs for each arch (postln, preln, preln_pld), short;
+    2. the full runs of pld.RUNS, each at the best pilot rate of the arch it names (`rates`,
+       {arch: lr}, fixes any by hand); a full run waits until the pilot it depends on is complete;
+    3. with `measure`: the unigram plateau and the paired step timing.
+    Returns {"pld", "pilot" (records), "chosen" (pld.choose_rates), "lrs" (arch -> rate used),
+    "runs" (name -> record or None), "unigram", "timing"}."""
+    rates = dict(rates or {})
+    for arch in rates:
+        pld.check_arch(arch)
+    pld_kw = {"theta_bar": theta_bar, "gamma": gamma or pld.heuristic_gamma(P.pretrain_steps), "variant": variant}
+    pilot = [mlm_unit(study, P, arch, lr, seed, pld_kw=pld_kw, pilot=True, data_dir=data_dir)
+             for arch in pld.ARCHS for lr in P.pld_lrs]
+    chosen = pld.choose_rates(pld.pilot_table(pilot)) if all(pilot) else {}
+    lrs = {arch: rates.get(arch, chosen.get(arch, {}).get("best")) for arch in pld.ARCHS}
+    units, runs = {}, {}
+    for name, (arch, rate_of) in pld.RUNS.items():
+        lr = lrs[rate_of]
+        if lr is None and chosen:  # the pilot is complete and found no stable rate: no run
+            runs[name] = None
+            continue
+        key = (arch, lr if lr is not None else rate_of)  # PLD's best may be the baseline's rate: one run then
+        if key not in units:
+            units[key] = mlm_unit(study, P, arch, lr, seed, pld_kw=pld_kw, needs=() if rate_of in rates else pilot,
+                                  data_dir=data_dir)
+        runs[name] = units[key]
+    out = {"pld": pld_kw, "pilot": pilot, "chosen": chosen, "lrs": lrs, "runs": runs, "unigram": None, "timing": None}
+    if measure:
+        out["unigram"] = unigram_unit(study, P, data_dir=data_dir)
+        out["timing"] = pld_timing_unit(study, P, seed, pld_kw=pld_kw, data_dir=data_dir)
+    return out

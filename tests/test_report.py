@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from repro import report, runner
-from repro.results import write_json
+from repro.results import record, write_json
 
 
 def put(root, notebook, summary, tables=(), execution="e1"):
@@ -66,23 +66,70 @@ def test_earlybert_glue_and_time_rules(tmp_path, gap_dense, gap_random, saving, 
     assert "2 tasks × 3 seeds" == claims.loc["earlybert_glue", "n"]
 
 
-def test_pld_rules(tmp_path):
+def pld_summary(speed=2.2, status="ok", target=5.0, unigram=6.6, paired=True, **extra):
+    """pld_pretraining's summary: the PLD run at its best rate is `speed` x faster with the paired
+    step costs (less in whole-run wall-clock, less in steps)."""
+    def row(lr, s, st="ok"):
+        return {"status": st, "lr": lr, "final_val_loss": target - 0.1, "speedup_steps": s and s / 1.3, "steps_to_target": s and 1000 / s,
+                "speedup_time": s and s * 0.9, "speedup_paired": s if paired else None, "time_per_sample_saving": 0.2}
+    runs = {"postln": row(5e-4, 1.0) | {"final_val_loss": target}, "preln": row(1e-3, 1.1),
+            "preln_pld": row(5e-4, 1.3), "preln_pld_best": row(2e-3, speed, status)}
+    return {"baseline": "postln", "runs": runs, "target_val_loss": target, "unigram_loss": unigram, "layers": 12,
+            "hidden": 128, "steps": 4000, "batch": 32, "seq_len": 128, **extra}
+
+
+@pytest.mark.parametrize("kw, verdict, value", [
+    ({}, "reproduced", 2.2),  # the paired-cost speed-up is the number the rule reads
+    ({"speed": 1.5}, "partly", 1.5),
+    ({"speed": 1.1}, "not reproduced", 1.1),
+    ({"speed": 2.2, "paired": False}, "partly", 2.2 * 0.9),  # no paired timing: whole-run wall-clock
+    ({"speed": None}, "not reproduced", None),  # PLD never reached the baseline's loss
+    ({"status": "diverged"}, "not reproduced", None),
+    ({"target": 6.0}, "not measured", None),  # 0.6 nats below the unigram plateau: nothing learned
+])
+def test_pld_speedup_rule(tmp_path, kw, verdict, value):
+    put(tmp_path, "pld_pretraining", pld_summary(**kw))
+    row = report.assess("cpu", tmp_path).loc["pld_speedup"]
+    assert row["verdict"] == verdict
+    assert (row["value"] is None or pd.isna(row["value"])) if value is None else row["value"] == pytest.approx(value)
+    if verdict == "not measured":
+        assert "learned nothing beyond token frequencies" in row["ours"]
+    if kw.get("status") == "diverged":
+        assert "diverged" in row["ours"]
+
+
+def test_pld_time_rule(tmp_path):
     put(tmp_path, "pld_schedule", {"run": {"paired_time_ratio": 0.85, "flop_fraction": 0.8, "layers": 4}})
-    methods = {"preln": {"status": "ok", "lr": 5e-4, "speedup_time": 1.0, "speedup_steps": 1.0},
-               "preln_pld": {"status": "ok", "lr": 5e-4, "speedup_time": 1.1, "speedup_steps": 0.9},
-               "preln_pld_lrhigh": {"status": "ok", "lr": 5e-3, "speedup_time": 2.2, "speedup_steps": 1.8}}
-    put(tmp_path, "pld_pretraining", {"methods": methods, "baseline": "preln", "steps": 600, "target_val_loss": 6.0,
-                                      "pld_time_per_sample_saving_paired": 0.2, "pld_time_per_sample_saving_vs_preln": 0.18,
-                                      "pld_compute_fraction": {"realized": 0.7}})
+    put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.2, pld_time_per_sample_saving_vs_preln=0.18,
+                                                 pld_compute_fraction={"realized": 0.7}))
     claims = report.assess("cpu", tmp_path)
     assert claims.loc["pld_time", "verdict"] == "reproduced" and claims.loc["pld_time", "value"] == pytest.approx(20)
-    assert claims.loc["pld_speedup", "verdict"] == "reproduced"
-    methods["preln_pld_lrhigh"] |= {"status": "diverged"}
-    put(tmp_path, "pld_pretraining", {"methods": methods, "baseline": "preln", "steps": 600, "target_val_loss": 6.0})
+    put(tmp_path, "pld_pretraining", pld_summary())  # no paired timing there
     claims = report.assess("cpu", tmp_path)
-    assert claims.loc["pld_speedup", "verdict"] == "not reproduced" and "diverged" in claims.loc["pld_speedup", "ours"]
-    # without the pre-training run, the time claim falls back on pld_schedule's paired timing: 15%
+    # without the pre-training run's timing, the time claim falls back on pld_schedule's paired timing: 15%
     assert claims.loc["pld_time", "verdict"] == "partly" and claims.loc["pld_time", "value"] == pytest.approx(15)
+
+
+@pytest.mark.parametrize("level, gap, verdict", [(80.0, 0.5, "reproduced"), (80.0, -5.0, "not reproduced"),
+                                                 (66.0, 0.5, "not measured")])
+def test_pld_glue_rule_reads_its_fine_tuning_runs_only(tmp_path, level, gap, verdict):
+    ids = [record(notebook="pld_pretraining", profile="cpu", task="mlm", method="postln", seed=0, metrics={"val_loss": 5.0},
+                  times={}, config={}, root=tmp_path)["run_id"]]  # a pre-training unit pld_glue asked for
+    for task in ("MRPC", "RTE"):  # majority labels: MRPC F1 81.2, RTE 52.7 (average 67)
+        for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
+            for method, value in (("postln", level + noise), ("preln_pld_best", level + gap + 2 * noise)):
+                metric = {"MRPC": "f1", "RTE": "accuracy"}[task]
+                ids.append(record(notebook="pld_glue", profile="cpu", task=task, method=method, seed=seed,
+                                  metrics={metric: value}, times={}, config={}, root=tmp_path)["run_id"])
+    put(tmp_path, "pld_glue", {"baseline": "postln", "methods": ["postln", "preln_pld", "preln_pld_best"],
+                               "tasks": ["MRPC", "RTE"], "seeds": [0, 1, 2], "run_ids": ids,
+                               "pretraining": {"tokens": 1.6e7, "paper_tokens": 1.05e11, "baseline_val_loss": 5.0,
+                                               "unigram_loss": 6.6}})
+    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    assert row["verdict"] == verdict and "preln_pld_best − postln" in row["ours"]
+    assert row["value"] == pytest.approx(gap) and row["n"] == "2 tasks × 3 seeds"
+    if verdict == "not measured":
+        assert "learned nothing" in row["ours"] and "1.6e+07 tokens (the paper's 6562x more)" in row["ours"]
 
 
 def test_missing_notebooks_are_not_measured_and_say_what_to_run(tmp_path):
