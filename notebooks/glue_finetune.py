@@ -56,9 +56,11 @@ print(f"profile {P.name}: checkpoint {P.checkpoint}, {P.finetune_epochs:g} epoch
       + f"; dev {P.max_eval_examples or 'all'}")
 
 # %%
-# one unit per task x seed: units already in the results store are reused, not retrained
+# one unit per task x seed, reused when recorded; seed-major, so a stopped run has one seed of
+# every task before it has a second of any
+order = sorted(((s, t) for t in tasks for s in task_seeds[t]), key=lambda st: task_seeds[st[1]].index(st[0]))
 rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling)
-        for task in tasks for seed in task_seeds[task]]
+        for seed, task in order]
 rows = [r for r in rows if r is not None]
 for r in rows:
     print(f"{r['task']} seed {r['seed']}: {r['metrics']} in {r['times']['total']:.1f}s")
