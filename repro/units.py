@@ -179,8 +179,9 @@ def pld_comparison(study: Study, P: Profile, seed: int, *, rates: dict | None = 
     for arch in rates:
         pld.check_arch(arch)
     pld_kw = {"theta_bar": theta_bar, "gamma": gamma or pld.heuristic_gamma(P.pretrain_steps), "variant": variant}
+    # rate-major: a pilot stopped half-way has compared every arch at the rates it reached
     pilot = [mlm_unit(study, P, arch, lr, seed, pld_kw=pld_kw, pilot=True, data_dir=data_dir)
-             for arch in pld.ARCHS for lr in P.pld_lrs]
+             for lr in P.pld_lrs for arch in pld.ARCHS]
     chosen = pld.choose_rates(pld.pilot_table(pilot)) if all(pilot) else {}
     lrs = {arch: rates.get(arch, chosen.get(arch, {}).get("best")) for arch in pld.ARCHS}
     units, runs = {}, {}
