@@ -18,8 +18,8 @@ A unit returns None, instead of running, when
 - the runner only wants the plan (`REPRO_PLAN`): nothing is trained, each missing unit's time
   is estimated from recorded units, or from a few timed steps of the training loop.
 
-Staleness: every record carries the hashes of the `repro` modules that computed it. A record
-whose modules changed since is *stale*: reused (the study accumulates over sessions while code
+Staleness: every record carries a hash of each `repro` function its run called (and of those
+modules' declarations). A record any of whose functions changed since is *stale*: reused (the study accumulates over sessions while code
 that does not touch its numbers is edited) but never reported as current: `status()`, `plan`
 and the report say so; `REPRO_RERUN_STALE=1` (`repro run --rerun-stale`) retrains them instead,
 and `REPRO_FORCE=1` (`repro run --force`) retrains every unit.
@@ -27,6 +27,10 @@ Records written before run-level resume existed carry no hashes and are never re
 """
 from __future__ import annotations
 
+import ast
+import contextlib
+import copy
+import functools
 import hashlib
 import json
 import math
@@ -40,9 +44,6 @@ from . import REPO_ROOT
 from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
 
 DONE = ("ok", "diverged")  # a diverged run is a result too
-# modules that move, store or judge numbers but do not compute them: editing them stales nothing
-NOT_NUMERIC = {"repro", "repro.runner", "repro.report", "repro.results", "repro.study", "repro.bench",
-               "repro.launch", "repro.__main__"}
 
 
 class TimeUp(Exception):
@@ -102,37 +103,121 @@ def probe_steps() -> int:
 
 
 # ----------------------------------------------------------------------------- code staleness
+# A unit's record holds a hash of every function of the package its run called (and of the
+# module-level declarations of their modules: constants, dataclass fields), so editing code a
+# unit never ran (another notebook's plotting helper, a docstring, a comment) stales nothing.
+PACKAGE = Path(__file__).resolve().parent
+# files whose code moves, stores or judges numbers without computing them; profile values that
+# matter are in each unit's config
+NOT_NUMERIC_FILES = {"runner.py", "report.py", "results.py", "study.py", "bench.py", "launch.py", "__main__.py",
+                     "__init__.py", "profiles.py"}
+_ANONYMOUS = ("<lambda>", "<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>", "<module>")
+_ACTIVE: list[set] = []  # call sets of the units running now (a unit may ask for another inside its run)
 
-def _module_file(name: str) -> Path | None:
-    mod = sys.modules.get(name)
-    f = getattr(mod, "__file__", None)
-    return Path(f) if f else None
+
+def _profile_hook(frame, event, arg):
+    if event == "call":
+        code = frame.f_code
+        if code.co_filename.startswith(_PKG_PREFIX):
+            name = getattr(code, "co_qualname", None) or f"@{code.co_firstlineno}"  # Python 3.10: by line
+            for calls in _ACTIVE:
+                calls.add((code.co_filename, name))
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+_PKG_PREFIX = str(PACKAGE) + os.sep
 
 
-def code_fingerprint() -> dict[str, str]:
-    """{module: source hash} of the repro modules loaded in this process that compute numbers."""
+@contextlib.contextmanager
+def traced_calls():
+    """Collect (file, qualified name) of every package function called inside the block."""
+    calls: set = set()
+    previous = sys.getprofile()
+    _ACTIVE.append(calls)
+    sys.setprofile(_profile_hook)
+    try:
+        yield calls
+    finally:
+        _ACTIVE.remove(calls)
+        sys.setprofile(previous if previous is not _profile_hook or _ACTIVE else None)
+
+
+def _strip(node):
+    """A definition without its docstring; ast.dump ignores comments, line numbers and spacing."""
+    body = getattr(node, "body", None)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        node = copy.copy(node)
+        node.body = body[1:]
+    return node
+
+
+def _digest(node) -> str:
+    return hashlib.sha256(ast.dump(_strip(node)).encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=64)
+def _definitions(path: str, mtime_ns: int) -> dict[str, str]:
+    """{qualified name: digest} of a source file's functions and methods, "<module>" for its
+    declarations (everything but function bodies), and "@line" aliases for Python 3.10."""
+    tree = ast.parse(Path(path).read_text())
+    out: dict[str, str] = {}
+
+    def walk(body, prefix):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = prefix + node.name
+                out[name] = out[f"@{min([node.lineno] + [d.lineno for d in node.decorator_list])}"] = _digest(node)
+                walk(node.body, name + ".<locals>.")
+            elif isinstance(node, ast.ClassDef):
+                walk(node.body, prefix + node.name + ".")
+
+    walk(tree.body, "")
+
+    class Declarations(ast.NodeTransformer):  # function bodies out: what remains is declarations
+        def visit_FunctionDef(self, node):
+            return None
+        visit_AsyncFunctionDef = visit_FunctionDef
+    out["<module>"] = _digest(Declarations().visit(copy.deepcopy(tree)))
+    return out
+
+
+def _current(path: Path) -> dict[str, str]:
+    return _definitions(str(path), path.stat().st_mtime_ns) if path.exists() else {}
+
+
+def code_fingerprint(calls) -> dict[str, str]:
+    """{"train.py::Loop.train_step": digest, "train.py::<module>": digest, ...} of the package
+    functions in `calls` (from traced_calls) whose files compute numbers."""
     out = {}
-    for name in sorted(sys.modules):
-        if (name == "repro" or name.startswith("repro.")) and name not in NOT_NUMERIC:
-            f = _module_file(name)
-            if f and f.suffix == ".py" and f.exists():
-                out[name] = _file_hash(f)
+    for filename, name in sorted(calls):
+        path = Path(filename)
+        if path.name in NOT_NUMERIC_FILES or any(a in name for a in _ANONYMOUS):
+            continue
+        defs, rel = _current(path), path.relative_to(PACKAGE).as_posix()
+        if name in defs:
+            key = name if not name.startswith("@") else next((k for k, v in defs.items()
+                                                              if v == defs[name] and not k.startswith("@")), name)
+            out[f"{rel}::{key}"] = defs[name]
+            out[f"{rel}::<module>"] = defs["<module>"]
     return out
 
 
 def changed_modules(code: dict | None) -> list[str] | None:
-    """The modules of a record's fingerprint whose source differs now; None: no fingerprint."""
+    """What of a record's fingerprint differs from the code now ("train.Loop._next_batch",
+    "train <declarations>"); [] when nothing; None when the record has no fingerprint."""
     if code is None:
         return None
     changed = []
-    for name, digest in code.items():
-        path = REPO_ROOT / (name.replace(".", "/") + ".py")
-        if not path.exists() or _file_hash(path) != digest:
-            changed.append(name.removeprefix("repro."))
+    for key, digest in code.items():
+        if "::" not in key:  # records made before function-level fingerprints: whole modules
+            path = REPO_ROOT / (key.replace(".", "/") + ".py")
+            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest()[:12] != digest:
+                changed.append(key.removeprefix("repro."))
+            continue
+        rel, name = key.split("::", 1)
+        if _current(PACKAGE / rel).get(name) != digest:
+            module = rel.removesuffix(".py").replace("/", ".")
+            changed.append(f"{module} declarations" if name == "<module>" else f"{module}.{name}")
     return changed
 
 
@@ -226,14 +311,15 @@ class Study:
             return None
         check_cache_writable(ctx.cache)
         try:
-            out = run(ctx)
+            with traced_calls() as calls:
+                out = run(ctx)
         except TimeUp:
             print(f"{key}: stopped at the deadline; its checkpoint in {ctx.cache} resumes it", flush=True)
             return None
         out = dict(out)
         row = record(notebook=notebook, profile=self.profile, task=task, method=method, seed=seed,
                      config=config, metrics=out.pop("metrics", {}), times=out.pop("times", {}),
-                     status=out.pop("status", "ok"), root=self.root, unit=key, code=code_fingerprint(), **out)
+                     status=out.pop("status", "ok"), root=self.root, unit=key, code=code_fingerprint(calls), **out)
         entry.update(state="done", run_id=row["run_id"], seconds=row["times"].get("total"))
         self.records()[key] = row
         for stage in ctx.cache.glob("*/last.pt"):  # recorded: its training checkpoints are spent
@@ -284,7 +370,7 @@ class Study:
         stale = [u for u in self.units if u["state"] == "stale"]
         return {"complete": len(done) == len(self.units), "done": len(done), "planned": len(self.units),
                 "stale": len(stale), "run_ids": [u["run_id"] for u in done],
-                "stale_modules": sorted({m for u in stale for m in u["changed"] or []})}
+                "stale_modules": sorted({m for u in stale for m in u["changed"] or []})}  # what changed
 
     def write_summary(self, out, data: dict) -> Path:
         """summary.json with the notebook's numbers and the study's state (complete or partial)."""

@@ -77,8 +77,7 @@ def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit(store, monk
 def test_stale_units_are_reused_but_never_reported_as_current(store, monkeypatch):
     run = Counter()
     row = ask(S.Study("nb", "smoke"), run)
-    assert row["code"] and all(k.startswith("repro") for k in row["code"])
-    assert "repro.train" not in row["code"] or S.changed_modules(row["code"]) == []
+    assert row["code"] == {} and S.changed_modules(row["code"]) == []  # it called no package code
     # pretend the record was computed by another version of repro/model.py
     path = next((store / "results" / "smoke" / "runs").glob("*.json"))
     rec = json.loads(path.read_text())
@@ -199,3 +198,27 @@ def test_a_killed_notebook_continues_where_it_stopped(tmp_path):
         assert a[col].tolist() == pytest.approx(b[col].tolist(), abs=1e-6)
     summary = json.loads((tmp_path / "a" / "smoke" / "glue_finetune" / "summary.json").read_text())
     assert summary["complete"] and summary["done"] == 2
+
+
+def test_the_fingerprint_covers_the_functions_a_unit_called_and_only_those(store):
+    from repro.metrics import glue_metrics
+
+    def run(u):
+        return {"metrics": glue_metrics("MRPC", [1, 0, 1], [1, 1, 1])}
+    row = ask(S.Study("nb", "smoke"), run)
+    assert "metrics.py::glue_metrics" in row["code"] and "metrics.py::<module>" in row["code"]
+    assert not any("squad" in k for k in row["code"])  # never called: editing it stales nothing
+    assert S.changed_modules(row["code"]) == []
+    assert S.changed_modules({**row["code"], "metrics.py::glue_metrics": "0" * 12}) == ["metrics.glue_metrics"]
+    assert S.changed_modules({"metrics.py::gone": "0" * 12}) == ["metrics.gone"]
+
+
+def test_function_digests_ignore_docstrings_comments_and_position(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text('X = 1\n\ndef f(x):\n    """doc"""\n    return x + 1  # why\n')
+    b.write_text('X = 1\n\n\n\ndef f(x):\n    """other doc"""\n    # a comment\n    return x + 1\n')
+    da, db = S._current(a), S._current(b)
+    assert da["f"] == db["f"] and da["<module>"] == db["<module>"]
+    b.write_text('X = 2\n\ndef f(x):\n    return x + 2\n')
+    dc = S._current(b)
+    assert dc["f"] != da["f"] and dc["<module>"] != da["<module>"]
