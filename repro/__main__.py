@@ -58,11 +58,37 @@ def add_run(sub):
     p.add_argument("--force", action="store_true", help="run even when up to date")
     p.add_argument("--results-dir", default=None,
                    help="results root (default: $REPRO_RESULTS_DIR or <repo>/results)")
+    p.add_argument("--clip", action="store_true",
+                   help="a smoke test of the profile's code path on any machine: its model sizes and "
+                        "data, but one seed and one task per notebook, at most 2 optimizer steps per "
+                        "training run and a few dozen evaluation examples (sets REPRO_CLIP=1; see "
+                        "repro/profiles.py); results go to <results>/_scratch/<profile>-clip/")
     p.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)  # for tests
     p.set_defaults(func=cmd_run)
 
 
+def _clip(args) -> None:
+    """--clip: every kernel inherits REPRO_CLIP=1; outputs go to a scratch root (git-ignored), so
+    that clipped numbers can never be mistaken for the profile's results."""
+    import os
+    from pathlib import Path
+
+    from .results import results_root
+
+    os.environ["REPRO_CLIP"] = "1"
+    base = Path(args.results_dir) if args.results_dir else results_root()
+    args.results_dir = str(base / "_scratch" / f"{args.profile}-clip")
+
+
 def cmd_run(args) -> int:
+    from .profiles import clip_enabled
+
+    try:
+        clip = args.clip or clip_enabled()  # REPRO_CLIP=1 in the environment means --clip too
+    except ValueError as e:
+        raise runner.UsageError(str(e)) from None
+    if clip:
+        _clip(args)
     jobs = runner.plan(args.names, args.profile, args.param, args.notebooks_dir)
     outcomes = runner.run(jobs, args.profile, args.results_dir, args.force)
     failed = [o for o in outcomes if o.status == "failed"]
