@@ -202,6 +202,7 @@ saved = {}
 for m, r in runs.items():
     if r["result"].status != "diverged":
         saved[m] = str(r["model"].save_pretrained(ckpt_dir / m))
+        tokenizer.save_pretrained(saved[m])  # a self-contained folder: -p checkpoint=<it> works
 print("checkpoints:", saved)
 
 pld_m = "preln_pld"
