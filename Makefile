@@ -38,3 +38,28 @@ smoke: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ---- the GPU profiles: checked on a CPU, then one short GPU session -------------------------
+# make clip PROFILE=gpu   every notebook of PROFILE clipped (model sizes, data and code path of
+#                         the profile; one seed and task, 2 steps per run) into results/_scratch/
+# make test-clip          the test that runs the clipped gpu profile (batches capped at 8)
+# make gpu-wheels         (a machine with PyPI) wheels of what a bare GPU box lacks, into .whl/
+# make gpu-study          (the GPU box) scripts/gpu_study.sh: bench, then notebooks, ~12 min;
+#                         GPU_STUDY_ARGS=--dry-run prints the plan without running anything
+GPU_PYTHON_VERSION ?= 3.12
+GPU_PY ?= python
+GPU_STUDY_ARGS ?=
+
+.PHONY: clip test-clip gpu-wheels gpu-study
+
+clip: install
+	$(PY) -m repro run all --profile $(PROFILE) --clip
+
+test-clip: install
+	$(PY) -m pytest -q -m clip tests/test_gpu_path.py
+
+gpu-wheels: install
+	$(PY) scripts/gpu_wheels.py download --dest .whl --python-version $(GPU_PYTHON_VERSION)
+
+gpu-study:
+	PYTHON=$(GPU_PY) scripts/gpu_study.sh $(GPU_STUDY_ARGS)

@@ -80,10 +80,38 @@ def add_run(sub):
     p.add_argument("--hours", type=float, default=None,
                    help="start no unit after this many hours (long units checkpoint and stop); "
                         "the notebooks are written from the units they have, marked partial")
+    p.add_argument("--clip", action="store_true",
+                   help="a smoke test of the profile's code path on any machine: its model sizes and "
+                        "data, but one seed and one task per notebook, at most 2 optimizer steps per "
+                        "training run and a few dozen evaluation examples (sets REPRO_CLIP=1; see "
+                        "repro/profiles.py); results go to <results>/_scratch/<profile>-clip/")
     p.set_defaults(func=cmd_run)
 
 
+def _clip(args) -> None:
+    """--clip: every kernel inherits REPRO_CLIP=1; outputs go to a scratch root (git-ignored), so
+    that clipped numbers can never be mistaken for the profile's results."""
+    import os
+    from pathlib import Path
+
+    from .results import results_root
+
+    os.environ["REPRO_CLIP"] = "1"
+    base = Path(args.results_dir) if args.results_dir else results_root()
+    scratch = Path("_scratch") / f"{args.profile}-clip"
+    if base.parts[-2:] != scratch.parts:  # --jobs children get the scratch root already
+        args.results_dir = str(base / scratch)
+
+
 def cmd_run(args) -> int:
+    from .profiles import clip_enabled
+
+    try:
+        clip = args.clip or clip_enabled()  # REPRO_CLIP=1 in the environment means --clip too
+    except ValueError as e:
+        raise runner.UsageError(str(e)) from None
+    if clip:
+        _clip(args)
     jobs = runner.plan(args.names, args.profile, args.param, args.notebooks_dir)
     if args.jobs < 1:
         raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")

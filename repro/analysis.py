@@ -26,6 +26,12 @@ def _capture_block_io(model, with_output: bool):
     return ins, outs, handles
 
 
+def _to_model(model, batch: dict) -> dict:
+    """The batch on the model's device (a trained model may sit on a GPU, a collated batch on the CPU)."""
+    device = next(model.parameters()).device
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def layer_grad_norms(model, batch: dict, train_mode: bool = False) -> dict:
     """Gradient norms per block (bottom first) for one batch with MLM/task labels.
 
@@ -35,6 +41,7 @@ def layer_grad_norms(model, batch: dict, train_mode: bool = False) -> dict:
     touched. `train_mode=False` turns dropout off so that two models see the same computation.
     """
     was = model.training
+    batch = _to_model(model, batch)
     model.train(train_mode)
     ins, _, handles = _capture_block_io(model, with_output=False)
     try:
@@ -60,6 +67,7 @@ def block_io_similarity(model, batch: dict) -> dict:
     "l2" = ||y - x||_2, "rel_l2" = ||y - x|| / ||x||, "cosine" = cos(x, y), where x is the
     block's input and y its output hidden state of one token. Evaluation mode (no dropout)."""
     was = model.training
+    batch = _to_model(model, batch)
     model.eval()
     ins, outs, handles = _capture_block_io(model, with_output=True)
     try:
@@ -69,7 +77,7 @@ def block_io_similarity(model, batch: dict) -> dict:
             h.remove()
         model.train(was)
     mask = batch.get("attention_mask")
-    real = mask.bool() if mask is not None else torch.ones(batch["input_ids"].shape, dtype=torch.bool)
+    real = mask.bool() if mask is not None else torch.ones_like(batch["input_ids"], dtype=torch.bool)
     res = {"l2": [], "rel_l2": [], "cosine": []}
     for x, y in zip(ins, outs):
         x, y = x[real].double(), y[real].double()  # [tokens, hidden]
@@ -104,16 +112,24 @@ def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, 
     import statistics
     import time
 
+    from .profiles import clip_enabled
     from .train import TrainConfig, build_optimizer
 
+    if clip_enabled():  # REPRO_CLIP: one timed pair (two steps), no warm-up
+        pairs, warmup = min(pairs, 1), 0
+    batch = _to_model(model, batch)
     device = next(model.parameters()).device
+    # the training loop's precision (TrainConfig precision "auto"): bf16 autocast on CUDA
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     opt = build_optimizer(model, TrainConfig(max_steps=1, lr=1e-6), device)
     was = model.training
     model.train()
 
     def step(gates) -> float:
         t0 = time.perf_counter()
-        model(**batch, gates=gates)["loss"].backward()
+        with amp:
+            loss = model(**batch, gates=gates)["loss"]
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if device.type == "cuda":

@@ -240,11 +240,50 @@ def resolve_checkpoint(name_or_path: str) -> str:
     return str(name_or_path)
 
 
+class CheckpointNotFoundError(FileNotFoundError):
+    """A checkpoint that is neither a local folder nor fetchable from the hub."""
+
+
+def _looks_like_path(name: str) -> bool:
+    # hub ids are "name" or "org/name"; anything else with a slash, or ~ . at the start, is a path
+    return name.startswith(("/", "~", ".")) or name.count("/") > 1 or "\\" in name
+
+
+def checkpoint_folder(name_or_path: str) -> Path:
+    """The local folder of a checkpoint: "minilm" -> its installed folder, a folder -> itself, a
+    hub id -> its snapshot in the Hugging Face cache (downloaded first when the hub is reachable).
+    Anything else raises one CheckpointNotFoundError that says how to provide the checkpoint."""
+    name = str(name_or_path)
+    resolved = resolve_checkpoint(name)
+    if Path(resolved).is_dir():
+        return Path(resolved)
+    local = ("set REPRO_CHECKPOINT=/path/to/folder, or pass -p checkpoint=/path/to/folder to "
+             "`python -m repro run` (a folder with config.json, model.safetensors or pytorch_model.bin, "
+             "and tokenizer.json or vocab.txt)")
+    if _looks_like_path(name):
+        raise CheckpointNotFoundError(f"checkpoint folder {name} does not exist: {local}.")
+    ways = (f"Either use a local copy: {local}; or enable hub access (network, HF_HUB_OFFLINE unset) "
+            "so that it can be downloaded.")
+    try:
+        from huggingface_hub import snapshot_download
+        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"]))
+    except Exception as e:  # noqa: BLE001 - offline, unknown id, gated, no network: one message
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
+        raise CheckpointNotFoundError(
+            f"checkpoint {name!r} is not a local folder and could not be fetched from the Hugging Face "
+            f"hub ({reason}). {ways}") from None
+
+
 def load_tokenizer(name_or_path: str = MINILM):
     """A fast (Rust) tokenizer: offsets for SQuAD and quick corpus tokenisation need it."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_checkpoint(name_or_path))
+    folder = checkpoint_folder(name_or_path)
+    if not any((folder / f).exists() for f in ("tokenizer.json", "vocab.txt")):
+        raise CheckpointNotFoundError(
+            f"{folder} has no tokenizer (tokenizer.json or vocab.txt): save one beside the model "
+            "(tokenizer.save_pretrained(folder)); the study's scratch models use the 'minilm' tokenizer")
+    tok = AutoTokenizer.from_pretrained(str(folder))
     if not tok.is_fast:
         raise ValueError(f"{name_or_path}: no fast tokenizer (tokenizer.json) available")
     return tok

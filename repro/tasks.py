@@ -18,12 +18,14 @@ from . import data as D
 from .metrics import glue_metrics, resolve_name, squad_scores
 from .model import Bert
 from .profiles import Profile
-from .train import TrainConfig, keyed_seed, mlm_loss, predict, train
+from .train import TrainConfig, keyed_seed, mlm_loss, pick_device, predict, train
 
 
 def train_config(P: Profile, *, steps: int, seed: int, lr: float, batch: int, **kw) -> TrainConfig:
-    return TrainConfig(max_steps=steps, batch_size=batch, lr=lr, seed=seed, device=P.device,
-                       grad_accum=kw.pop("grad_accum", P.grad_accum), **kw)
+    """One run's TrainConfig; the profile's step cap (`clip`) applies here, to every run."""
+    if P.max_steps is not None:
+        steps = min(steps, P.max_steps)
+    return TrainConfig(max_steps=steps, batch_size=batch, lr=lr, seed=seed, device=P.device, **kw)
 
 
 def steps_for(n_examples: int, batch: int, epochs: float) -> int:
@@ -154,6 +156,8 @@ def finetune_squad(model: Bert, P: Profile, seed: int, *, tokenizer, data=None, 
 def corpus_data(P: Profile, tokenizer, data_dir=None, max_chars: int | None = None,
                 valid_chars: int | None = 2_000_000):
     """Encoded corpus blocks (train, valid) of the profile's seq_len, and an MLM collator."""
+    if P.max_corpus_chars:  # clip: only what its few steps read
+        max_chars, valid_chars = (min(c or P.max_corpus_chars, P.max_corpus_chars) for c in (max_chars, valid_chars))
     train_ex = D.encode_corpus(D.load_corpus("train", data_dir=data_dir, max_chars=max_chars),
                                tokenizer, P.seq_len)
     valid_ex = D.encode_corpus(D.load_corpus("valid", data_dir=data_dir, max_chars=valid_chars),
@@ -164,10 +168,10 @@ def corpus_data(P: Profile, tokenizer, data_dir=None, max_chars: int | None = No
 def scratch_model(P: Profile, tokenizer, ln: str = "pre", head: str | None = "mlm", seed: int | None = None,
                   **kw) -> Bert:
     """A randomly initialised BERT of the profile's size, initialised from `seed` (see seeded_init)."""
-    with seeded_init(seed):
+    with seeded_init(seed):  # on the profile's device: measurements before training run where training does
         return Bert.from_config(layers=P.layers, hidden=P.hidden, heads=P.heads, intermediate=P.intermediate,
                                 vocab_size=len(tokenizer), max_position=max(512, P.seq_len), ln=ln,
-                                head=head, **kw)
+                                head=head, **kw).to(pick_device(P.device))
 
 
 def pretrain_mlm(model: Bert, P: Profile, seed: int, *, data, steps: int | None = None,
@@ -175,7 +179,8 @@ def pretrain_mlm(model: Bert, P: Profile, seed: int, *, data, steps: int | None 
                  valid_examples: int = 256, **train_kw) -> dict:
     """MLM pre-training; `data` = corpus_data(...). Validation loss every `eval_every` steps."""
     train_ex, valid_ex, collate = data
-    valid = valid_ex[:valid_examples]
+    valid = valid_ex[:min(valid_examples, P.max_valid_blocks or valid_examples)]
+    train_kw.setdefault("grad_accum", P.grad_accum)  # the profile's accumulation is pre-training's
     cfg = train_config(P, steps=steps or P.pretrain_steps, seed=seed, lr=lr or P.pretrain_lr,
                        batch=P.pretrain_batch, eval_every=P.eval_every if eval_every is None else eval_every,
                        **train_kw)
