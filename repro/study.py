@@ -185,6 +185,13 @@ def _current(path: Path) -> dict[str, str]:
     return _definitions(str(path), path.stat().st_mtime_ns) if path.exists() else {}
 
 
+@functools.lru_cache(maxsize=1)
+def _loaded_source() -> dict[str, dict[str, str]]:
+    """The package's definitions as this process found them when its first Study was made (a
+    notebook imports repro first): what runs, even if the files are edited while a unit trains."""
+    return {str(p): _current(p) for p in PACKAGE.rglob("*.py")}
+
+
 def code_fingerprint(calls) -> dict[str, str]:
     """{"train.py::Loop.train_step": digest, "train.py::<module>": digest, ...} of the package
     functions in `calls` (from traced_calls) whose files compute numbers."""
@@ -193,7 +200,7 @@ def code_fingerprint(calls) -> dict[str, str]:
         path = Path(filename)
         if path.name in NOT_NUMERIC_FILES or any(a in name for a in _ANONYMOUS):
             continue
-        defs, rel = _current(path), path.relative_to(PACKAGE).as_posix()
+        defs, rel = _loaded_source().get(str(path)) or _current(path), path.relative_to(PACKAGE).as_posix()
         if name in defs:
             key = name if not name.startswith("@") else next((k for k, v in defs.items()
                                                               if v == defs[name] and not k.startswith("@")), name)
@@ -244,6 +251,9 @@ class Study:
     units: list[dict] = field(default_factory=list)  # every unit asked for, in order, with its state
     _records: dict | None = None
     _estimates: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _loaded_source()  # the code as imported, before anything trains
 
     # -- the store ---------------------------------------------------------------------------
     def records(self) -> dict:
