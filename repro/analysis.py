@@ -5,6 +5,7 @@ and small helpers to compare training curves.
   parameters (one norm over all of them) and w.r.t. the block's input hidden states.
 - `block_io_similarity`: per block, how much it changes its input: L2 distance, relative
   distance and cosine similarity between the block's input and output, per token, averaged.
+- `bottom_top`: a per-layer quantity's lowest quarter of blocks over its highest quarter.
 - `steps_to_reach`: where a (decreasing) curve first reaches a target, linearly interpolated.
 """
 from __future__ import annotations
@@ -59,6 +60,13 @@ def layer_grad_norms(model, batch: dict, train_mode: bool = False) -> dict:
         gs = [g_par.pop(0) for _ in ps]
         param_norms.append(math.sqrt(sum(float(g.double().pow(2).sum()) for g in gs if g is not None)))
     return {"loss": loss.item(), "param": param_norms, "input": [float(g.double().norm()) for g in g_in]}
+
+
+def bottom_top(values: Sequence[float]) -> float:
+    """Bottom/top ratio of a per-layer quantity: the mean over the lowest quarter of the blocks
+    (at least one) over the mean over the highest quarter. < 1: smaller next to the input."""
+    k = max(1, len(values) // 4)
+    return (sum(values[:k]) / k) / (sum(values[-k:]) / k)
 
 
 @torch.no_grad()

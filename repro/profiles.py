@@ -71,6 +71,14 @@ class Profile:
     pld_glue_train_examples: int | None = None  # fine-tuning subset per task; None: the whole split
     pld_glue_eval_examples: int | None = None  # None: the whole dev split
     pld_glue_lr: float | None = None  # None: the paper's fine-tuning rate of each task
+    # gradient_norms (PLD Fig. 1): (layers, hidden) shapes measured at initialisation over the
+    # seeds and grad_batches fixed batches of grad_batch blocks; grad_trained (layers, hidden)
+    # is also measured after grad_train_steps MLM steps (first seed)
+    grad_shapes: tuple[tuple[int, int], ...] = ()
+    grad_batches: int = 4
+    grad_batch: int = 8
+    grad_trained: tuple[int, int] | None = None
+    grad_train_steps: int = 300
     # caps that `clip` sets (None: no cap); repro.tasks applies them where runs and data are built
     max_steps: int | None = None  # optimizer steps of any one training run
     max_corpus_chars: int | None = None  # characters read of each MLM corpus split
@@ -100,6 +108,7 @@ PROFILES: dict[str, Profile] = {
         pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
         pld_glue_train_examples=96, pld_glue_eval_examples=64,
+        grad_shapes=((2, 64), (4, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
     ),
     "cpu": Profile(
         name="cpu", device="cpu",
@@ -119,6 +128,8 @@ PROFILES: dict[str, Profile] = {
         pld_steps=4000, pld_pilot_steps=300, pld_lrs=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3),
         # fine-tuning a 12 x 128 model: 1e-4, from the grid BERT's miniatures were tuned on (3e-5..3e-4)
         pld_glue_train_examples=10_000, pld_glue_lr=1e-4,
+        # gradient norms at the paper's depth and beyond (the 4-layer result stays as one row)
+        grad_shapes=((4, 256), (12, 256), (24, 256), (12, 768)), grad_trained=(12, 256), grad_train_steps=300,
     ),
     "gpu": Profile(
         name="gpu", device="auto",
@@ -129,6 +140,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
         pld_steps=10_000, pld_pilot_steps=1000, pld_lrs=(1e-4, 2e-4, 5e-4, 1e-3, 2e-3),
         pld_glue_train_examples=10_000,
+        grad_shapes=((12, 768), (24, 768), (24, 1024)), grad_trained=(12, 768), grad_train_steps=1000,
     ),
     "paper": Profile(
         name="paper", device="auto",

@@ -200,3 +200,61 @@ def pld_comparison(study: Study, P: Profile, seed: int, *, rates: dict | None = 
         out["unigram"] = unigram_unit(study, P, data_dir=data_dir)
         out["timing"] = pld_timing_unit(study, P, seed, pld_kw=pld_kw, data_dir=data_dir)
     return out
+
+
+# -- gradient norms per layer, PostLN vs PreLN (gradient_norms) -------------------------------
+def grad_norm_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str, seed: int, *,
+                   train_steps: int = 0, data_dir=None) -> dict | None:
+    """Per-layer gradient norms (analysis.layer_grad_norms) of a scratch MLM BERT of
+    `layers` x `hidden` (hidden/64 heads, FFN 4 x hidden) on P.grad_batches fixed batches of
+    P.grad_batch held-out blocks, at initialisation from `seed`, and after `train_steps` MLM
+    steps when > 0 (then also block input/output similarity). Record: per stage, the per-layer
+    norms averaged over the batches and the bottom/top ratios (analysis.bottom_top) per batch."""
+    from dataclasses import replace
+
+    from .analysis import block_io_similarity, bottom_top, layer_grad_norms
+
+    heads = max(1, hidden // 64)
+    shape = {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": 4 * hidden}
+    config = {"kind": "grad_norms", **shape, "ln": ln, "seq_len": P.seq_len, "batch": P.grad_batch,
+              "n_batches": P.grad_batches, "train_steps": train_steps, "tokenizer": "minilm",
+              **({"lr": P.pretrain_lr, "train_batch": P.pretrain_batch, "corpus_chars": P.pld_corpus_chars}
+                 if train_steps else {})}
+
+    def measure(model, batches, io: bool) -> dict:
+        per = [layer_grad_norms(model, b) for b in batches]
+        out = {k: [sum(p[k][i] for p in per) / len(per) for i in range(layers)] for k in ("param", "input")}
+        out["ratio"] = {k: [bottom_top(p[k]) for p in per] for k in ("param", "input")}
+        out["loss"] = sum(p["loss"] for p in per) / len(per)
+        if io:
+            sims = [block_io_similarity(model, b) for b in batches]
+            out.update({k: [sum(x[k][i] for x in sims) / len(sims) for i in range(layers)]
+                        for k in ("l2", "rel_l2", "cosine")})
+        return out
+
+    n, n_blocks = P.grad_batch, P.grad_batch * P.grad_batches
+
+    def run(u):
+        t0 = time.perf_counter()
+        Q = replace(P, **shape)
+        tok = load_tokenizer("minilm")
+        # the fixed batches come from the held-out books; the training text only when training
+        train_ex, valid_ex, collate = corpus_data(Q, tok, data_dir, max_chars=P.pld_corpus_chars if train_steps else 20_000,
+                                                  valid_chars=P.seq_len * 8 * n_blocks)
+        batches = [collate(list(valid_ex[i * n:(i + 1) * n]), generator=torch.Generator().manual_seed(i))
+                   for i in range(P.grad_batches)]
+        model = scratch_model(Q, tok, ln=ln, seed=seed)
+        stages = {"init": measure(model, batches, io=bool(train_steps))}
+        times = {"eval": 0.0}
+        if train_steps:
+            r = pretrain_mlm(model, Q, seed, data=(train_ex, valid_ex, collate), steps=train_steps, eval_every=0,
+                             valid_examples=n * P.grad_batches, progress=False, **u.train_kwargs())["result"]
+            stages["trained"] = measure(model, batches, io=True)
+            times, status = r.times, r.status
+        else:
+            status = "ok"
+        return {"metrics": {f"{k}_ratio_{s}": sum(v["ratio"][k]) / len(v["ratio"][k]) for s, v in stages.items()
+                            for k in ("param", "input")},
+                "times": {**times, "total": time.perf_counter() - t0}, "status": status, "stages": stages}
+    return study.unit(task=f"{layers}x{hidden}", method=f"{ln}ln" + ("_trained" if train_steps else ""), seed=seed,
+                      config=config, run=run)

@@ -206,7 +206,7 @@ def test_run_clip_flag_sets_env_and_scratch_results(no_env, tmp_path):
 
     seen = {}
 
-    def fake_run(jobs, profile, results_dir, force):
+    def fake_run(jobs, profile, results_dir, force, parallel=1):
         seen.update(env=os.environ.get(PR.CLIP_ENV), root=results_dir, names=[j.name for j in jobs])
         return []
     no_env.setattr(cli.runner, "run", fake_run)

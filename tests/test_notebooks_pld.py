@@ -19,17 +19,19 @@ def root(tmp_path_factory):
 
 
 def test_gradient_norms(root):
-    has_files(root, "gradient_norms", ["grad_norms.png", "block_io.png", "per_layer.csv"])
+    has_files(root, "gradient_norms", ["grad_norms.png", "trained.png", "ratios.csv", "bottom_top.csv"])
     s = summary(root, "gradient_norms")
-    assert set(s["variants"]) == {"PostLN", "PreLN"}
-    for v in s["variants"].values():
-        for key in ("bottom_top_param_grad", "bottom_top_input_grad"):
-            assert all(math.isfinite(v[key][st]) and v[key][st] > 0 for st in ("init", "trained"))
-    table = pd.read_csv(out(root, "gradient_norms") / "per_layer.csv")
-    assert len(table) == 2 * 2 * s["layers"] and (table["param_grad"] > 0).all()
-    assert table["io_cosine"].between(-1, 1).all()
+    P = get_profile("smoke")
+    assert s["complete"] and s["done"] == s["planned"] == 2 * len(P.grad_shapes) * len(P.seeds) + 2
+    stats = pd.DataFrame(s["stats"])
+    # every shape at init and the trained one, both variants, both measures, each a positive ratio
+    assert len(stats) == 2 * 2 * (len(P.grad_shapes) + 1) and (stats["mean"] > 0).all()
     runs = results.load_runs("smoke", "gradient_norms", root=root)
-    assert sorted(runs["method"]) == ["postln", "preln"]
+    assert sorted(set(runs["method"])) == ["postln", "postln_trained", "preln", "preln_trained"]
+    trained = runs[runs["method"].str.endswith("_trained")]
+    for stages in trained["stages"]:  # block input/output cosines after training, one per layer
+        assert len(stages["trained"]["cosine"]) == P.grad_trained[0]
+        assert all(-1 <= c <= 1 for c in stages["trained"]["cosine"])
 
 
 def test_pld_schedule(root):

@@ -19,11 +19,14 @@ def put(root, notebook, summary, tables=(), execution="e1"):
         df.to_csv(d / f"{name}.csv", index=False)
 
 
-def grads(post_input, pre_input, post_param=0.5, pre_param=1.0):
-    ratio = lambda x: {"init": 1.0, "trained": x}  # noqa: E731
-    return {"steps": 300, "layers": 4, "seed": 0, "variants": {
-        "PostLN": {"status": "ok", "bottom_top_input_grad": ratio(post_input), "bottom_top_param_grad": ratio(post_param)},
-        "PreLN": {"status": "ok", "bottom_top_input_grad": ratio(pre_input), "bottom_top_param_grad": ratio(pre_param)}}}
+def grads(post_input, pre_input, post_param=0.5, pre_param=1.0, hw=0.05, layers=12):
+    """A gradient_norms summary: the bottom/top ratios at init of one deep shape (and a 4-layer one)."""
+    stat = lambda L, v, m, x: {"layers": L, "shape": f"{L} x 256", "stage": "init", "variant": v,  # noqa: E731
+                               "metric": m, "n": 3, "mean": x, "hw": hw}
+    stats = [stat(layers, "PostLN", "input", post_input), stat(layers, "PreLN", "input", pre_input),
+             stat(layers, "PostLN", "param", post_param), stat(layers, "PreLN", "param", pre_param),
+             stat(4, "PostLN", "param", 1.0), stat(4, "PreLN", "param", 1.0)]
+    return {"stats": stats}
 
 
 @pytest.mark.parametrize("post_input, pre_input, verdict", [
@@ -36,6 +39,10 @@ def test_gradient_rule(tmp_path, post_input, pre_input, verdict):
     assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == verdict
     put(tmp_path, "gradient_norms", grads(1.0, 1.4, post_param=1.4, pre_param=1.4))
     assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not reproduced"
+    put(tmp_path, "gradient_norms", grads(0.7, 1.0, post_param=0.7, hw=0.4))  # the interval reaches 1
+    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not reproduced"
+    put(tmp_path, "gradient_norms", grads(0.5, 1.0, layers=4))  # no model deep enough: no verdict
+    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not measured"
 
 
 def eb_runs(gap_dense, gap_random, saving, level=80.0):
