@@ -209,6 +209,23 @@ def code_fingerprint(calls) -> dict[str, str]:
     return out
 
 
+def _code_digest() -> str:
+    """One digest of the numeric package source as this process loaded it."""
+    numeric = {k: v for k, v in sorted(_loaded_source().items()) if Path(k).name not in NOT_NUMERIC_FILES}
+    return hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _drop_checkpoints_of_other_code(ctx) -> None:
+    """A unit's training checkpoints resume it only under the code that wrote them: a run resumed
+    across a code change would record numbers no single version of the code computes."""
+    stamp = ctx.cache / "code.txt"
+    if stamp.exists() and stamp.read_text().strip() != _code_digest():
+        for ckpt in ctx.cache.glob("*/last.pt"):
+            ckpt.unlink()
+            print(f"{ctx.key}: the code changed since its checkpoint {ckpt} was written: starting over", flush=True)
+    stamp.write_text(_code_digest() + "\n")
+
+
 def changed_modules(code: dict | None) -> list[str] | None:
     """What of a record's fingerprint differs from the code now ("train.Loop._next_batch",
     "train <declarations>"); [] when nothing; None when the record has no fingerprint."""
@@ -320,6 +337,7 @@ class Study:
         if time_left() <= 0:
             return None
         check_cache_writable(ctx.cache)
+        _drop_checkpoints_of_other_code(ctx)
         try:
             with traced_calls() as calls:
                 out = run(ctx)
@@ -335,6 +353,7 @@ class Study:
         for stage in ctx.cache.glob("*/last.pt"):  # recorded: its training checkpoints are spent
             stage.unlink()
             stage.parent.rmdir() if not any(stage.parent.iterdir()) else None
+        (ctx.cache / "code.txt").unlink(missing_ok=True)
         if ctx.cache.exists() and not any(ctx.cache.iterdir()):
             ctx.cache.rmdir()
         return row

@@ -222,3 +222,20 @@ def test_function_digests_ignore_docstrings_comments_and_position(tmp_path):
     b.write_text('X = 2\n\ndef f(x):\n    return x + 2\n')
     dc = S._current(b)
     assert dc["f"] != da["f"] and dc["<module>"] != da["<module>"]
+
+
+def test_a_checkpoint_written_by_other_code_is_not_resumed(store, capsys):
+    st = S.Study("nb", "smoke")
+    seen = []
+
+    def run(u):
+        seen.append((u.cache / "train" / "last.pt").exists())
+        raise S.TimeUp("stopped")  # as at the deadline, leaving its checkpoint
+    ctx_dir = st.cache_dir(S.Study.key("nb", "T", "m", 0, __import__("repro.results").results.config_hash({"lr": 0.1})))
+    (ctx_dir / "train").mkdir(parents=True)
+    (ctx_dir / "train" / "last.pt").write_text("weights")
+    (ctx_dir / "code.txt").write_text(S._code_digest())  # the same code: the checkpoint is resumed
+    ask(st, run)
+    (ctx_dir / "code.txt").write_text("another version\n")
+    ask(S.Study("nb", "smoke"), run)
+    assert seen == [True, False] and "starting over" in capsys.readouterr().out
