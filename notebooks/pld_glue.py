@@ -129,7 +129,7 @@ study.write_summary(out, summary)
 state, lines = study.status(), []
 if not state["complete"]:
     lines.append(f"**Partial: {state['done']} of {state['planned']} runs (pre-training included).**")
-for _, d in (deltas[deltas["main"]] if deltas is not None else []).iterrows():
+for _, d in deltas[deltas["main"]].iterrows() if deltas is not None else ():
     verdict = ("no interval (one seed)" if not np.isfinite(d["hw"]) else "no significant difference"
                if abs(d["delta"]) <= d["hw"] else "PLD better" if d["delta"] > 0 else "PLD worse")
     paper = "" if d["paper_delta"] is None else f"; paper: {d['paper_delta']:+.1f}"
