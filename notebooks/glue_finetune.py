@@ -24,12 +24,12 @@
 profile = "smoke"
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
-tasks: list | None = None  # None: the profile's GLUE tasks, e.g. ["MRPC", "RTE"], at most max_tasks of them
-max_tasks: int | None = None  # None: the profile's budget (cpu: its first 3 tasks, to fit the study in a session; others: all)
-seeds: list | None = None  # None: the profile's seeds
+tasks: list | None = None  # None: the profile's GLUE tasks, e.g. ["MRPC", "RTE"]
+seeds: list | None = None  # None: the profile's seeds for each task (cpu: 3, 5 for MRPC and RTE)
 checkpoint: str | None = None  # None: the profile's checkpoint
 lr: float | None = None  # None: the profile's fine-tuning learning rate
 epochs: float | None = None  # None: the profile's
+pooling: str | None = None  # what the task head reads: "pooler", "cls" or "mean"; None: the checkpoint's own (MiniLM: mean)
 
 # %%
 from pathlib import Path
@@ -48,16 +48,19 @@ from repro.units import glue_unit
 study = Study("glue_finetune", profile)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
-max_tasks = max_tasks if max_tasks is not None else {"cpu": 3}.get(profile)
-tasks = list(tasks or P.glue_tasks[:max_tasks])
-seeds = list(seeds if seeds is not None else P.seeds)
+tasks = list(tasks or P.glue_tasks)
+task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 tokenizer = load_tokenizer(P.checkpoint)
-print(f"profile {P.name}: checkpoint {P.checkpoint}, tasks {tasks}, seeds {seeds}, "
-      f"train subset {P.max_train_examples or 'all'}, dev subset {P.max_eval_examples or 'all'}")
+print(f"profile {P.name}: checkpoint {P.checkpoint}, {P.finetune_epochs:g} epochs at lr {P.finetune_lr:g}; "
+      + "; ".join(f"{t}: seeds {s}, {P.max_train(t) or 'all'} training examples" for t, s in task_seeds.items())
+      + f"; dev {P.max_eval_examples or 'all'}")
 
 # %%
-# one unit per task x seed: units already in the results store are reused, not retrained
-rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir) for task in tasks for seed in seeds]
+# one unit per task x seed, reused when recorded; seed-major, so a stopped run has one seed of
+# every task before it has a second of any
+order = sorted(((s, t) for t in tasks for s in task_seeds[t]), key=lambda st: task_seeds[st[1]].index(st[0]))
+rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling)
+        for seed, task in order]
 rows = [r for r in rows if r is not None]
 for r in rows:
     print(f"{r['task']} seed {r['seed']}: {r['metrics']} in {r['times']['total']:.1f}s")
@@ -91,7 +94,7 @@ for task in sorted(set(runs["task"])) if rows else []:
     vals = runs.loc[runs["task"] == task, f"metric.{m}"]
     headline[task] = {"metric": m, "mean": float(vals.mean()), "n_seeds": int(vals.count())}
 study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint,
-                          "n_train": P.max_train_examples, "n_eval": P.max_eval_examples})
+                          "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples})
 state = study.status()
 display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.** ")
                  + "**Dense fine-tuning, dev set** — " + "; ".join(

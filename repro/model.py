@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 HEADS = (None, "mlm", "cls", "qa")
+POOLINGS = ("pooler", "cls", "mean")
 
 
 @dataclass
@@ -49,6 +50,9 @@ class BertConfig:
     pad_token_id: int = 0
     head: str | None = None  # None | "mlm" | "cls" | "qa"
     num_labels: int = 2  # "cls" head: 1 means regression (STS-B)
+    # what the "cls" head reads: "pooler" tanh(W h_CLS) (BERT's), "cls" h_CLS, "mean" mean of
+    # the real tokens' states (what a sentence-transformers checkpoint was trained to give)
+    pooling: str = "pooler"
     slimming: bool = False  # EarlyBERT coefficients on heads and FFN neurons
     # a pruned model: per-layer counts (None = every layer has `heads` / `intermediate`)
     heads_per_layer: list[int] | None = None
@@ -60,6 +64,8 @@ class BertConfig:
             raise ValueError(f"ln must be 'post' or 'pre', got {self.ln!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not self.head_dim:
             if self.hidden % self.heads:
                 raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
@@ -184,7 +190,7 @@ class Bert(nn.Module):
         if c.head == "mlm":
             self.mlm = MLMHead(c, self.emb.word)
         elif c.head == "cls":
-            self.pooler = nn.Linear(c.hidden, c.hidden)
+            self.pooler = nn.Linear(c.hidden, c.hidden) if c.pooling == "pooler" else None
             self.cls_drop = nn.Dropout(c.dropout)
             self.classifier = nn.Linear(c.hidden, c.num_labels)
         elif c.head == "qa":
@@ -234,7 +240,7 @@ class Bert(nn.Module):
             target = labels[sel]
             return {"loss": F.cross_entropy(logits, target), "logits": logits, "labels": target}
         if head == "cls":
-            pooled = torch.tanh(self.pooler(h[:, 0]))
+            pooled = self.pool(h, attention_mask)
             logits = self.classifier(self.cls_drop(pooled))
             out = {"logits": logits}
             if labels is not None:
@@ -250,6 +256,17 @@ class Bert(nn.Module):
             out["loss"] = (F.cross_entropy(start, start_positions.clamp(0, S - 1))
                            + F.cross_entropy(end, end_positions.clamp(0, S - 1))) / 2
         return out
+
+    def pool(self, h, attention_mask=None):
+        """The sequence vector the "cls" head reads (config.pooling)."""
+        if self.config.pooling == "pooler":
+            return torch.tanh(self.pooler(h[:, 0]))
+        if self.config.pooling == "cls":
+            return h[:, 0]
+        if attention_mask is None:
+            return h.mean(1)
+        m = attention_mask.unsqueeze(-1).to(h.dtype)  # padding does not count
+        return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
     # -- bookkeeping ---------------------------------------------------------------------
     def num_params(self, include_embeddings: bool = True) -> int:
@@ -280,14 +297,17 @@ class Bert(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str, ln: str = "post", head: str | None = None,
-                        num_labels: int = 2, **overrides) -> "Bert":
+                        num_labels: int = 2, pooling: str | None = None, **overrides) -> "Bert":
         """Load a Hugging Face BERT checkpoint (folder or hub id) or one of our saved models.
 
         A Hugging Face checkpoint is PostLN BERT; asking for ln="pre" on one is refused since its
         weights were trained for the other block. Weights the checkpoint lacks (a fresh task
         head, an MLM head absent from a BertModel) keep their random initialisation.
+        pooling=None picks what suits the checkpoint (see checkpoint_pooling); ours keep theirs.
         """
         folder = _resolve(path_or_hub_id)
+        if pooling is not None:
+            overrides["pooling"] = pooling
         cfg_file = folder / "config.json"
         if not cfg_file.exists():
             raise FileNotFoundError(f"{folder} is not a BERT checkpoint: it has no config.json")
@@ -305,6 +325,7 @@ class Bert(nn.Module):
             raise ValueError(f"{folder}: model_type {raw.get('model_type')!r} is not 'bert'")
         if ln != "post":
             raise ValueError("Hugging Face BERT checkpoints are PostLN: load them with ln='post'")
+        overrides.setdefault("pooling", checkpoint_pooling(folder))
         config = BertConfig(
             vocab_size=raw["vocab_size"], hidden=raw["hidden_size"], layers=raw["num_hidden_layers"],
             heads=raw["num_attention_heads"], intermediate=raw["intermediate_size"],
@@ -322,6 +343,21 @@ class Bert(nn.Module):
         log.info("loaded %s; fresh: %s; unused: %s", folder, missing, unexpected)
         model.load_report = {"missing": missing, "unexpected": unexpected}
         return model
+
+
+def checkpoint_pooling(folder: Path) -> str:
+    """The pooling a Hugging Face checkpoint was trained with. A sentence-transformers folder says
+    it in 1_Pooling/config.json (all-MiniLM-L6-v2: mean; its BERT pooler was never trained);
+    any other BERT checkpoint is BERT's own: the pooler."""
+    st = Path(folder) / "1_Pooling" / "config.json"
+    if not st.exists():
+        return "pooler"
+    modes = json.loads(st.read_text())
+    if modes.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if modes.get("pooling_mode_cls_token"):
+        return "cls"
+    raise ValueError(f"{st}: pooling {modes} is not one of ours ({', '.join(POOLINGS)}); pass pooling= explicitly")
 
 
 def _resolve(path_or_hub_id) -> Path:

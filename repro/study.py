@@ -246,14 +246,22 @@ class Study:
     # -- estimates ---------------------------------------------------------------------------
     def _probe(self, run, ctx: UnitContext) -> float | None:
         """Time a few steps of the unit's first training loop (plan mode only)."""
-        os.environ["REPRO_PROBE_STEPS"] = os.environ.get("REPRO_PROBE_STEPS") or "3"
-        probe_ctx = UnitContext(ctx.key, Path(os.environ.get("TMPDIR", "/tmp")) / "repro-probe" / ctx.cache.name)
+        import tempfile
+
+        before = os.environ.get("REPRO_PROBE_STEPS")
+        os.environ["REPRO_PROBE_STEPS"] = before or "3"
         try:
-            run(probe_ctx)
+            with tempfile.TemporaryDirectory(prefix="repro-probe-") as tmp:
+                run(UnitContext(ctx.key, Path(tmp)))  # no checkpoint of the probe survives it
         except Probe as p:
             return p.seconds_per_step * p.steps
         except Exception as e:  # noqa: BLE001 - an estimate must never break the plan
             print(f"{ctx.key}: no estimate ({type(e).__name__}: {e})", flush=True)
+        finally:
+            if before is None:
+                os.environ.pop("REPRO_PROBE_STEPS", None)
+            else:
+                os.environ["REPRO_PROBE_STEPS"] = before
         return None
 
     def _estimate(self, entry: dict, probe) -> float | None:

@@ -9,6 +9,7 @@ and EarlyBERT plug in unchanged. Sizes come from a `Profile`; any of them can be
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -17,7 +18,7 @@ from . import data as D
 from .metrics import glue_metrics, resolve_name, squad_scores
 from .model import Bert
 from .profiles import Profile
-from .train import TrainConfig, mlm_loss, predict, train
+from .train import TrainConfig, keyed_seed, mlm_loss, predict, train
 
 
 def train_config(P: Profile, *, steps: int, seed: int, lr: float, batch: int, **kw) -> TrainConfig:
@@ -37,7 +38,7 @@ def glue_task(name: str) -> D.GlueTask:
 
 def glue_data(task: str, P: Profile, tokenizer, data_dir=None, seed: int = 0):
     """Encoded (train, dev) examples and the collator; subsets as the profile says (seeded)."""
-    train_ex = D.load_glue(task, "train", data_dir=data_dir, limit=P.max_train_examples, seed=seed)
+    train_ex = D.load_glue(task, "train", data_dir=data_dir, limit=P.max_train(glue_task(task).name), seed=seed)
     dev_ex = D.load_glue(task, "dev", data_dir=data_dir, limit=P.max_eval_examples, seed=0)
     enc = lambda ex: D.encode_glue(ex, tokenizer, P.finetune_seq_len)  # noqa: E731
     return enc(train_ex), enc(dev_ex), D.Collator.for_tokenizer(tokenizer)
@@ -70,10 +71,29 @@ def finetune_glue(model: Bert, task: str, P: Profile, seed: int, *, tokenizer, d
             "n_train": len(train_ex), "n_eval": len(dev_ex)}
 
 
-def glue_model(checkpoint: str, task: str, **kw) -> Bert:
-    """A pretrained encoder with a fresh classification (or regression) head for `task`."""
+_INIT_STREAM = 5  # tag of model initialisation in train.keyed_seed (1-3: train.py, 4: PLD)
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int | None):
+    """Random initialisation (fresh task heads, scratch models) drawn from the run's seed through
+    the loop's keyed seeds, whatever the process's global RNG state; the global state is
+    restored afterwards. seed=None: the global generator as it is (the caller seeded it)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(keyed_seed(seed, _INIT_STREAM))
+        yield
+
+
+def glue_model(checkpoint: str, task: str, seed: int | None = None, **kw) -> Bert:
+    """A pretrained encoder with a fresh classification (or regression) head for `task`, the
+    head initialised from `seed` (the same seed gives the same head in every process).
+    `pooling=` overrides the checkpoint's own (model.checkpoint_pooling)."""
     info = glue_task(task)
-    return Bert.from_pretrained(checkpoint, head="cls", num_labels=1 if info.is_regression else info.num_labels, **kw)
+    with seeded_init(seed):
+        return Bert.from_pretrained(checkpoint, head="cls", num_labels=1 if info.is_regression else info.num_labels, **kw)
 
 
 # -- SQuAD v1.1 ----------------------------------------------------------------------------
@@ -141,11 +161,13 @@ def corpus_data(P: Profile, tokenizer, data_dir=None, max_chars: int | None = No
     return train_ex, valid_ex, D.Collator.for_tokenizer(tokenizer, mlm=True)
 
 
-def scratch_model(P: Profile, tokenizer, ln: str = "pre", head: str | None = "mlm", **kw) -> Bert:
-    """A randomly initialised BERT of the profile's size (call torch.manual_seed first)."""
-    return Bert.from_config(layers=P.layers, hidden=P.hidden, heads=P.heads, intermediate=P.intermediate,
-                            vocab_size=len(tokenizer), max_position=max(512, P.seq_len), ln=ln,
-                            head=head, **kw)
+def scratch_model(P: Profile, tokenizer, ln: str = "pre", head: str | None = "mlm", seed: int | None = None,
+                  **kw) -> Bert:
+    """A randomly initialised BERT of the profile's size, initialised from `seed` (see seeded_init)."""
+    with seeded_init(seed):
+        return Bert.from_config(layers=P.layers, hidden=P.hidden, heads=P.heads, intermediate=P.intermediate,
+                                vocab_size=len(tokenizer), max_position=max(512, P.seq_len), ln=ln,
+                                head=head, **kw)
 
 
 def pretrain_mlm(model: Bert, P: Profile, seed: int, *, data, steps: int | None = None,

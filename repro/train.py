@@ -195,6 +195,9 @@ def keyed_seed(*keys: int) -> int:
                .astype(np.uint64) @ np.array([1, 2**32], dtype=np.uint64)) % 2**63
 
 
+_DROPOUT_STREAM = 6  # stream tags: 1-3 data order, masks, eval (this file), 4 PLD, 5 model init (tasks)
+
+
 def _generator(*keys: int) -> torch.Generator:
     # a generator whose stream depends only on the keys (seed, epoch, step, ...)
     g = torch.Generator()
@@ -320,6 +323,9 @@ class Loop:
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg = self.cfg
+        # dropout draws from the global generator: seed it from the run's seed, so the same seed
+        # gives the same numbers whatever ran before in the process (a checkpoint restores its state)
+        seed_everything(keyed_seed(cfg.seed, _DROPOUT_STREAM))
         if cfg.checkpoint_dir:
             self.load_checkpoint()
         self.model.train()

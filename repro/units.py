@@ -22,29 +22,39 @@ from .tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_m
 from .train import train_seconds, unigram_mlm_loss
 
 
-def glue_config(task: str, P: Profile, *, lr: float | None = None, epochs: float | None = None, **extra) -> dict:
+def resolved_pooling(checkpoint: str, pooling: str | None) -> str:
+    """The pooling a fine-tuning run will use: the one asked for, else the checkpoint's own."""
+    from .model import _resolve, checkpoint_pooling
+    return pooling or checkpoint_pooling(_resolve(checkpoint))
+
+
+def glue_config(task: str, P: Profile, *, lr: float | None = None, epochs: float | None = None,
+                pooling: str | None = None, **extra) -> dict:
     """What decides a GLUE fine-tuning run's numbers (besides the seed and the code)."""
-    return {"kind": "glue", "task": task, "checkpoint": P.checkpoint, "seq_len": P.finetune_seq_len,
+    return {"kind": "glue", "task": task, "checkpoint": P.checkpoint, "pooling": resolved_pooling(P.checkpoint, pooling),
+            "seq_len": P.finetune_seq_len,
             "batch": P.finetune_batch, "lr": lr or P.finetune_lr, "epochs": epochs or P.finetune_epochs,
-            "max_train_examples": P.max_train_examples, "max_eval_examples": P.max_eval_examples,
+            "max_train_examples": P.max_train(task), "max_eval_examples": P.max_eval_examples,
             "grad_accum": P.grad_accum, **extra}
 
 
 def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, method: str = "dense",
-              data_dir=None, lr: float | None = None, epochs: float | None = None, notebook: str | None = None,
-              checkpoint: str | None = None, checkpoint_id: str | None = None, needs=(), **train_kw) -> dict | None:
+              data_dir=None, lr: float | None = None, epochs: float | None = None, pooling: str | None = None,
+              notebook: str | None = None, checkpoint: str | None = None, checkpoint_id: str | None = None,
+              needs=(), **train_kw) -> dict | None:
     """Dense fine-tuning of a checkpoint on one GLUE task (dev metrics, training curve): the
     profile's, or `checkpoint`, a model folder such as another unit's artifact. `checkpoint_id`
     names that model in the config (a folder's path differs between machines, the producing
-    unit's key does not); `needs`: the units that produce it."""
-    config = glue_config(task, P, lr=lr, epochs=epochs, **train_kw)
-    if checkpoint is not None or checkpoint_id is not None:
+    unit's key does not); `needs`: the units that produce it. `pooling`: see resolved_pooling
+    (a model pre-trained here keeps the pooling it was saved with: BERT's pooler)."""
+    own = checkpoint is not None or checkpoint_id is not None
+    config = glue_config(task, P, lr=lr, epochs=epochs, pooling=pooling or ("pooler" if own else None), **train_kw)
+    if own:
         config["checkpoint"] = checkpoint_id or str(checkpoint)
 
     def run(u):
         data = glue_data(task, P, tokenizer, data_dir, seed)
-        torch.manual_seed(seed)  # the head's init and dropout depend on the seed, not on what ran before
-        model = glue_model(str(checkpoint or P.checkpoint), task)
+        model = glue_model(str(checkpoint or P.checkpoint), task, seed=seed, pooling=config["pooling"])
         out = finetune_glue(model, task, P, seed, tokenizer=tokenizer, data=data,
                             lr=lr, epochs=epochs, progress=False, **u.train_kwargs(), **train_kw)
         r = out["result"]

@@ -114,3 +114,29 @@ def test_flops_count_dropped_and_pruned_parts_as_zero():
     assert flops_per_token(c, 128, gates=[1.0, None])["blocks"] == full["blocks"] / 2
     pruned = BertConfig(layers=2, hidden=64, heads=4, intermediate=256, heads_per_layer=[2, 2], ffn_per_layer=[128, 128])
     assert flops_per_token(pruned, 128)["blocks"] == pytest.approx(full["blocks"] / 2)
+
+
+def test_pooling_choices_save_load_prune_and_the_loading_rule(tmp_path, minilm_dir):
+    from repro.earlybert import draw_masks, prune
+    from repro.model import checkpoint_pooling
+    torch.manual_seed(0)
+    ids = torch.randint(5, 100, (2, 6))
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    m = Bert.from_config(layers=1, hidden=16, heads=2, intermediate=32, vocab_size=100, head="cls", pooling="mean",
+                         slimming=True)
+    m.eval()
+    h = m.encode(ids, mask)
+    torch.testing.assert_close(m.pool(h, mask)[1], h[1, :3].mean(0))  # padding does not count
+    pad_mask = torch.tensor([[1, 1, 1] + [0] * 5])
+    padded = m.pool(m.encode(torch.cat([ids[1:, :3], torch.full((1, 5), 7)], 1), pad_mask), pad_mask)
+    torch.testing.assert_close(padded[0], m.pool(m.encode(ids[1:, :3]))[0], atol=1e-5, rtol=0)
+    assert m.pooler is None and Bert.from_config(layers=1, hidden=16, heads=2, intermediate=32, vocab_size=100,
+                                                 head="cls", pooling="cls").pool(h)[0].equal(h[0, 0])
+    m.save_pretrained(tmp_path / "m")
+    assert Bert.from_pretrained(str(tmp_path / "m")).config.pooling == "mean"
+    assert prune(m, *draw_masks(m)).config.pooling == "mean"
+    assert checkpoint_pooling(minilm_dir) == "mean"  # sentence-transformers: its 1_Pooling config
+    assert checkpoint_pooling(tmp_path / "m") == "pooler"  # any other BERT folder: BERT's pooler
+    assert Bert.from_pretrained("minilm", head="cls", pooling="cls").config.pooling == "cls"
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        Bert.from_config(layers=1, hidden=16, heads=2, intermediate=32, vocab_size=100, head="cls", pooling="max")

@@ -22,4 +22,6 @@ def test_glue_finetune_smoke(tmp_path, monkeypatch):
     assert summary["provenance"]["torch"]
     runs = results.load_runs("smoke", "glue_finetune", root=tmp_path)
     assert len(runs) == 2 and set(runs["status"]) == {"ok"}
+    assert summary["complete"] and summary["done"] == summary["planned"] == 2
+    assert set(runs["config.pooling"]) == {"mean"}  # MiniLM's own pooling, recorded with every run
     assert runs["config_hash"].notna().all() and runs["prov.git_rev"].notna().all()

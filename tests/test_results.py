@@ -211,3 +211,10 @@ def test_notebook_helpers(tmp_path):
     back = R.load_summary(tmp_path / "o")
     assert path.name == "summary.json" and math.isnan(back["loss"]) and back["best"] == -math.inf
     assert back["provenance"]["timestamp"] and back["provenance"]["torch"] and back["n"] == 3
+
+
+def test_profile_per_task_sizes_and_seeds():
+    from repro.profiles import get_profile
+    P = get_profile("cpu")
+    assert P.max_train("SST-2") == 10_000 and P.max_train("MRPC") is None
+    assert P.seeds_for("MRPC") == [0, 1, 2, 3, 4] and P.seeds_for("STS-B") == [0, 1, 2]
