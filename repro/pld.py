@@ -322,9 +322,21 @@ def pretraining_tokens(P) -> int:
     return P.pretrain_steps * P.pretrain_batch * P.grad_accum * P.seq_len
 
 
-def glue_table(runs: pd.DataFrame, methods, tasks, label: str) -> pd.DataFrame:
+def models_to_finetune(runs: dict) -> tuple[dict, list]:
+    """The pre-trained models pld_glue fine-tunes: the baseline and PLD at the baseline's rate and
+    at its own best (one model when those rates are equal), name -> record (None: not trained
+    yet); and the names of those that diverged, which are not fine-tuned."""
+    pre = {n: runs[n] for n in (BASELINE, "preln_pld", "preln_pld_best")}
+    if pre["preln_pld_best"] is not None and pre["preln_pld_best"] is pre["preln_pld"]:
+        pre.pop("preln_pld_best")
+    diverged = [n for n, r in pre.items() if r is not None and r["status"] == "diverged"]
+    return {n: r for n, r in pre.items() if n not in diverged}, diverged
+
+
+def glue_table(runs: pd.DataFrame, methods, tasks, label: str, chance: dict | None = None) -> pd.DataFrame:
     """Our GLUE dev scores (mean ± 95% t-interval over seeds) in the paper's column layout, one
-    row per method ("ours (label): method"), then the paper's rows verbatim."""
+    row per method ("ours (label): method"), the paper's rows verbatim, and `chance` (task -> the
+    score of an input-blind predictor) as a last row."""
     summ = summarize(runs, by=("task", "method"))
     cell = {(t, m, k): (mean, hw) for t, m, k, mean, hw in summ[["task", "method", "metric", "mean", "hw"]].itertuples(index=False)}
     table = {}
@@ -339,7 +351,9 @@ def glue_table(runs: pd.DataFrame, methods, tasks, label: str) -> pd.DataFrame:
         table[f"ours ({label}): {m}"] = row
     for name, values in PAPER_GLUE.items():
         table[f"paper: {name}"] = dict(zip(PAPER_GLUE_COLUMNS, values)) | {"avg of tasks run": ""}
-    return pd.DataFrame(table).T
+    if chance:
+        table["input-blind predictor"] = {PAPER_GLUE_METRICS[t][0]: f"{v:.1f}" for t, v in chance.items() if t in PAPER_GLUE_METRICS}
+    return pd.DataFrame(table).T.fillna("")
 
 
 def glue_deltas(runs: pd.DataFrame, baseline: str, methods, tasks) -> pd.DataFrame:

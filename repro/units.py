@@ -102,8 +102,7 @@ def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *
 
     def run(u):
         data = _corpus(P, data_dir)
-        torch.manual_seed(seed)  # the same initial weights for every arch and rate
-        model = scratch_model(P, load_tokenizer("minilm"), ln=ln)
+        model = scratch_model(P, load_tokenizer("minilm"), ln=ln, seed=seed)  # the same weights for every arch and rate
         hooks = [pld.PLD(**pld_kw, seed=seed)] if use_pld else []
         r = pretrain_mlm(model, P, seed, data=data, lr=lr, hooks=hooks, eval_every=config["eval_every"],
                          valid_examples=P.pld_valid_blocks, log_every=min(10, config["eval_every"]), progress=False,
@@ -150,8 +149,7 @@ def pld_timing_unit(study: Study, P: Profile, seed: int, *, pld_kw: dict, data_d
 
     def run(u):
         train_ex, _, collate = _corpus(P, data_dir)
-        torch.manual_seed(seed)
-        model = scratch_model(P, load_tokenizer("minilm"), ln="pre")
+        model = scratch_model(P, load_tokenizer("minilm"), ln="pre", seed=seed)
         hook = pld.PLD(**pld_kw, seed=seed)
         rows = [hook.gates(int(t), 0, P.layers) for t in torch.linspace(0, P.pretrain_steps - 1, pairs)]
         batch = collate(list(train_ex[:P.pretrain_batch]), generator=torch.Generator().manual_seed(seed))
