@@ -215,11 +215,13 @@ def speedup_table(runs: dict, paired_ratio: float | None = None) -> pd.DataFrame
     per sample, and the steps and training seconds it takes to reach the baseline's final
     validation loss (interpolated between evaluations, first crossing; None if it never does),
     with the speed-ups (the baseline's own steps or seconds to it / the run's: the baseline is 1
-    by definition, even when its noisy curve touched its final loss early). `speedup_paired` = the step speed-up x
-    the per-step cost ratio timed in adjacent pairs (dense / PLD gates; a dense PreLN step costs
-    what a PostLN one does): not skewed by load that differs between the runs' sessions."""
+    by definition, even when its noisy curve touched its final loss early). `speedup_paired` =
+    the step speed-up x the per-step cost ratio timed in adjacent pairs (dense / PLD gates; a
+    dense PreLN step costs what a PostLN one does): not skewed by load that differs between the
+    sessions the runs ran in."""
     base = runs.get(BASELINE)
     base_ok = base is not None and base["status"] == "ok"
+
     def reach(rec, x, target):
         c = rec["curve"]
         return steps_to_reach([p[x] for p in c], [p["val_loss"] for p in c], target)
@@ -248,9 +250,9 @@ def speedup_table(runs: dict, paired_ratio: float | None = None) -> pd.DataFrame
 
 def speedup_text(row: dict | None) -> str:
     """One speedup_table row in words (the notebook's conclusion and the report's row)."""
-    num = lambda k: None if row.get(k) is None or not math.isfinite(row[k]) else row[k]  # noqa: E731
     if row is None or row["status"] != "ok":
         return "not run" if row is None else row["status"]
+    num = lambda k: None if row.get(k) is None or not math.isfinite(row[k]) else row[k]  # noqa: E731
     if num("speedup_steps") is None:
         return f"never reached the target (final validation loss {row['final_val_loss']:.3f})"
     speeds = [f"{num(k):.2f}x {label}" for k, label in (("speedup_paired", "with paired step costs"),

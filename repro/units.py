@@ -84,6 +84,9 @@ def mlm_config(P: Profile, arch: str, lr: float | None, pld_kw: dict, pilot: boo
     the full run's schedule (warm-up, decay and PLD's theta all span pretrain_steps), so it tests
     exactly the stretch where a too-large rate breaks a run."""
     steps, stop = P.pretrain_steps, P.pld_pilot_steps if pilot else 0
+    if pilot and not 0 < stop < steps:
+        raise ValueError(f"a pilot of {stop} steps must be shorter than a full run ({steps} steps): "
+                         f"set pilot_steps below steps")
     every = max(1, (stop or steps) // (5 if pilot else 20))  # 5 (pilot) or 20 validation points
     every -= every % 10 if every >= 10 else 0  # a multiple of the logging interval (10)
     return {"kind": "mlm", "arch": pld.check_arch(arch), **_model_config(P), "steps": steps, "stop_at": stop,

@@ -160,3 +160,9 @@ def test_full_runs_wait_for_the_pilot_unless_their_rates_are_fixed(tmp_path, mon
     assert states == [("mlm_pilot", "missing")] * 6 + [("mlm", full_state)] * (4 if rates is None else 3)
     if rates:  # PLD's fixed rate is the baseline's: one run serves both
         assert cmp["lrs"] == RATES
+
+
+def test_a_pilot_longer_than_a_full_run_is_one_clear_error():
+    P = pld_profile(get_profile("smoke", pld_steps=20, pld_pilot_steps=20))
+    with pytest.raises(ValueError, match="a pilot of 20 steps must be shorter than a full run .20 steps.: set pilot_steps below steps"):
+        pld_comparison(Study("pld_pretraining", "smoke"), P, 0)
