@@ -18,17 +18,17 @@
 # The models are the final ones of `pld_pretraining`'s units, asked for by identity (same profile
 # and pre-training parameters; one whose checkpoint is gone is pre-trained again): the PostLN
 # baseline, PreLN + PLD at the baseline's rate and at its own best. Each is fine-tuned (every block
-# runs, unscaled) on the profile's GLUE tasks (`cpu`: SST-2 cut to 10k, STS-B, MRPC, RTE, CoLA; full
-# dev sets) over the profile's seeds. **`glue_vs_paper`**: dev metrics, mean ± 95% t-interval, beside
-# the paper's rows and an input-blind predictor (majority label; a constant for STS-B). **`delta`**:
-# PLD - baseline, paired by seed, beside the paper's PLD - BERT-base (reimpl.). **`glue_scores`**:
-# main metric per task and model. Small models, briefly pre-trained on books: only the sign and size
+# runs, unscaled) on the profile's GLUE tasks and sizes (`cpu`: SST-2 cut to 10k, STS-B, MRPC, RTE,
+# CoLA; full dev sets) over the profile's seeds (`cpu`: 3, 5 for MRPC and RTE). **`glue_vs_paper`**:
+# dev metrics, mean ± 95% t-interval, beside the paper's rows and an input-blind predictor (majority
+# label; a constant for STS-B). **`delta`**: PLD - baseline, paired by seed, beside the paper's PLD -
+# BERT-base (reimpl.). **`glue_scores`**: main metric per task and model. Small models, briefly pre-trained on books: only the sign and size
 # of the difference compare with the paper, and only when the baseline beats the input-blind predictor.
 
 # %% tags=["parameters"]
 profile = "smoke"
 output_dir: str | None = None
-seeds: list | None = None  # None: the profile's seeds (pre-training uses the first)
+seeds: list | None = None  # None: the profile's seeds of each task (pre-training uses the first)
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 tasks: list | None = None  # None: the profile's GLUE tasks
 lr: float | None = None  # fine-tuning rate; None: the profile's pld_glue_lr, else the paper's rate per task
@@ -60,35 +60,31 @@ study = Study("pld_glue", profile)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
                             finetune_epochs=epochs))
 out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
-tasks, seeds = list(tasks or P.glue_tasks), list(seeds if seeds is not None else P.seeds)
+tasks = list(tasks or P.glue_tasks)
+task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 task_lr = {t: lr or P.pld_glue_lr or pld.paper_finetune_lr(t) for t in tasks}
 tokenizer = load_tokenizer("minilm")  # the scratch models' vocabulary
 print(f"profile {P.name}: tasks {tasks} at lr {task_lr}, {P.finetune_epochs} epochs, train subset "
-      f"{P.max_train_examples or 'all'}, dev {P.max_eval_examples or 'all'}; seeds {seeds}")
+      f"{[P.max_train(t) or 'all' for t in tasks]}, dev {P.max_eval_examples or 'all'}; seeds {task_seeds}")
 
 # %%
-cmp = pld_comparison(study, P, seeds[0], rates=rates, theta_bar=theta_bar, gamma=gamma, variant=variant,
-                     measure=False, data_dir=data_dir)
-pre = {n: cmp["runs"][n] for n in (pld.BASELINE, "preln_pld", "preln_pld_best")}
-if pre["preln_pld_best"] is not None and pre["preln_pld_best"] is pre["preln_pld"]:
-    pre.pop("preln_pld_best")  # PLD's best rate is the baseline's: one model
-diverged = [n for n, r in pre.items() if r is not None and r["status"] == "diverged"]
-pre = {n: r for n, r in pre.items() if n not in diverged}  # a diverged model is not fine-tuned
+cmp = pld_comparison(study, P, list(seeds if seeds is not None else P.seeds)[0], rates=rates, theta_bar=theta_bar,
+                     gamma=gamma, variant=variant, measure=False, data_dir=data_dir)
+pre, diverged = pld.models_to_finetune(cmp["runs"])
 methods = list(pre)
 rows = [glue_unit(study, t, P, s, tokenizer=tokenizer, method=n, data_dir=data_dir, lr=task_lr[t],
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
                   checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r])
-        for n, r in pre.items() for t in tasks for s in seeds]
+        for n, r in pre.items() for t in tasks for s in task_seeds[t]]
 runs = results.to_frame([r for r in rows if r is not None])
 print(f"{sum(r is not None for r in rows)} of {len(rows)} fine-tuning runs done; diverged in pre-training: {diverged or 'none'}")
 
 # %%
 chance = {t: report.chance_score(t, data_dir) for t in tasks}
-table = pld.glue_table(runs, methods, tasks, profile) if len(runs) else None
+table = pld.glue_table(runs, methods, tasks, profile, chance) if len(runs) else None
 deltas = pld.glue_deltas(runs, pld.BASELINE, methods, tasks) if len(runs) else None
 if table is not None:
-    table.loc["input-blind predictor"] = {pld.PAPER_GLUE_METRICS[t][0]: f"{chance[t]:.1f}" for t in tasks if t in pld.PAPER_GLUE_METRICS}
-    results.save_table(table.fillna(""), out, "glue_vs_paper")
+    results.save_table(table, out, "glue_vs_paper")
     results.save_table(deltas, out, "delta")
     display(table, deltas)
 
@@ -106,7 +102,7 @@ if len(runs):
     ax.set_xticks(np.arange(len(tasks)) + width * (len(methods) - 1) / 2)
     ax.set_xticklabels([f"{t}\n({main_metric(t)})" for t in tasks])
     ax.set_ylabel("dev score (0-100)")
-    ax.set_title(f"GLUE dev after fine-tuning, mean ± 95% interval over {len(seeds)} seed(s) ({profile} profile)")
+    ax.set_title(f"GLUE dev after fine-tuning, mean ± 95% interval over seeds ({profile} profile)")
     ax.legend(fontsize=8)
     results.save_figure(fig, out, "glue_scores")
 
@@ -114,7 +110,8 @@ if len(runs):
 base = pre.get(pld.BASELINE)
 unigram = unigram_unit(study, P, data_dir=data_dir)
 scores = {m: dict(zip(g["task"], g["mean"])) for m, g in main.groupby("method")} if len(runs) else {}
-summary = {"baseline": pld.BASELINE, "methods": methods, "tasks": tasks, "seeds": seeds, "lr": task_lr,
+summary = {"baseline": pld.BASELINE, "methods": methods, "tasks": tasks, "lr": task_lr,
+           "seeds": sorted({s for v in task_seeds.values() for s in v}),
            "checkpoints": {n: r["unit"] for n, r in pre.items() if r}, "diverged": diverged, "scores": scores,
            "chance": chance, "delta": deltas.to_dict("records") if deltas is not None else [],
            "pretraining": {"tokens": pld.pretraining_tokens(P),
@@ -129,7 +126,7 @@ study.write_summary(out, summary)
 state, lines = study.status(), []
 if not state["complete"]:
     lines.append(f"**Partial: {state['done']} of {state['planned']} runs (pre-training included).**")
-for _, d in (deltas[deltas["main"]] if deltas is not None else []).iterrows():
+for _, d in deltas[deltas["main"]].iterrows() if deltas is not None else ():
     verdict = ("no interval (one seed)" if not np.isfinite(d["hw"]) else "no significant difference"
                if abs(d["delta"]) <= d["hw"] else "PLD better" if d["delta"] > 0 else "PLD worse")
     paper = "" if d["paper_delta"] is None else f"; paper: {d['paper_delta']:+.1f}"

@@ -130,8 +130,9 @@ for arch, c in cmp["chosen"].items():
     lines.append(f"- Pilot, `{arch}`: best rate {c['best']}, largest stable {c['max_stable']}"
                  + (" (at the grid's end: the grid may not bracket it)" if c["at_edge"] else "") + ".")
 if target is not None and unigram is not None:
-    lines.append(f"- Baseline (`postln`, lr {base['config']['lr']:g}): final validation loss {target:.3f}, {unigram - target:.2f} "
-                 f"nats below the unigram plateau {unigram:.3f} " + ("(it uses context)." if pld.uses_context(target, unigram)
+    gap = unigram - target
+    lines.append(f"- Baseline (`postln`, lr {base['config']['lr']:g}): final validation loss {target:.3f}, {abs(gap):.2f} nats "
+                 f"{'below' if gap >= 0 else 'above'} the unigram plateau {unigram:.3f} " + ("(it uses context)." if pld.uses_context(target, unigram)
                  else f"(under {pld.LEARNED_NATS:g}: a speed-up to a loss this near the plateau says little; pre-train longer)."))
 for n, row in table.iterrows() if target is not None else ():
     lines.append(f"- `{n}` (lr {row['lr']:g}): {pld.speedup_text(row.to_dict())}.")

@@ -215,11 +215,13 @@ def speedup_table(runs: dict, paired_ratio: float | None = None) -> pd.DataFrame
     per sample, and the steps and training seconds it takes to reach the baseline's final
     validation loss (interpolated between evaluations, first crossing; None if it never does),
     with the speed-ups (the baseline's own steps or seconds to it / the run's: the baseline is 1
-    by definition, even when its noisy curve touched its final loss early). `speedup_paired` = the step speed-up x
-    the per-step cost ratio timed in adjacent pairs (dense / PLD gates; a dense PreLN step costs
-    what a PostLN one does): not skewed by load that differs between the runs' sessions."""
+    by definition, even when its noisy curve touched its final loss early). `speedup_paired` =
+    the step speed-up x the per-step cost ratio timed in adjacent pairs (dense / PLD gates; a
+    dense PreLN step costs what a PostLN one does): not skewed by load that differs between the
+    sessions the runs ran in."""
     base = runs.get(BASELINE)
     base_ok = base is not None and base["status"] == "ok"
+
     def reach(rec, x, target):
         c = rec["curve"]
         return steps_to_reach([p[x] for p in c], [p["val_loss"] for p in c], target)
@@ -248,9 +250,9 @@ def speedup_table(runs: dict, paired_ratio: float | None = None) -> pd.DataFrame
 
 def speedup_text(row: dict | None) -> str:
     """One speedup_table row in words (the notebook's conclusion and the report's row)."""
-    num = lambda k: None if row.get(k) is None or not math.isfinite(row[k]) else row[k]  # noqa: E731
     if row is None or row["status"] != "ok":
         return "not run" if row is None else row["status"]
+    num = lambda k: None if row.get(k) is None or not math.isfinite(row[k]) else row[k]  # noqa: E731
     if num("speedup_steps") is None:
         return f"never reached the target (final validation loss {row['final_val_loss']:.3f})"
     speeds = [f"{num(k):.2f}x {label}" for k, label in (("speedup_paired", "with paired step costs"),
@@ -322,9 +324,21 @@ def pretraining_tokens(P) -> int:
     return P.pretrain_steps * P.pretrain_batch * P.grad_accum * P.seq_len
 
 
-def glue_table(runs: pd.DataFrame, methods, tasks, label: str) -> pd.DataFrame:
+def models_to_finetune(runs: dict) -> tuple[dict, list]:
+    """The pre-trained models pld_glue fine-tunes: the baseline and PLD at the baseline's rate and
+    at its own best (one model when those rates are equal), name -> record (None: not trained
+    yet); and the names of those that diverged, which are not fine-tuned."""
+    pre = {n: runs[n] for n in (BASELINE, "preln_pld", "preln_pld_best")}
+    if pre["preln_pld_best"] is not None and pre["preln_pld_best"] is pre["preln_pld"]:
+        pre.pop("preln_pld_best")
+    diverged = [n for n, r in pre.items() if r is not None and r["status"] == "diverged"]
+    return {n: r for n, r in pre.items() if n not in diverged}, diverged
+
+
+def glue_table(runs: pd.DataFrame, methods, tasks, label: str, chance: dict | None = None) -> pd.DataFrame:
     """Our GLUE dev scores (mean ± 95% t-interval over seeds) in the paper's column layout, one
-    row per method ("ours (label): method"), then the paper's rows verbatim."""
+    row per method ("ours (label): method"), the paper's rows verbatim, and `chance` (task -> the
+    score of an input-blind predictor) as a last row."""
     summ = summarize(runs, by=("task", "method"))
     cell = {(t, m, k): (mean, hw) for t, m, k, mean, hw in summ[["task", "method", "metric", "mean", "hw"]].itertuples(index=False)}
     table = {}
@@ -339,7 +353,9 @@ def glue_table(runs: pd.DataFrame, methods, tasks, label: str) -> pd.DataFrame:
         table[f"ours ({label}): {m}"] = row
     for name, values in PAPER_GLUE.items():
         table[f"paper: {name}"] = dict(zip(PAPER_GLUE_COLUMNS, values)) | {"avg of tasks run": ""}
-    return pd.DataFrame(table).T
+    if chance:
+        table["input-blind predictor"] = {PAPER_GLUE_METRICS[t][0]: f"{v:.1f}" for t, v in chance.items() if t in PAPER_GLUE_METRICS}
+    return pd.DataFrame(table).T.fillna("")
 
 
 def glue_deltas(runs: pd.DataFrame, baseline: str, methods, tasks) -> pd.DataFrame:

@@ -68,9 +68,7 @@ class Profile:
     pld_valid_blocks: int = 256  # held-out blocks each validation loss is measured on
     pld_timing_pairs: int = 20  # adjacent dense / PLD step pairs timed (analysis.paired_step_times)
     pld_corpus_chars: int | None = None  # characters of the training corpus; None: all
-    pld_glue_train_examples: int | None = None  # fine-tuning subset per task; None: the whole split
-    pld_glue_eval_examples: int | None = None  # None: the whole dev split
-    pld_glue_lr: float | None = None  # None: the paper's fine-tuning rate of each task
+    pld_glue_lr: float | None = None  # None: the paper's fine-tuning rate of each task (sizes, seeds: the GLUE ones)
     # gradient_norms (PLD Fig. 1): (layers, hidden) shapes measured at initialisation over the
     # seeds and grad_batches fixed batches of grad_batch blocks; grad_trained (layers, hidden)
     # is also measured after grad_train_steps MLM steps (first seed)
@@ -107,7 +105,6 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,), glue_tasks=("MRPC",),
         pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
-        pld_glue_train_examples=96, pld_glue_eval_examples=64,
         grad_shapes=((2, 64), (4, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
     ),
     "cpu": Profile(
@@ -123,11 +120,11 @@ PROFILES: dict[str, Profile] = {
         # PLD: Google's BERT L-12/H-128 miniature (12 layers deep, where PostLN's trouble with a large
         # rate shows; the 4 x 256 model above is too shallow). 2.6 s/step on one loaded core: a full run
         # of 4000 steps (16M tokens) ~2.9 h, resumed from its checkpoint when a session ends; the pilot
-        # 5 rates x 3 blocks x 300 steps ~3.3 h. Fine-tuning: SST-2 cut to 10k, the others whole.
+        # 5 rates x 3 blocks x 300 steps ~3.3 h.
         pld_layers=12, pld_hidden=128, pld_heads=2, pld_intermediate=512, pld_seq_len=128, pld_batch=32,
         pld_steps=4000, pld_pilot_steps=300, pld_lrs=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3),
         # fine-tuning a 12 x 128 model: 1e-4, from the grid BERT's miniatures were tuned on (3e-5..3e-4)
-        pld_glue_train_examples=10_000, pld_glue_lr=1e-4,
+        pld_glue_lr=1e-4,
         # gradient norms at the paper's depth and beyond (the 4-layer result stays as one row)
         grad_shapes=((4, 256), (12, 256), (24, 256), (12, 768)), grad_trained=(12, 256), grad_train_steps=300,
     ),
@@ -139,7 +136,6 @@ PROFILES: dict[str, Profile] = {
         finetune_epochs=3.0, finetune_lr=2e-5, max_train_examples=None, max_eval_examples=None,
         seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
         pld_steps=10_000, pld_pilot_steps=1000, pld_lrs=(1e-4, 2e-4, 5e-4, 1e-3, 2e-3),
-        pld_glue_train_examples=10_000,
         grad_shapes=((12, 768), (24, 768), (24, 1024)), grad_trained=(12, 768), grad_train_steps=1000,
     ),
     "paper": Profile(
@@ -184,16 +180,15 @@ def get_profile(name: str, **overrides) -> Profile:
 
 
 def pld_profile(P: Profile) -> Profile:
-    """The profile with the PLD comparison's sizes in the shared fields, so `scratch_model`,
-    `pretrain_mlm` and the GLUE units read them: model, sequence, batch, steps, fine-tuning subsets."""
+    """The profile with the PLD comparison's sizes in the shared fields, so `scratch_model` and
+    `pretrain_mlm` read them: model, sequence, batch, steps (GLUE fine-tuning keeps the profile's)."""
     own = lambda value, shared: shared if value is None else value  # noqa: E731
     return replace(P, layers=own(P.pld_layers, P.layers), hidden=own(P.pld_hidden, P.hidden),
                    heads=own(P.pld_heads, P.heads), intermediate=own(P.pld_intermediate, P.intermediate),
                    seq_len=own(P.pld_seq_len, P.seq_len), pretrain_batch=own(P.pld_batch, P.pretrain_batch),
                    pretrain_steps=own(P.pld_steps, P.pretrain_steps),
                    pld_pilot_steps=own(P.pld_pilot_steps, max(1, own(P.pld_steps, P.pretrain_steps) // 10)),
-                   pld_lrs=P.pld_lrs or tuple(P.pretrain_lr * f for f in (0.5, 1, 2, 4, 8)),
-                   max_train_examples=P.pld_glue_train_examples, max_eval_examples=P.pld_glue_eval_examples)
+                   pld_lrs=P.pld_lrs or tuple(P.pretrain_lr * f for f in (0.5, 1, 2, 4, 8)))
 
 
 # -- clip: a GPU profile's code path on a CPU in minutes ------------------------------------

@@ -84,6 +84,9 @@ def mlm_config(P: Profile, arch: str, lr: float | None, pld_kw: dict, pilot: boo
     the full run's schedule (warm-up, decay and PLD's theta all span pretrain_steps), so it tests
     exactly the stretch where a too-large rate breaks a run."""
     steps, stop = P.pretrain_steps, P.pld_pilot_steps if pilot else 0
+    if pilot and not 0 < stop < steps:
+        raise ValueError(f"a pilot of {stop} steps must be shorter than a full run ({steps} steps): "
+                         f"set pilot_steps below steps")
     every = max(1, (stop or steps) // (5 if pilot else 20))  # 5 (pilot) or 20 validation points
     every -= every % 10 if every >= 10 else 0  # a multiple of the logging interval (10)
     return {"kind": "mlm", "arch": pld.check_arch(arch), **_model_config(P), "steps": steps, "stop_at": stop,
@@ -102,8 +105,7 @@ def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *
 
     def run(u):
         data = _corpus(P, data_dir)
-        torch.manual_seed(seed)  # the same initial weights for every arch and rate
-        model = scratch_model(P, load_tokenizer("minilm"), ln=ln)
+        model = scratch_model(P, load_tokenizer("minilm"), ln=ln, seed=seed)  # the same weights for every arch and rate
         hooks = [pld.PLD(**pld_kw, seed=seed)] if use_pld else []
         r = pretrain_mlm(model, P, seed, data=data, lr=lr, hooks=hooks, eval_every=config["eval_every"],
                          valid_examples=P.pld_valid_blocks, log_every=min(10, config["eval_every"]), progress=False,
@@ -150,8 +152,7 @@ def pld_timing_unit(study: Study, P: Profile, seed: int, *, pld_kw: dict, data_d
 
     def run(u):
         train_ex, _, collate = _corpus(P, data_dir)
-        torch.manual_seed(seed)
-        model = scratch_model(P, load_tokenizer("minilm"), ln="pre")
+        model = scratch_model(P, load_tokenizer("minilm"), ln="pre", seed=seed)
         hook = pld.PLD(**pld_kw, seed=seed)
         rows = [hook.gates(int(t), 0, P.layers) for t in torch.linspace(0, P.pretrain_steps - 1, pairs)]
         batch = collate(list(train_ex[:P.pretrain_batch]), generator=torch.Generator().manual_seed(seed))

@@ -140,7 +140,6 @@ def test_pld_profile_sizes():
     cpu = pld_profile(get_profile("cpu"))
     assert (cpu.layers, cpu.hidden, cpu.heads, cpu.seq_len, cpu.pretrain_batch) == (12, 128, 2, 128, 32)
     assert cpu.pld_pilot_steps < cpu.pretrain_steps and len(cpu.pld_lrs) >= 3
-    assert cpu.max_train_examples == 10_000 and cpu.max_eval_examples is None
     assert get_profile("cpu").layers == 4  # the shared size the other notebooks use is unchanged
     paper = pld_profile(get_profile("paper"))
     assert (paper.layers, paper.pretrain_steps, paper.pld_pilot_steps) == (12, 200_000, 5000)
@@ -161,3 +160,9 @@ def test_full_runs_wait_for_the_pilot_unless_their_rates_are_fixed(tmp_path, mon
     assert states == [("mlm_pilot", "missing")] * 6 + [("mlm", full_state)] * (4 if rates is None else 3)
     if rates:  # PLD's fixed rate is the baseline's: one run serves both
         assert cmp["lrs"] == RATES
+
+
+def test_a_pilot_longer_than_a_full_run_is_one_clear_error():
+    P = pld_profile(get_profile("smoke", pld_steps=20, pld_pilot_steps=20))
+    with pytest.raises(ValueError, match="a pilot of 20 steps must be shorter than a full run .20 steps.: set pilot_steps below steps"):
+        pld_comparison(Study("pld_pretraining", "smoke"), P, 0)
