@@ -82,7 +82,7 @@ for task in tasks:
         # the search's own dev score is never used: 8 dev examples keep its final evaluation cheap
         search_data = (data[0], data[1][:8], data[2])
         runs = compare(
-            lambda slimming: glue_model(P.checkpoint, task, slimming=slimming),
+            lambda slimming: glue_model(P.checkpoint, task, seed=seed, slimming=slimming),
             lambda m, hooks, steps: finetune_glue(m, task, P, seed, tokenizer=tokenizer, data=search_data,
                                                   steps=steps, lr=search_lr or P.finetune_lr, hooks=hooks,
                                                   progress=False),

@@ -82,7 +82,7 @@ def pretrain(model, n, hooks):
 
 
 runs = compare_pretraining(
-    lambda slimming: scratch_model(P, tokenizer, ln=ln, slimming=slimming), pretrain,
+    lambda slimming: scratch_model(P, tokenizer, ln=ln, seed=seed, slimming=slimming), pretrain,
     total_steps=steps, seed=seed, seq_len=P.seq_len, batch_size=P.pretrain_batch, search_fraction=search_fraction,
     draw=draw, draw_every=draw_every, rewind=rewind, window=window, epsilon=epsilon,
     lambda_head=lambda_head, lambda_ffn=lambda_ffn, head_ratio=head_ratio, ffn_ratio=ffn_ratio)
@@ -105,7 +105,7 @@ for s in seeds:
     data = glue_data(task, P, tokenizer, data_dir, s)
     for method in METHODS:
         torch.manual_seed(s)
-        ft = finetune_glue(glue_model(str(ckpt[method]), task), task, P, s, tokenizer=tokenizer, data=data,
+        ft = finetune_glue(glue_model(str(ckpt[method]), task, seed=s), task, P, s, tokenizer=tokenizer, data=data,
                            progress=False)
         pre = runs[method]
         t_ft = train_seconds(ft)

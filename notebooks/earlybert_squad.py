@@ -50,9 +50,8 @@ from IPython.display import Markdown, display
 from repro import results
 from repro.data import load_tokenizer
 from repro.earlybert import add_savings, compare, record_comparison
-from repro.model import Bert
 from repro.profiles import get_profile
-from repro.tasks import finetune_squad, squad_data, steps_for
+from repro.tasks import finetune_squad, squad_data, squad_model, steps_for
 
 
 def scaled(n):
@@ -80,7 +79,7 @@ for seed in seeds:
     data = squad_data(P, tokenizer, data_dir, seq_len=seq_len, stride=stride, seed=seed)
     common = dict(tokenizer=tokenizer, data=data, progress=False)
     runs = compare(
-        lambda slimming: Bert.from_pretrained(P.checkpoint, head="qa", slimming=slimming),
+        lambda slimming: squad_model(P.checkpoint, seed=seed, slimming=slimming),
         lambda m, hooks, steps: finetune_squad(m, P, seed, steps=steps, lr=search_lr or P.finetune_lr,
                                                hooks=hooks, **common),
         lambda m: finetune_squad(m, P, seed, **common),

@@ -58,7 +58,7 @@ rows, curves = [], []
 for task in tasks:
     for seed in seeds:
         data = glue_data(task, P, tokenizer, data_dir, seed)
-        model = glue_model(P.checkpoint, task)
+        model = glue_model(P.checkpoint, task, seed=seed)
         run = finetune_glue(model, task, P, seed, tokenizer=tokenizer, data=data, progress=False)
         r = run["result"]
         rows.append(results.record(

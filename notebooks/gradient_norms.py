@@ -76,7 +76,7 @@ rows, runs = [], {}
 for ln in ("post", "pre"):
     name = f"{ln.capitalize()}LN"
     torch.manual_seed(seed)
-    model = scratch_model(P, tokenizer, ln=ln)
+    model = scratch_model(P, tokenizer, ln=ln, seed=seed)
     before = {**layer_grad_norms(model, batch), **block_io_similarity(model, batch)}
     run = pretrain_mlm(model, P, seed, data=data, steps=steps, eval_every=0, progress=False)
     after = {**layer_grad_norms(model, batch), **block_io_similarity(model, batch)}

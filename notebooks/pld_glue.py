@@ -76,7 +76,7 @@ for task in tasks:
     for seed in seeds:
         data = glue_data(task, P, tokenizer, data_dir, seed)  # the same subset and order for every method
         for method in methods:
-            model = glue_model(str(ckpt_root / method), task)
+            model = glue_model(str(ckpt_root / method), task, seed=seed)
             run = finetune_glue(model, task, P, seed, tokenizer=tokenizer, data=data, progress=False)
             r = run["result"]
             rows.append(results.record(

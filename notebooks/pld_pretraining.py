@@ -94,14 +94,14 @@ print(f"profile {P.name}: {P.layers} layers x {P.hidden}, seq {P.seq_len}, batch
 # %%
 # untimed warm-up: a process's first training steps allocate memory and pick kernels; no method pays for it
 torch.manual_seed(seed)
-pretrain_mlm(scratch_model(P, tokenizer), P, seed, data=data, steps=3, eval_every=0, progress=False)
+pretrain_mlm(scratch_model(P, tokenizer, seed=seed), P, seed, data=data, steps=3, eval_every=0, progress=False)
 
 runs = {}
 for method in methods:
     spec = SPECS[method]
     ln, use_pld, run_lr, overrides = spec["ln"], spec["pld"], spec["lr"], spec["train"]
     torch.manual_seed(seed)
-    model = scratch_model(P, tokenizer, ln=ln)
+    model = scratch_model(P, tokenizer, ln=ln, seed=seed)
     hooks = [pld.PLD(theta_bar, gamma, variant, seed=seed)] if use_pld else []
     run = pretrain_mlm(model, P, seed, data=data, lr=run_lr, hooks=hooks, eval_every=eval_every,
                        valid_examples=valid_examples, log_every=1, progress=False, **overrides)

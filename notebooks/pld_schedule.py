@@ -128,11 +128,11 @@ tokenizer = load_tokenizer("minilm")
 data = corpus_data(P, tokenizer, data_dir, max_chars=max_chars, valid_chars=max_chars)
 # untimed warm-up: a process's first training steps allocate memory and pick kernels; neither run pays for it
 torch.manual_seed(seed)
-pretrain_mlm(scratch_model(P, tokenizer), P, seed, data=data, steps=3, eval_every=0, progress=False)
+pretrain_mlm(scratch_model(P, tokenizer, seed=seed), P, seed, data=data, steps=3, eval_every=0, progress=False)
 runs, hooks = {}, {}
 for method in ("dense", "pld"):
     torch.manual_seed(seed)
-    model = scratch_model(P, tokenizer, ln="pre")
+    model = scratch_model(P, tokenizer, ln="pre", seed=seed)
     hooks[method] = [pld.PLD(theta_bar, gamma, variant, seed=seed)] if method == "pld" else []
     runs[method] = pretrain_mlm(model, P, seed, data=data, steps=steps, hooks=hooks[method],
                                 eval_every=0, progress=False)
