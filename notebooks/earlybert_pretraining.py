@@ -55,12 +55,14 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.earlybert import compare_pretraining, record_comparison, train_seconds
 from repro.metrics import main_metric
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model
 
+check_parameters(globals())
 P = get_profile(profile, max_train_examples=max_train_examples, finetune_lr=finetune_lr,
                 finetune_epochs=finetune_epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "earlybert_pretraining")

@@ -48,6 +48,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.earlybert import add_savings, compare, record_comparison
 from repro.profiles import get_profile
@@ -58,6 +59,7 @@ def scaled(n):
     return None if n is None else max(8, round(subset_scale * n))
 
 
+check_parameters(globals())
 base = get_profile(profile)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs,
                 max_train_examples=scaled(base.max_train_examples), max_eval_examples=scaled(base.max_eval_examples))

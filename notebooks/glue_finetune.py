@@ -39,11 +39,13 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.metrics import main_metric
 from repro.profiles import get_profile
 from repro.tasks import finetune_glue, glue_data, glue_model
 
+check_parameters(globals())
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "glue_finetune")
 max_tasks = max_tasks if max_tasks is not None else {"cpu": 3}.get(profile)

@@ -53,11 +53,13 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.analysis import block_io_similarity, layer_grad_norms
 from repro.data import load_tokenizer
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, pretrain_mlm, scratch_model
 
+check_parameters(globals())
 P = get_profile(profile, pretrain_lr=lr)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "gradient_norms")
 seed = list(seeds if seeds is not None else P.seeds)[0]

@@ -64,11 +64,13 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import pld, results
+from repro.checks import check_parameters
 from repro.analysis import paired_step_times, steps_to_reach
 from repro.data import load_tokenizer
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, pretrain_mlm, scratch_model
 
+check_parameters(globals())
 steps = steps if steps is not None else {"cpu": 600}.get(profile)
 P = get_profile(profile, pretrain_steps=steps, pretrain_lr=lr)
 steps, lr = P.pretrain_steps, P.pretrain_lr

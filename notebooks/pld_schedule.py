@@ -58,12 +58,14 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import pld, results
+from repro.checks import check_parameters
 from repro.analysis import paired_step_times
 from repro.data import load_tokenizer
 from repro.model import flops_per_token
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, pretrain_mlm, scratch_model
 
+check_parameters(globals())
 P = get_profile(profile)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "pld_schedule")
 seed = list(seeds if seeds is not None else P.seeds)[0]

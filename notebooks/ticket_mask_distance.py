@@ -51,11 +51,13 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.earlybert import Slimming, distance_matrix
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model, steps_for
 
+check_parameters(globals())
 P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "ticket_mask_distance")
 seed = list(seeds if seeds is not None else P.seeds)[0]

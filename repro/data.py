@@ -294,9 +294,10 @@ def check_checkpoint(name_or_path: str, tokenizer: bool = True) -> str:
     if tokenizer and not any((path / t).is_file() for t in _TOKENIZER):
         missing.append(" or ".join(_TOKENIZER) + " (the tokenizer)")
     if missing:
-        raise FileNotFoundError(
-            f"checkpoint folder {name!r} is not a BERT checkpoint: it lacks {'; '.join(missing)}. Give a folder "
-            "saved by transformers' save_pretrained (model and tokenizer) or by Bert.save_pretrained, or 'minilm'")
+        fix = ("a folder saved by transformers' save_pretrained (model and tokenizer), or 'minilm'" if tokenizer else
+               "a folder saved by Bert.save_pretrained or transformers' save_pretrained, or 'minilm'")
+        raise FileNotFoundError(f"checkpoint folder {name!r} is not a BERT checkpoint: it lacks "
+                                f"{'; '.join(missing)}. Give {fix}")
     return str(path)
 
 
