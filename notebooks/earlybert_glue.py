@@ -27,7 +27,7 @@ data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 tasks: list | None = None  # None: the profile's GLUE tasks, at most max_tasks of them
 max_tasks: int | None = 2  # CPU budget (cpu: ~10 min per task and seed on 2 cores); None: all
 seeds: list | None = None  # None: the profile's seeds, at most max_seeds of them
-max_seeds: int | None = None  # None: all the profile's seeds (the study's >= 3); a smaller number for a quick look
+max_seeds: int | None = None  # None: all the profile's seeds (the study runs 3 or more); a smaller number for a quick look
 checkpoint: str | None = None  # None: the profile's checkpoint
 max_train_examples: int | None = None  # None: the profile's training subset
 lr: float | None = None  # dense and efficient training (official EarlyBERT retrain: 4e-5); None: the profile's
@@ -54,12 +54,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.earlybert import add_savings, compare, record_comparison
 from repro.metrics import main_metric
 from repro.profiles import get_profile
 from repro.tasks import finetune_glue, glue_data, glue_model, steps_for
 
+check_parameters(globals())
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs,
                 max_train_examples=max_train_examples)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "earlybert_glue")
@@ -82,7 +84,7 @@ for task in tasks:
         # the search's own dev score is never used: 8 dev examples keep its final evaluation cheap
         search_data = (data[0], data[1][:8], data[2])
         runs = compare(
-            lambda slimming: glue_model(P.checkpoint, task, slimming=slimming),
+            lambda slimming: glue_model(P.checkpoint, task, seed=seed, slimming=slimming),
             lambda m, hooks, steps: finetune_glue(m, task, P, seed, tokenizer=tokenizer, data=search_data,
                                                   steps=steps, lr=search_lr or P.finetune_lr, hooks=hooks,
                                                   progress=False),

@@ -55,12 +55,14 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.earlybert import compare_pretraining, record_comparison, train_seconds
 from repro.metrics import main_metric
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model
 
+check_parameters(globals())
 P = get_profile(profile, max_train_examples=max_train_examples, finetune_lr=finetune_lr,
                 finetune_epochs=finetune_epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "earlybert_pretraining")
@@ -82,7 +84,7 @@ def pretrain(model, n, hooks):
 
 
 runs = compare_pretraining(
-    lambda slimming: scratch_model(P, tokenizer, ln=ln, slimming=slimming), pretrain,
+    lambda slimming: scratch_model(P, tokenizer, ln=ln, seed=seed, slimming=slimming), pretrain,
     total_steps=steps, seed=seed, seq_len=P.seq_len, batch_size=P.pretrain_batch, search_fraction=search_fraction,
     draw=draw, draw_every=draw_every, rewind=rewind, window=window, epsilon=epsilon,
     lambda_head=lambda_head, lambda_ffn=lambda_ffn, head_ratio=head_ratio, ffn_ratio=ffn_ratio)
@@ -105,7 +107,7 @@ for s in seeds:
     data = glue_data(task, P, tokenizer, data_dir, s)
     for method in METHODS:
         torch.manual_seed(s)
-        ft = finetune_glue(glue_model(str(ckpt[method]), task), task, P, s, tokenizer=tokenizer, data=data,
+        ft = finetune_glue(glue_model(str(ckpt[method]), task, seed=s), task, P, s, tokenizer=tokenizer, data=data,
                            progress=False)
         pre = runs[method]
         t_ft = train_seconds(ft)

@@ -48,17 +48,18 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.earlybert import add_savings, compare, record_comparison
-from repro.model import Bert
 from repro.profiles import get_profile
-from repro.tasks import finetune_squad, squad_data, steps_for
+from repro.tasks import finetune_squad, squad_data, squad_model, steps_for
 
 
 def scaled(n):
     return None if n is None else max(8, round(subset_scale * n))
 
 
+check_parameters(globals())
 base = get_profile(profile)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs,
                 max_train_examples=scaled(base.max_train_examples), max_eval_examples=scaled(base.max_eval_examples))
@@ -80,7 +81,7 @@ for seed in seeds:
     data = squad_data(P, tokenizer, data_dir, seq_len=seq_len, stride=stride, seed=seed)
     common = dict(tokenizer=tokenizer, data=data, progress=False)
     runs = compare(
-        lambda slimming: Bert.from_pretrained(P.checkpoint, head="qa", slimming=slimming),
+        lambda slimming: squad_model(P.checkpoint, seed=seed, slimming=slimming),
         lambda m, hooks, steps: finetune_squad(m, P, seed, steps=steps, lr=search_lr or P.finetune_lr,
                                                hooks=hooks, **common),
         lambda m: finetune_squad(m, P, seed, **common),

@@ -39,12 +39,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.metrics import main_metric
+from repro.checks import check_parameters
 from repro.profiles import get_profile
 from repro.study import Study
 from repro.units import glue_unit
 
+check_parameters(globals())  # bad values fail here, naming the parameter, before anything runs
 study = Study("glue_finetune", profile)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)

@@ -40,10 +40,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.profiles import get_profile
 from repro.study import Study
 from repro.units import grad_norm_unit
 
+check_parameters(globals())  # bad values fail here, naming the parameter, before anything runs
 study = Study("gradient_norms", profile)
 P = get_profile(profile)
 out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)

@@ -52,10 +52,12 @@ from IPython.display import Markdown, display
 from repro import pld, report, results
 from repro.data import load_tokenizer
 from repro.metrics import main_metric
+from repro.checks import check_parameters
 from repro.profiles import get_profile, pld_profile
 from repro.study import Study
 from repro.units import glue_unit, pld_comparison, unigram_unit
 
+check_parameters(globals())  # bad values fail here, naming the parameter, before anything runs
 study = Study("pld_glue", profile)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
                             finetune_epochs=epochs))

@@ -58,12 +58,14 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import pld, results
+from repro.checks import check_parameters
 from repro.analysis import paired_step_times
 from repro.data import load_tokenizer
 from repro.model import flops_per_token
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, pretrain_mlm, scratch_model
 
+check_parameters(globals())
 P = get_profile(profile)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "pld_schedule")
 seed = list(seeds if seeds is not None else P.seeds)[0]
@@ -128,11 +130,11 @@ tokenizer = load_tokenizer("minilm")
 data = corpus_data(P, tokenizer, data_dir, max_chars=max_chars, valid_chars=max_chars)
 # untimed warm-up: a process's first training steps allocate memory and pick kernels; neither run pays for it
 torch.manual_seed(seed)
-pretrain_mlm(scratch_model(P, tokenizer), P, seed, data=data, steps=3, eval_every=0, progress=False)
+pretrain_mlm(scratch_model(P, tokenizer, seed=seed), P, seed, data=data, steps=3, eval_every=0, progress=False)
 runs, hooks = {}, {}
 for method in ("dense", "pld"):
     torch.manual_seed(seed)
-    model = scratch_model(P, tokenizer, ln="pre")
+    model = scratch_model(P, tokenizer, ln="pre", seed=seed)
     hooks[method] = [pld.PLD(theta_bar, gamma, variant, seed=seed)] if method == "pld" else []
     runs[method] = pretrain_mlm(model, P, seed, data=data, steps=steps, hooks=hooks[method],
                                 eval_every=0, progress=False)

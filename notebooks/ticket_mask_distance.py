@@ -51,11 +51,13 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.earlybert import Slimming, distance_matrix
 from repro.profiles import get_profile
 from repro.tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model, steps_for
 
+check_parameters(globals())
 P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples)
 out = Path(output_dir) if output_dir else results.output_dir(profile, "ticket_mask_distance")
 seed = list(seeds if seeds is not None else P.seeds)[0]
@@ -78,7 +80,7 @@ steps = max(1, math.ceil(search_epochs * per_epoch))
 torch.manual_seed(seed)
 hook = hook_for(steps)
 # the dev score after the search is not what this notebook is about: 8 dev examples keep it cheap
-run = finetune_glue(glue_model(P.checkpoint, task, slimming=True), task, P, seed, tokenizer=tokenizer,
+run = finetune_glue(glue_model(P.checkpoint, task, seed=seed, slimming=True), task, P, seed, tokenizer=tokenizer,
                     data=(data[0], data[1][:8], data[2]), steps=steps, lr=search_lr or P.finetune_lr,
                     hooks=[hook], progress=False)
 searches["fine-tuning"] = {"hook": hook, "steps": steps, "result": run["result"],
@@ -94,7 +96,7 @@ if pretrain:
     corpus = corpus_data(P, tokenizer, data_dir, max_chars=chars, valid_chars=300 * P.seq_len * 5)
     torch.manual_seed(seed)
     hook = hook_for(pre_steps)
-    run = pretrain_mlm(scratch_model(P, tokenizer, slimming=True), P, seed, data=corpus, steps=pre_steps,
+    run = pretrain_mlm(scratch_model(P, tokenizer, seed=seed, slimming=True), P, seed, data=corpus, steps=pre_steps,
                        hooks=[hook], eval_every=0, progress=False)
     searches["pre-training"] = {"hook": hook, "steps": pre_steps, "result": run["result"], "fixed_step": None,
                                 "what": f"MLM from scratch, {P.layers}x{P.hidden} {len(corpus[0])} blocks of {P.seq_len}"}

@@ -15,7 +15,6 @@ import importlib.util
 import itertools
 import json
 import os
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .metrics import resolve_name
+from .metrics import glue_task_name
 from .profiles import MINILM
 
 
 class DataNotFoundError(FileNotFoundError):
     """No data where we looked (and, for source="auto", the hub failed too)."""
+
+
+class DataDirNotFoundError(DataNotFoundError):
+    """A data folder the user named (data_dir=..., $REPRO_DATA_DIR) does not exist. Never a
+    reason to fall back on other data or on the hub."""
 
 
 _HOW_TO = ("Pass data_dir=... or set REPRO_DATA_DIR to a folder holding glue/<TASK>/{train,dev}.tsv, "
@@ -37,26 +41,37 @@ _HOW_TO = ("Pass data_dir=... or set REPRO_DATA_DIR to a folder holding glue/<TA
 
 def find_data_dir(data_dir=None) -> Path:
     """The data folder: the argument, else $REPRO_DATA_DIR, else <repo>/../shared/data, else <repo>/data.
-    The first that exists wins; an explicit argument or env var that does not exist is skipped with
-    a warning (silently using other data than the one asked for would be worse)."""
+
+    A folder the user named (the argument, else the env var) must exist: if it does not, that is
+    a DataDirNotFoundError naming it, never a quiet fall-back on other data than the one asked for.
+    Without either, the first default that exists wins."""
     import repro  # read at call time, so tests can monkeypatch repro.REPO_ROOT
 
-    explicit = []  # places the user named: skipping one deserves a warning
-    if data_dir is not None:
-        explicit.append(("data_dir argument", Path(data_dir).expanduser()))
+    if data_dir is not None and str(data_dir) != "":
+        return check_data_dir(data_dir, "data_dir")
     if os.environ.get("REPRO_DATA_DIR"):
-        explicit.append(("$REPRO_DATA_DIR", Path(os.environ["REPRO_DATA_DIR"]).expanduser()))
+        return check_data_dir(os.environ["REPRO_DATA_DIR"], "$REPRO_DATA_DIR")
     root = Path(repro.REPO_ROOT)
-    candidates = explicit + [("shared data beside the repo", root.parent / "shared" / "data"),
-                             ("data folder in the repo", root / "data")]
+    candidates = [("shared data beside the repo", root.parent / "shared" / "data"),
+                  ("data folder in the repo", root / "data")]
     for what, path in candidates:
         if path.is_dir():
-            skipped = [f"{w} {p}" for w, p in explicit if not p.is_dir()]
-            if skipped:
-                warnings.warn(f"{'; '.join(skipped)} does not exist; using {path}", stacklevel=2)
             return path.resolve()
     looked = "\n".join(f"  {what}: {path}" for what, path in candidates)
-    raise DataNotFoundError(f"no data folder found. Looked in:\n{looked}\n{_HOW_TO}")
+    raise DataNotFoundError(f"no data folder found (no data_dir given, $REPRO_DATA_DIR unset). "
+                            f"Looked in:\n{looked}\n{_HOW_TO}")
+
+
+def check_data_dir(data_dir, what: str = "data_dir") -> Path:
+    """The folder `data_dir`, resolved, or a DataDirNotFoundError naming it and the fix."""
+    path = Path(str(data_dir)).expanduser()
+    if not path.is_dir():
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DataDirNotFoundError(
+            f"{what} {str(data_dir)!r} {problem}. Give an existing folder holding "
+            "glue/<TASK>/{train,dev}.tsv, squad/dev-v1.1.json and corpus/*.txt, or leave "
+            f"{what} unset to use the default data (../shared/data beside the repo, else ./data).")
+    return path.resolve()
 
 
 def _check_source(source: str) -> None:
@@ -71,6 +86,8 @@ def _load_or_hub(local_path_fn, hub_fn, source: str, what: str):
     if source in ("auto", "local"):
         try:
             path = local_path_fn()
+        except DataDirNotFoundError:  # a folder the user named is missing: say so, try no other source
+            raise
         except DataNotFoundError as e:
             if source == "local":
                 raise
@@ -203,7 +220,7 @@ def load_glue(task: str, split: str = "train", data_dir=None, source: str = "aut
     limit: a seeded random subset of that size (files are often sorted, so not the head); subsets
     with the same seed are nested, and keep the file's order.
     """
-    t = GLUE_TASKS[resolve_name(task, GLUE_TASKS, "GLUE task")]
+    t = GLUE_TASKS[glue_task_name(task)]
     if split not in ("train", "dev"):
         raise ValueError(f"split must be 'train' or 'dev', not {split!r}")
     fname = t.dev_file if split == "dev" else "train.tsv"
@@ -272,12 +289,56 @@ def checkpoint_folder(name_or_path: str) -> Path:
         raise CheckpointNotFoundError(
             f"checkpoint {name!r} is not a local folder and could not be fetched from the Hugging Face "
             f"hub ({reason}). {ways}") from None
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+_TOKENIZER = ("tokenizer.json", "vocab.txt")  # a fast tokenizer is read from, or built from, one of them
+
+
+def _looks_like_path(name: str) -> bool:
+    # a hub id is "name" or "org/name"; these can only be meant as places on this machine
+    return (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+            or Path(name).expanduser().exists())
+
+
+def check_checkpoint(name_or_path: str, tokenizer: bool = True) -> str:
+    """Check a checkpoint before anything loads from it; returns its folder (or the hub id).
+
+    "minilm" needs its package; a local folder needs config.json, the weights
+    (model.safetensors or pytorch_model.bin) and, when `tokenizer`, tokenizer.json or vocab.txt.
+    A path that is not a folder is refused, naming it; a hub id ("bert-base-uncased",
+    "org/name") is left to the loaders, which say when the hub is out of reach."""
+    name = str(name_or_path)
+    if not name.strip():
+        raise ValueError("checkpoint is empty: give 'minilm', a checkpoint folder or a hub id")
+    if name.lower() == MINILM:
+        return minilm_path()
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        if _looks_like_path(name):
+            problem = "is a file, not a folder" if path.exists() else "does not exist"
+            raise FileNotFoundError(f"checkpoint {name!r} {problem}: give a checkpoint folder (config.json, "
+                                    "model.safetensors, tokenizer.json), 'minilm', or a hub id")
+        return name
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("config.json")
+    if not any((path / w).is_file() for w in _WEIGHTS):
+        missing.append(" or ".join(_WEIGHTS) + " (the weights)")
+    if tokenizer and not any((path / t).is_file() for t in _TOKENIZER):
+        missing.append(" or ".join(_TOKENIZER) + " (the tokenizer)")
+    if missing:
+        fix = ("a folder saved by transformers' save_pretrained (model and tokenizer), or 'minilm'" if tokenizer else
+               "a folder saved by Bert.save_pretrained or transformers' save_pretrained, or 'minilm'")
+        raise FileNotFoundError(f"checkpoint folder {name!r} is not a BERT checkpoint: it lacks "
+                                f"{'; '.join(missing)}. Give {fix}")
+    return str(path)
 
 
 def load_tokenizer(name_or_path: str = MINILM):
-    """A fast (Rust) tokenizer: offsets for SQuAD and quick corpus tokenisation need it."""
+    """A fast (Rust) tokenizer: offsets for SQuAD and quick corpus tokenisation need it. The
+    checkpoint is checked first (config, weights, tokenizer), so a wrong folder is named as such."""
     from transformers import AutoTokenizer
 
+    check_checkpoint(name_or_path, tokenizer=True)  # a wrong local folder is named as such
     folder = checkpoint_folder(name_or_path)
     if not any((folder / f).exists() for f in ("tokenizer.json", "vocab.txt")):
         raise CheckpointNotFoundError(

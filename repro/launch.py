@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     tokenizer = load_tokenizer(args.tokenizer)
     data = corpus_data(P, tokenizer, args.data_dir)
     torch.manual_seed(args.seed)  # the same initial weights on every rank
-    model = scratch_model(P, tokenizer, ln=ln)
+    model = scratch_model(P, tokenizer, ln=ln, seed=args.seed)
     # no per-micro-batch gate record at this scale: 200k steps x 16 micro-batches would fill the checkpoint
     hooks = [pld.PLD(seed=args.seed, gamma=pld.heuristic_gamma(P.pretrain_steps), record=False)] if use_pld else []
     out = Path(args.out)

@@ -15,8 +15,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 # The key each task is ranked by in the study (what the papers' GLUE tables report first).
 _MAIN_METRIC = {
@@ -25,11 +23,18 @@ _MAIN_METRIC = {
 }
 METRIC_TASKS = tuple(_MAIN_METRIC)
 
+# Hugging Face's names of the GLUE configs (nyu-mll/glue) -> ours. Lower case; matching ignores case.
+GLUE_ALIASES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
+                "mnli": "MNLI", "mnli_matched": "MNLI", "mnli_mismatched": "MNLI-mm", "qnli": "QNLI",
+                "rte": "RTE", "wnli": "WNLI"}
 
-def resolve_name(name: str, valid, what: str = "task") -> str:
-    """The canonical spelling of `name` among `valid` (case-insensitive), else a ValueError that
-    lists the valid names and suggests the closest one (shared with repro.data)."""
+
+def resolve_name(name: str, valid, what: str = "task", aliases: dict[str, str] | None = None) -> str:
+    """The canonical spelling of `name` among `valid` (case-insensitive; `aliases` maps other
+    names, lower case, to canonical ones), else a ValueError that lists the valid names and
+    suggests the closest one (shared with repro.data)."""
     by_lower = {v.lower(): v for v in valid}
+    by_lower.update({a.lower(): c for a, c in (aliases or {}).items() if c in valid})
     if isinstance(name, str) and name.lower() in by_lower:
         return by_lower[name.lower()]
     close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.5)
@@ -37,9 +42,14 @@ def resolve_name(name: str, valid, what: str = "task") -> str:
     raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(valid)}.{hint}")
 
 
+def glue_task_name(name: str) -> str:
+    """Our name of a GLUE task: 'sst2', 'SST-2' and 'sst-2' are all 'SST-2'."""
+    return resolve_name(name, METRIC_TASKS, "GLUE task", GLUE_ALIASES)
+
+
 def main_metric(task: str) -> str:
     """The metric the study ranks a task by: mcc (CoLA), f1 (MRPC, QQP), pearson (STS-B), else accuracy."""
-    return _MAIN_METRIC[resolve_name(task, METRIC_TASKS)]
+    return _MAIN_METRIC[glue_task_name(task)]
 
 
 def glue_metrics(task: str, predictions, labels) -> dict:
@@ -48,7 +58,12 @@ def glue_metrics(task: str, predictions, labels) -> dict:
     predictions: class ids (or logits of shape (n, num_classes), argmax-ed here) for classification;
     scores (or an (n, 1) array) for STS-B. labels: the gold ids / scores.
     """
-    task = resolve_name(task, METRIC_TASKS)
+    # imported here: scipy and scikit-learn take seconds to import, and most importers of this
+    # module (the model builders, the runner's checks) only need the task names
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    task = glue_task_name(task)
     preds, labels = np.asarray(predictions), np.asarray(labels)
     if task == "STS-B":
         preds, labels = preds.reshape(-1).astype(np.float64), labels.reshape(-1).astype(np.float64)

@@ -254,21 +254,17 @@ def plan(names, profile: str, assignments=(), nb_dir=None) -> list[Job]:
 
 
 def _check_domain(key: str, value) -> None:
-    """Values whose valid set the package knows (task names, seeds) are checked up front, so a
-    typo fails in a second instead of an hour into a batch."""
-    from .metrics import resolve_name
+    """Values whose valid set the package knows (task names, seeds, counts >= 1, learning rates
+    and epochs > 0, folders that must exist, ...: the rules of repro.checks, which the notebooks
+    also apply to themselves) are checked up front, so a typo fails in a second instead of an
+    hour into a batch, with nothing under results/ touched."""
+    from .checks import check_parameter
 
-    if value is None:
-        return
-    if key in ("task", "tasks"):
-        from .data import GLUE_TASKS
-        for t in ([value] if key == "task" else value):
-            try:
-                resolve_name(t, GLUE_TASKS, "GLUE task")
-            except ValueError as e:
-                raise UsageError(f"-p {key}: {e}") from None
-    if key == "seeds" and not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
-        raise UsageError(f"-p seeds: expected a list of integers, e.g. -p seeds='[0, 1, 2]', got {value!r}")
+    try:
+        check_parameter(key, value)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
+        text = str(e)
+        raise UsageError(f"-p {text}" if text.startswith(key) else f"-p {key}: {text}") from None
 
 
 # ----------------------------------------------------------------------------- execution

@@ -6,6 +6,12 @@
 
 Each returns a plain dict (metrics, the TrainResult, the trained model) and takes `hooks` so PLD
 and EarlyBERT plug in unchanged. Sizes come from a `Profile`; any of them can be overridden.
+
+Same seed, same numbers: the model builders (`glue_model`, `squad_model`, `scratch_model`) draw
+every random weight (fresh task heads included) from a stream keyed by (seed, INIT_STREAM), and
+the training functions run with the global RNG (dropout) keyed by (seed, DROPOUT_STREAM), both
+through `repro.train.keyed_seed` like the loop's data order and masks. Neither reads nor changes
+the caller's global RNG state.
 """
 from __future__ import annotations
 
@@ -15,10 +21,56 @@ import math
 import torch
 
 from . import data as D
-from .metrics import glue_metrics, resolve_name, squad_scores
+from .metrics import glue_metrics, glue_task_name, squad_scores
 from .model import Bert
 from .profiles import Profile
 from .train import TrainConfig, keyed_seed, mlm_loss, pick_device, predict, train
+
+# Tags of the study's random streams in keyed_seed(seed, tag, ...): 1-3 are the training loop's
+# (collation, prediction, MLM evaluation), 4 is PLD's gates (pld._PLD_STREAM).
+INIT_STREAM = 5  # model construction: random weights and fresh task heads
+DROPOUT_STREAM = 6  # the global torch RNG while training (dropout, SDPA's attention dropout)
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int):
+    """Inside, the global CPU RNG is keyed by (seed, INIT_STREAM); afterwards it is as before.
+    Models are built on the CPU, so this fixes every initial weight they draw."""
+    seed = check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(keyed_seed(seed, INIT_STREAM))
+        yield
+
+
+@contextlib.contextmanager
+def seeded_training(seed: int, device: str = "auto"):
+    """Inside, the global RNG (CPU and the training device) is keyed by (seed, DROPOUT_STREAM):
+    dropout masks depend on the run's seed, not on whatever ran before; restored afterwards."""
+    seed = check_seed(seed)
+    dev = pick_device(device)
+    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(keyed_seed(seed, DROPOUT_STREAM))
+        yield
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return seed
+
+
+def _positive(name: str, value, profile_field: str | None = None, integer: bool = False):
+    """`value` if it is a number > 0 (an int >= 1 when `integer`), else a ValueError saying so."""
+    ok = (not isinstance(value, bool) and isinstance(value, int) and value >= 1) if integer else \
+        (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0)
+    if not ok:
+        where = f" (the profile's {profile_field})" if profile_field else ""
+        need = "an integer >= 1" if integer else "a number > 0"
+        raise ValueError(f"{name} must be {need}, got {value!r}{where}. A model with no training "
+                         "is not a result of this study; pass a positive value or leave it None "
+                         "for the profile's")
+    return value
 
 
 def train_config(P: Profile, *, steps: int, seed: int, lr: float, batch: int, **kw) -> TrainConfig:
@@ -29,13 +81,28 @@ def train_config(P: Profile, *, steps: int, seed: int, lr: float, batch: int, **
 
 
 def steps_for(n_examples: int, batch: int, epochs: float) -> int:
+    _positive("epochs", epochs)
     return max(1, math.ceil(n_examples / batch * epochs))
+
+
+def _budget(P: Profile, n_examples: int, *, steps, epochs, lr, default_lr: float, default_lr_field: str):
+    """(steps, lr) of a fine-tuning run: explicit values are checked (None means the profile's;
+    0 is refused, never silently replaced by the profile's value)."""
+    if steps is not None:
+        _positive("steps", steps, integer=True)
+    else:
+        ep = epochs if epochs is not None else P.finetune_epochs
+        steps = steps_for(n_examples, P.finetune_batch,
+                          _positive("epochs", ep, None if epochs is not None else "finetune_epochs"))
+    lr = _positive("lr", lr if lr is not None else default_lr, None if lr is not None else default_lr_field)
+    return steps, lr
 
 
 # -- GLUE ----------------------------------------------------------------------------------
 def glue_task(name: str) -> D.GlueTask:
-    """The task's facts (labels, regression or not); a typo gets the list and a suggestion."""
-    return D.GLUE_TASKS[resolve_name(name, D.GLUE_TASKS, "GLUE task")]
+    """The task's facts (labels, regression or not); a typo gets the list and a suggestion.
+    Hugging Face's config names (sst2, stsb, ...) name the same tasks."""
+    return D.GLUE_TASKS[glue_task_name(name)]
 
 
 def glue_data(task: str, P: Profile, tokenizer, data_dir=None, seed: int = 0):
@@ -64,38 +131,34 @@ def finetune_glue(model: Bert, task: str, P: Profile, seed: int, *, tokenizer, d
 
     `data`: (train, dev, collate) from glue_data, to share encoding between runs.
     """
+    check_seed(seed)
+    task = glue_task(task).name
     train_ex, dev_ex, collate = data or glue_data(task, P, tokenizer, data_dir, seed)
-    batch = P.finetune_batch
-    steps = steps or steps_for(len(train_ex), batch, epochs or P.finetune_epochs)
-    cfg = train_config(P, steps=steps, seed=seed, lr=lr or P.finetune_lr, batch=batch, **train_kw)
-    result = train(model, train_ex, collate, cfg, eval_fn=glue_eval_fn(task, dev_ex, collate), hooks=hooks)
+    steps, lr = _budget(P, len(train_ex), steps=steps, epochs=epochs, lr=lr, default_lr=P.finetune_lr,
+                        default_lr_field="finetune_lr")
+    cfg = train_config(P, steps=steps, seed=seed, lr=lr, batch=P.finetune_batch, **train_kw)
+    with seeded_training(seed, cfg.device):
+        result = train(model, train_ex, collate, cfg, eval_fn=glue_eval_fn(task, dev_ex, collate), hooks=hooks)
     return {"metrics": result.final_eval, "result": result, "model": model,
             "n_train": len(train_ex), "n_eval": len(dev_ex)}
 
 
-_INIT_STREAM = 5  # tag of model initialisation in train.keyed_seed (1-3: train.py, 4: PLD)
-
-
-@contextlib.contextmanager
-def seeded_init(seed: int | None):
-    """Random initialisation (fresh task heads, scratch models) drawn from the run's seed through
-    the loop's keyed seeds, whatever the process's global RNG state; the global state is
-    restored afterwards. seed=None: the global generator as it is (the caller seeded it)."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(keyed_seed(seed, _INIT_STREAM))
-        yield
-
-
-def glue_model(checkpoint: str, task: str, seed: int | None = None, **kw) -> Bert:
-    """A pretrained encoder with a fresh classification (or regression) head for `task`, the
-    head initialised from `seed` (the same seed gives the same head in every process).
-    `pooling=` overrides the checkpoint's own (model.checkpoint_pooling)."""
+def glue_model(checkpoint: str, task: str, *, seed: int, **kw) -> Bert:
+    """A pretrained encoder with a fresh classification (or regression) head for `task`, drawn
+    from `seed` (the run's seed: same seed, same head, whatever ran before). `pooling=`
+    overrides the checkpoint's own (model.checkpoint_pooling)."""
     info = glue_task(task)
+    D.check_checkpoint(checkpoint, tokenizer=False)
     with seeded_init(seed):
-        return Bert.from_pretrained(checkpoint, head="cls", num_labels=1 if info.is_regression else info.num_labels, **kw)
+        return Bert.from_pretrained(checkpoint, head="cls", num_labels=1 if info.is_regression else info.num_labels,
+                                    **kw)
+
+
+def squad_model(checkpoint: str, *, seed: int, **kw) -> Bert:
+    """A pretrained encoder with a fresh span-extraction head, drawn from `seed`."""
+    D.check_checkpoint(checkpoint, tokenizer=False)
+    with seeded_init(seed):
+        return Bert.from_pretrained(checkpoint, head="qa", **kw)
 
 
 # -- SQuAD v1.1 ----------------------------------------------------------------------------
@@ -143,11 +206,13 @@ def squad_eval_fn(eval_part, collate, batch_size: int = 32):
 def finetune_squad(model: Bert, P: Profile, seed: int, *, tokenizer, data=None, lr: float | None = None,
                    epochs: float | None = None, steps: int | None = None, hooks=(), data_dir=None,
                    **train_kw) -> dict:
+    check_seed(seed)
     train_f, eval_part, collate = data or squad_data(P, tokenizer, data_dir, seed=seed)
-    batch = P.finetune_batch
-    steps = steps or steps_for(len(train_f), batch, epochs or P.finetune_epochs)
-    cfg = train_config(P, steps=steps, seed=seed, lr=lr or P.finetune_lr, batch=batch, **train_kw)
-    result = train(model, train_f, collate, cfg, eval_fn=squad_eval_fn(eval_part, collate), hooks=hooks)
+    steps, lr = _budget(P, len(train_f), steps=steps, epochs=epochs, lr=lr, default_lr=P.finetune_lr,
+                        default_lr_field="finetune_lr")
+    cfg = train_config(P, steps=steps, seed=seed, lr=lr, batch=P.finetune_batch, **train_kw)
+    with seeded_training(seed, cfg.device):
+        result = train(model, train_f, collate, cfg, eval_fn=squad_eval_fn(eval_part, collate), hooks=hooks)
     return {"metrics": result.final_eval, "result": result, "model": model,
             "n_train": len(train_f), "n_eval": len(eval_part[0])}
 
@@ -165,26 +230,31 @@ def corpus_data(P: Profile, tokenizer, data_dir=None, max_chars: int | None = No
     return train_ex, valid_ex, D.Collator.for_tokenizer(tokenizer, mlm=True)
 
 
-def scratch_model(P: Profile, tokenizer, ln: str = "pre", head: str | None = "mlm", seed: int | None = None,
-                  **kw) -> Bert:
-    """A randomly initialised BERT of the profile's size, initialised from `seed` (see seeded_init)."""
-    with seeded_init(seed):  # on the profile's device: measurements before training run where training does
+def scratch_model(P: Profile, tokenizer, ln: str = "pre", head: str | None = "mlm", *, seed: int, **kw) -> Bert:
+    """A randomly initialised BERT of the profile's size, its weights drawn from `seed` (PostLN
+    and PreLN models of one seed start from the same weights)."""
+    with seeded_init(seed):
         return Bert.from_config(layers=P.layers, hidden=P.hidden, heads=P.heads, intermediate=P.intermediate,
                                 vocab_size=len(tokenizer), max_position=max(512, P.seq_len), ln=ln,
-                                head=head, **kw).to(pick_device(P.device))
+                                head=head, **kw).to(pick_device(P.device))  # measured where it trains
 
 
 def pretrain_mlm(model: Bert, P: Profile, seed: int, *, data, steps: int | None = None,
                  lr: float | None = None, hooks=(), eval_every: int | None = None,
                  valid_examples: int = 256, **train_kw) -> dict:
     """MLM pre-training; `data` = corpus_data(...). Validation loss every `eval_every` steps."""
+    check_seed(seed)
     train_ex, valid_ex, collate = data
     valid = valid_ex[:min(valid_examples, P.max_valid_blocks or valid_examples)]
     train_kw.setdefault("grad_accum", P.grad_accum)  # the profile's accumulation is pre-training's
-    cfg = train_config(P, steps=steps or P.pretrain_steps, seed=seed, lr=lr or P.pretrain_lr,
+    steps = _positive("steps", steps if steps is not None else P.pretrain_steps,
+                      None if steps is not None else "pretrain_steps", integer=True)
+    lr = _positive("lr", lr if lr is not None else P.pretrain_lr, None if lr is not None else "pretrain_lr")
+    cfg = train_config(P, steps=steps, seed=seed, lr=lr,
                        batch=P.pretrain_batch, eval_every=P.eval_every if eval_every is None else eval_every,
                        **train_kw)
-    result = train(model, train_ex, collate, cfg,
-                   eval_fn=lambda m: {"val_loss": mlm_loss(m, valid, collate)}, hooks=hooks)
+    with seeded_training(seed, cfg.device):
+        result = train(model, train_ex, collate, cfg,
+                       eval_fn=lambda m: {"val_loss": mlm_loss(m, valid, collate)}, hooks=hooks)
     return {"metrics": result.final_eval, "result": result, "model": model}
 

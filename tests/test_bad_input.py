@@ -1,6 +1,7 @@
 """Bad input through the user-facing doors: one clear message naming the problem and the fix,
 and nothing under results/ changed."""
 import json
+import re
 
 import pytest
 
@@ -13,19 +14,128 @@ def _tree(root):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["run", "glue_finetune", "-p", "tasks=['SST2']"], "Did you mean 'SST-2'"),
+    (["run", "glue_finetune", "-p", "tasks=['SST3']"], "Did you mean 'SST-2'"),
     (["run", "glue_finetune", "-p", "tasks=['MRPC', 'RTEE']"], "unknown GLUE task 'RTEE'"),
+    (["run", "glue_finetune", "-p", "tasks=[]"], "tasks is an empty list"),
+    (["run", "glue_finetune", "-p", "tasks=['sst2', 'SST-2']"], "name a task twice"),
     (["run", "glue_finetune", "-p", "seeds=['a']"], "list of integers"),
+    (["run", "glue_finetune", "-p", "seeds=[]"], "-p seeds is an empty list: nothing would run"),
+    (["run", "glue_finetune", "-p", "seeds=[0, 0]"], "repeat a seed"),
+    (["run", "glue_finetune", "-p", "seeds=[-1]"], "integers >= 0"),
+    (["run", "glue_finetune", "-p", "epochs=0"], "-p epochs must be a number > 0, got 0"),
+    (["run", "glue_finetune", "-p", "epochs=-1.5"], "-p epochs must be a number > 0"),
+    (["run", "glue_finetune", "-p", "lr=0"], "-p lr must be a number > 0"),
     (["run", "glue_finetune", "-p", "lr=fast"], "expects float | None, got str"),
+    (["run", "glue_finetune", "-p", "max_tasks=0"], "-p max_tasks (GLUE tasks to run) must be an integer >= 1"),
+    (["run", "earlybert_glue", "-p", "max_tasks=-1"], "-p max_tasks (GLUE tasks to run) must be an integer >= 1"),
+    (["run", "earlybert_glue", "-p", "max_seeds=0"], "-p max_seeds (seeds to run) must be an integer >= 1"),
+    (["run", "earlybert_glue", "-p", "draw=sometimes"], "-p draw must be one of 'detector', 'fixed'"),
+    (["run", "earlybert_pretraining", "-p", "search_fraction=1.0"], "search_fraction must be a fraction in (0, 1)"),
+    (["run", "gradient_norms", "-p", "steps=0"], "-p steps (training steps) must be an integer >= 1"),
+    (["run", "ticket_mask_distance", "-p", "task='qnlii'"], "unknown GLUE task 'qnlii'"),
+    (["run", "all", "-p", "seeds=[]"], "-p seeds is an empty list"),
+    (["run", "glue_finetune", "-p", "checkpoint='{tmp}/empty'"], "lacks config.json; model.safetensors or "
+                                                                  "pytorch_model.bin (the weights); tokenizer.json"),
+    (["run", "glue_finetune", "-p", "checkpoint='{tmp}/nope'"], "checkpoint '{tmp}/nope' does not exist"),
+    (["run", "glue_finetune", "-p", "data_dir='{tmp}/nope'"], "-p data_dir '{tmp}/nope' does not exist"),
     (["run", "glue_finetune", "--profile", "laptop"], "unknown profile 'laptop'"),
 ])
 def test_runner_refuses_before_running(argv, expected, tmp_path, capsys):
     (tmp_path / "smoke" / "glue_finetune").mkdir(parents=True)
     (tmp_path / "smoke" / "glue_finetune" / "summary.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
     before = _tree(tmp_path)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 2
-    assert expected in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert expected.replace("{tmp}", str(tmp_path)) in err
+    assert "Traceback" not in err
     assert _tree(tmp_path) == before
+
+
+def test_runner_accepts_hugging_face_task_names():
+    from repro import runner
+    [job] = runner.plan(["glue_finetune"], "smoke", ["tasks=['sst2', 'stsb', 'cola', 'mrpc', 'rte']"])
+    assert job.params["tasks"] == ["sst2", "stsb", "cola", "mrpc", "rte"]  # the notebook maps them (below)
+    [job] = runner.plan(["ticket_mask_distance"], "smoke", ["task='qnli'", "seeds=[3]", "max_train_examples=8"])
+    assert job.params == {"task": "qnli", "seeds": [3], "max_train_examples": 8}
+
+
+# ---- the same checks for a papermill user: the notebooks call them in their first code cell ----
+
+def test_check_parameters_refuses_and_names_the_problem(tmp_path):
+    from repro.checks import check_parameters
+    good = {"profile": "smoke", "seeds": [0, 1], "tasks": ["sst2", "stsb", "MRPC"], "task": "qnli",
+            "max_tasks": 2, "epochs": 0.5, "lr": 2e-5, "window": 5, "data_dir": str(tmp_path),
+            "checkpoint": "minilm", "unrelated": -1, "max_seeds": None}
+    check_parameters(good)
+    assert good["tasks"] == ["SST-2", "STS-B", "MRPC"] and good["task"] == "QNLI"  # our spelling, in place
+    for bad, message in [({"seeds": []}, "parameter seeds is an empty list"),
+                         ({"epochs": 0}, "parameter epochs must be a number > 0"),
+                         ({"lr": -1e-5}, "parameter lr must be a number > 0"),
+                         ({"steps": 0}, "parameter steps (training steps) must be an integer >= 1"),
+                         ({"max_tasks": -1}, "parameter max_tasks (GLUE tasks to run) must be an integer >= 1"),
+                         ({"max_seeds": 1.5}, "parameter max_seeds"),
+                         ({"task": "SST3"}, "parameter task: unknown GLUE task 'SST3'"),
+                         ({"theta_bars": (0.5, 1.5)}, "parameter theta_bars must be a list of fractions")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_parameters(bad)
+    with pytest.raises(FileNotFoundError, match="data_dir '.*nope' does not exist"):
+        check_parameters({"data_dir": str(tmp_path / "nope")})
+
+
+def test_a_checkpoint_folder_is_checked_before_the_tokenizer_loads(tmp_path):
+    from repro.data import load_tokenizer
+    from repro.tasks import glue_model
+    with pytest.raises(FileNotFoundError) as e:
+        load_tokenizer(str(tmp_path))
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "config.json" in msg and "model.safetensors" in msg and "tokenizer.json" in msg
+    assert "sentencepiece" not in msg
+    with pytest.raises(FileNotFoundError, match="'/nonexistent/ckpt' does not exist"):
+        load_tokenizer("/nonexistent/ckpt")
+    # a model saved by Bert.save_pretrained has no tokenizer: fine for the model, not as a tokenizer
+    from repro.model import Bert
+    Bert.from_config(layers=1, hidden=8, heads=2, intermediate=16, vocab_size=20, head=None).save_pretrained(tmp_path / "m")
+    assert glue_model(str(tmp_path / "m"), "stsb", seed=0).config.num_labels == 1
+    with pytest.raises(FileNotFoundError, match=r"lacks tokenizer\.json or vocab\.txt \(the tokenizer\)"):
+        load_tokenizer(str(tmp_path / "m"))
+    with pytest.raises(FileNotFoundError, match="lacks config.json"):
+        glue_model(str(tmp_path), "MRPC", seed=0)
+
+
+def test_a_missing_data_dir_never_falls_back_on_the_hub(tmp_path, monkeypatch):
+    import datasets
+
+    from repro import data
+
+    def no_hub(*a, **k):
+        raise AssertionError("the hub was asked although the user named a data folder")
+    monkeypatch.setattr(datasets, "load_dataset", no_hub)
+    for load in (lambda: data.load_glue("MRPC", data_dir=tmp_path / "nope"),
+                 lambda: data.load_squad(data_dir=tmp_path / "nope"),
+                 lambda: data.load_corpus("train", data_dir=tmp_path / "nope")):
+        with pytest.raises(data.DataDirNotFoundError, match=f"data_dir '{re.escape(str(tmp_path))}/nope' does not exist"):
+            load()
+
+
+def test_training_refuses_no_training(tmp_path):
+    from repro.tasks import finetune_glue, pretrain_mlm, steps_for
+    P = get_profile("smoke")
+    data = ([{"input_ids": [1, 2], "label": 0}] * 4, [], None)  # never reached: the budget is checked first
+    for kw, message in [({"epochs": 0}, "epochs must be a number > 0, got 0"),
+                        ({"lr": 0.0}, "lr must be a number > 0, got 0.0"),
+                        ({"steps": 0}, "steps must be an integer >= 1, got 0")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            finetune_glue(object(), "MRPC", P, 0, tokenizer=None, data=data, **kw)
+    with pytest.raises(ValueError, match="the profile's finetune_epochs"):
+        finetune_glue(object(), "MRPC", get_profile("smoke", finetune_epochs=-1.0), 0, tokenizer=None, data=data)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        pretrain_mlm(object(), P, 0, data=data, steps=0)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        finetune_glue(object(), "MRPC", P, -3, tokenizer=None, data=data)
+    with pytest.raises(ValueError, match="epochs must be a number > 0"):
+        steps_for(100, 16, 0)
 
 
 def test_unknown_profile_field():

@@ -84,8 +84,10 @@ def test_glue_limit_deterministic():
 
 def test_unknown_task_suggestion():
     with pytest.raises(ValueError, match="SST-2") as e:
-        D.load_glue("SST2")
+        D.load_glue("SST3")
     assert "did you mean" in str(e.value).lower() and "CoLA" in str(e.value)
+    # Hugging Face's config names are the same tasks
+    assert D.load_glue("sst2", "dev", limit=5) == D.load_glue("SST-2", "dev", limit=5)
     with pytest.raises(ValueError, match="split"):
         D.load_glue("RTE", "test")
 
@@ -115,23 +117,30 @@ def test_malformed_tsv(tmp_path):
 
 
 def test_missing_data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "env_missing"))
+    monkeypatch.delenv("REPRO_DATA_DIR", raising=False)
     monkeypatch.setattr(repro, "REPO_ROOT", tmp_path / "repo")
-    with pytest.raises(D.DataNotFoundError) as e:
-        D.find_data_dir(tmp_path / "arg_missing")
+    with pytest.raises(D.DataNotFoundError) as e:  # nothing named, no default folder
+        D.find_data_dir()
     msg = str(e.value)
-    for place in ("arg_missing", "env_missing", str(tmp_path / "shared" / "data"), str(tmp_path / "repo" / "data")):
+    for place in (str(tmp_path / "shared" / "data"), str(tmp_path / "repo" / "data")):
         assert place in msg
     assert "REPRO_DATA_DIR" in msg and "hub" in msg
     assert isinstance(e.value, FileNotFoundError)
     with pytest.raises(D.DataNotFoundError):
         D.load_glue("RTE", source="local")
-    # an existing env dir is used; a missing explicit argument is skipped with a warning
+    # a folder the user named must exist: no fall-back on other data, even when some exists
+    (tmp_path / "shared" / "data").mkdir(parents=True)
     (tmp_path / "env_ok").mkdir()
     monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "env_ok"))
-    with pytest.warns(UserWarning, match="arg_missing"):
-        assert D.find_data_dir(tmp_path / "arg_missing") == (tmp_path / "env_ok").resolve()
+    with pytest.raises(D.DataDirNotFoundError, match="data_dir '.*arg_missing' does not exist"):
+        D.find_data_dir(tmp_path / "arg_missing")
+    assert D.find_data_dir() == (tmp_path / "env_ok").resolve()
     assert D.find_data_dir(tmp_path) == tmp_path.resolve()  # the argument comes first
+    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "env_missing"))
+    with pytest.raises(D.DataDirNotFoundError, match=r"\$REPRO_DATA_DIR '.*env_missing' does not exist"):
+        D.find_data_dir()
+    monkeypatch.delenv("REPRO_DATA_DIR")
+    assert D.find_data_dir() == (tmp_path / "shared" / "data").resolve()
 
 
 def test_auto_falls_back_to_hub(tmp_path, monkeypatch):

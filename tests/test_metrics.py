@@ -42,11 +42,22 @@ def test_main_metric():
 
 
 def test_unknown_task_suggests():
-    with pytest.raises(ValueError, match="SST-2") as e:
-        glue_metrics("SST2", [1], [1])
+    with pytest.raises(ValueError, match="Did you mean 'SST-2'") as e:
+        glue_metrics("SST3", [1], [1])
     assert "CoLA" in str(e.value)  # lists the valid names
-    with pytest.raises(ValueError, match="STS-B"):
-        main_metric("stsb")
+    with pytest.raises(ValueError, match="Did you mean 'STS-B'"):
+        main_metric("stsc")
+
+
+def test_hugging_face_config_names_are_our_tasks():
+    from repro.metrics import GLUE_ALIASES, METRIC_TASKS, glue_task_name
+    assert {a: glue_task_name(a) for a in ("stsb", "sst2", "cola", "mrpc", "rte", "qnli", "mnli", "qqp", "wnli")} == {
+        "stsb": "STS-B", "sst2": "SST-2", "cola": "CoLA", "mrpc": "MRPC", "rte": "RTE", "qnli": "QNLI",
+        "mnli": "MNLI", "qqp": "QQP", "wnli": "WNLI"}
+    assert glue_task_name("SST2") == "SST-2" and glue_task_name("mnli_mismatched") == "MNLI-mm"
+    assert set(GLUE_ALIASES.values()) <= set(METRIC_TASKS)
+    assert main_metric("stsb") == "pearson"
+    assert glue_metrics("sst2", [1, 0], [1, 1]) == glue_metrics("SST-2", [1, 0], [1, 1])
 
 
 def test_length_mismatch():
