@@ -126,17 +126,20 @@ def glue_eval_fn(task: str, dev, collate, batch_size: int = 64):
 
 def finetune_glue(model: Bert, task: str, P: Profile, seed: int, *, tokenizer, data=None,
                   lr: float | None = None, epochs: float | None = None, steps: int | None = None,
-                  hooks=(), data_dir=None, **train_kw) -> dict:
+                  hooks=(), data_dir=None, group_by_length: bool = True, **train_kw) -> dict:
     """Fine-tune `model` (with a "cls" head sized for the task) and evaluate on dev.
 
     `data`: (train, dev, collate) from glue_data, to share encoding between runs.
+    `group_by_length`: batches of similar lengths (the study's default: less padding, same
+    metrics within seed noise); False for uniformly random batches.
     """
     check_seed(seed)
     task = glue_task(task).name
     train_ex, dev_ex, collate = data or glue_data(task, P, tokenizer, data_dir, seed)
     steps, lr = _budget(P, len(train_ex), steps=steps, epochs=epochs, lr=lr, default_lr=P.finetune_lr,
                         default_lr_field="finetune_lr")
-    cfg = train_config(P, steps=steps, seed=seed, lr=lr, batch=P.finetune_batch, **train_kw)
+    cfg = train_config(P, steps=steps, seed=seed, lr=lr, batch=P.finetune_batch, group_by_length=group_by_length,
+                       **train_kw)
     with seeded_training(seed, cfg.device):
         result = train(model, train_ex, collate, cfg, eval_fn=glue_eval_fn(task, dev_ex, collate), hooks=hooks)
     return {"metrics": result.final_eval, "result": result, "model": model,
@@ -205,12 +208,13 @@ def squad_eval_fn(eval_part, collate, batch_size: int = 32):
 
 def finetune_squad(model: Bert, P: Profile, seed: int, *, tokenizer, data=None, lr: float | None = None,
                    epochs: float | None = None, steps: int | None = None, hooks=(), data_dir=None,
-                   **train_kw) -> dict:
+                   group_by_length: bool = True, **train_kw) -> dict:
     check_seed(seed)
     train_f, eval_part, collate = data or squad_data(P, tokenizer, data_dir, seed=seed)
     steps, lr = _budget(P, len(train_f), steps=steps, epochs=epochs, lr=lr, default_lr=P.finetune_lr,
                         default_lr_field="finetune_lr")
-    cfg = train_config(P, steps=steps, seed=seed, lr=lr, batch=P.finetune_batch, **train_kw)
+    cfg = train_config(P, steps=steps, seed=seed, lr=lr, batch=P.finetune_batch, group_by_length=group_by_length,
+                       **train_kw)
     with seeded_training(seed, cfg.device):
         result = train(model, train_f, collate, cfg, eval_fn=squad_eval_fn(eval_part, collate), hooks=hooks)
     return {"metrics": result.final_eval, "result": result, "model": model,

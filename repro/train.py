@@ -2,9 +2,10 @@
 
     result = train(model, examples, collate, TrainConfig(max_steps=...), eval_fn=..., hooks=[...])
 
-- Data order: one permutation per epoch from a generator seeded by (seed, epoch); the collator's
-  randomness (MLM masking) comes from a generator seeded by (seed, step, micro-batch). So data
-  and masks depend only on the step, which is what makes resume exact.
+- Data order: one permutation per epoch from a generator seeded by (seed, epoch), or with
+  `group_by_length` batches of similar lengths (`length_grouped_order`, seeded by (seed, stream,
+  epoch)); the collator's randomness (MLM masking) comes from a generator seeded by (seed, step,
+  micro-batch). So data and masks depend only on the step, which is what makes resume exact.
 - AdamW (no decay on biases, LayerNorms and EarlyBERT coefficients), warm-up then linear decay, or
   PLD's warm-up then exponential decay; gradient clipping; gradient accumulation.
 - fp32 on CPU, bf16 autocast on CUDA.
@@ -68,6 +69,9 @@ class TrainConfig:
     progress: bool = True
     # DDP must be told that PLD leaves dropped blocks without gradients
     find_unused_parameters: bool = True
+    # batches of similar lengths (less padding), shuffled between batches: the study's default
+    # for fine-tuning (repro.tasks); pre-training's fixed-length blocks gain nothing from it
+    group_by_length: bool = False
 
     def __post_init__(self):
         if self.schedule not in ("linear", "exp", "constant"):
@@ -195,7 +199,45 @@ def keyed_seed(*keys: int) -> int:
                .astype(np.uint64) @ np.array([1, 2**32], dtype=np.uint64)) % 2**63
 
 
-_DROPOUT_STREAM = 6  # stream tags: 1-3 data order, masks, eval (this file), 4 PLD, 5 model init (tasks)
+# Streams of _generator's keys after the seed: (seed, epoch) the epoch's permutation, 1 the
+# collator (step, micro-batch), 2 predict, 3 mlm_loss, 4 PLD's gates (repro.pld), 5 model init and
+# 6 dropout (repro.tasks, and _DROPOUT_STREAM here), 7 length grouping.
+_DROPOUT_STREAM = 6
+GROUP_STREAM = 7
+GROUP_MEGABATCH = 50  # batches per megabatch, as transformers' LengthGroupedSampler
+
+
+def length_grouped_order(lengths: Sequence[int], batch_size: int, generator: torch.Generator,
+                         megabatch: int = GROUP_MEGABATCH) -> list[int]:
+    """One epoch's order of the indices of `lengths`, cut into consecutive batches of
+    `batch_size` whose members have similar lengths.
+
+    A random permutation is cut into megabatches of `megabatch` batches (fewer when the data
+    holds less than 4 such megabatches, so that an epoch keeps some randomness); each megabatch
+    is sorted by length (longest first; ties stay in random order) and cut into batches; the
+    batches of the epoch are shuffled, the one holding the longest example goes first (a run that
+    would run out of memory does so at once), and a short remainder batch, if any, goes last so
+    that every other batch is full. Every index appears exactly once; the same generator state
+    gives the same order.
+    """
+    n = len(lengths)
+    if n == 0:
+        return []
+    mult = max(1, min(megabatch, n // (4 * batch_size)))
+    size = mult * batch_size
+    perm = torch.randperm(n, generator=generator).tolist()
+    batches = []
+    for start in range(0, n, size):
+        chunk = sorted(perm[start:start + size], key=lambda i: -lengths[i])  # stable
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rest = batches.pop() if len(batches[-1]) < batch_size else None  # only the last can be short
+    batches = [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
+    if batches:  # each batch is sorted, so its first member is its longest
+        top = max(range(len(batches)), key=lambda k: lengths[batches[k][0]])
+        batches[0], batches[top] = batches[top], batches[0]
+    if rest:
+        batches.append(rest)
+    return [i for b in batches for i in b]
 
 
 def _generator(*keys: int) -> torch.Generator:
@@ -249,14 +291,26 @@ class Loop:
         self.stop: str | None = None
         self.loss: float = float("nan")
         self._perm = None
+        self._lengths: list[int] | None = None
 
     # -- data ------------------------------------------------------------------------------
+    def _epoch_order(self) -> list[int]:
+        """The order of this epoch's examples; consecutive slices of batch_size are the (global)
+        batches. Depends only on (seed, epoch), so every rank builds the same one."""
+        cfg, n = self.cfg, len(self.examples)
+        if not cfg.group_by_length:
+            return torch.randperm(n, generator=_generator(cfg.seed, self.epoch)).tolist()
+        if self._lengths is None:  # once per run: tokens per example
+            self._lengths = [len(ex["input_ids"]) for ex in self.examples]
+        return length_grouped_order(self._lengths, cfg.batch_size,
+                                    _generator(cfg.seed, GROUP_STREAM, self.epoch))
+
     def _next_batch(self) -> dict:
         n, bs = len(self.examples), self.cfg.batch_size
         if self._perm is None or self.pos >= n:
             if self._perm is not None:
                 self.epoch, self.pos = self.epoch + 1, 0
-            self._perm = torch.randperm(n, generator=_generator(self.cfg.seed, self.epoch)).tolist()
+            self._perm = self._epoch_order()
         idx = self._perm[self.pos:self.pos + bs]
         self.pos += bs
         batch = self.collate([self.examples[i] for i in idx],

@@ -48,6 +48,7 @@ def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, meth
     unit's key does not); `needs`: the units that produce it. `pooling`: see resolved_pooling
     (a model pre-trained here keeps the pooling it was saved with: BERT's pooler)."""
     own = checkpoint is not None or checkpoint_id is not None
+    train_kw.setdefault("group_by_length", True)  # the study's fine-tuning default, recorded in the config
     config = glue_config(task, P, lr=lr, epochs=epochs, pooling=pooling or ("pooler" if own else None), **train_kw)
     if own:
         config["checkpoint"] = checkpoint_id or str(checkpoint)
