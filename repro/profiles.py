@@ -136,7 +136,7 @@ PROFILES: dict[str, Profile] = {
         finetune_epochs=3.0, finetune_lr=2e-5, max_train_examples=None, max_eval_examples=None,
         seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
         pld_steps=10_000, pld_pilot_steps=1000, pld_lrs=(1e-4, 2e-4, 5e-4, 1e-3, 2e-3),
-        grad_shapes=((12, 768), (24, 768), (24, 1024)), grad_trained=(12, 768), grad_train_steps=1000,
+        grad_shapes=((12, 768), (24, 768), (24, 1024)), grad_trained=(12, 768), grad_train_steps=300,
     ),
     "paper": Profile(
         name="paper", device="auto",

@@ -75,10 +75,13 @@ def ft_steps(task: str, epochs: float = P.finetune_epochs, n: int | None = None)
 
 
 def pld_pretraining(steps: int) -> Item:
-    # 5 runs (2 with PLD, ~20% cheaper), untimed warm-up, 20 evaluations of 256 blocks per run
-    # (a forward is ~1/3 of a step), paired timing 44 steps, 5 checkpoints written
-    return Item("pld_pretraining", {"steps": steps}, steps_pre=3 + steps * (3 + 2 * 0.8) + 5 * 20 * 2 / 3 + 44,
-                fixed_s=OVERHEAD_S["notebook"] + 5 * 3)
+    # the learning-rate pilot (5 rates x 3 archs, a tenth of a run each, PLD ~20% cheaper), then
+    # 4 full runs (2 with PLD), 20 evaluations of 256 blocks per full run (a forward is ~1/3 of a
+    # step), paired timing 44 steps, 4 checkpoints written
+    pilot = max(10, steps // 10)
+    return Item("pld_pretraining", {"steps": steps, "pilot_steps": pilot},
+                steps_pre=5 * pilot * (2 + 0.8) + steps * (2 + 2 * 0.8) + 4 * 20 * 2 / 3 + 44,
+                fixed_s=OVERHEAD_S["notebook"] + 4 * 3)
 
 
 def plan(budget_s: float, mfu: float, peak: float, t64: float | None = None, done_s: float = 0.0,
