@@ -111,8 +111,9 @@ def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *
         r = pretrain_mlm(model, P, seed, data=data, lr=lr, hooks=hooks, eval_every=config["eval_every"],
                          valid_examples=P.pld_valid_blocks, log_every=min(10, config["eval_every"]), progress=False,
                          stop_at=config["stop_at"], **pld.recipe_schedule(P.pretrain_steps), **u.train_kwargs())["result"]
-        if not pilot:  # saved whatever happened: the record says whether it diverged
-            model.save_pretrained(u.cache / "model")
+        if not pilot:  # saved whatever happened (the record says whether it diverged), with its
+            model.save_pretrained(u.cache / "model")  # tokenizer: the folder is a `checkpoint`
+            load_tokenizer("minilm").save_pretrained(str(u.cache / "model"))
         seconds = {h["step"]: train_seconds(h) for h in r.history}
         ok = r.status != "diverged"
         extra = {}
