@@ -382,7 +382,7 @@ class Study:
     def _estimate(self, entry: dict, probe) -> float | None:
         """Median recorded seconds of the most similar finished units; else a probe."""
         done = [r for r in self.records().values() if r.get("notebook") == entry["notebook"]]
-        for match in (("method", "task"), ("method",)):
+        for match in (("method", "task"), ("task",)):  # a pilot's time is no full run's estimate
             secs = sorted((r.get("times") or {}).get("total") for r in done
                           if all(r.get(k) == entry[k] for k in match) and (r.get("times") or {}).get("total"))
             if secs:
