@@ -143,7 +143,8 @@ def plan(budget_s: float, mfu: float, peak: float, t64: float | None = None, don
     # whatever is left lengthens pld_pretraining (in hundreds of steps, up to the profile's own)
     rest = left - sum(n.seconds(t_pre, t_ft) for n in notebooks)
     i = next(k for k, n in enumerate(notebooks) if n.name == "pld_pretraining")
-    per_step = pld_pretraining(501).seconds(t_pre, t_ft) - pld_pretraining(500).seconds(t_pre, t_ft)
+    # per full-run step, its pilot's share included (the pilot is a tenth of a run)
+    per_step = (pld_pretraining(1500).seconds(t_pre, t_ft) - pld_pretraining(500).seconds(t_pre, t_ft)) / 1000
     steps = int(min(P.pretrain_steps, max(500, 500 + rest / per_step)) // 100 * 100)
     notebooks[i] = pld_pretraining(steps)
     notebooks[i].why = f"5 pre-training runs of {steps} steps" + (
