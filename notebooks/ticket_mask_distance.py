@@ -13,11 +13,13 @@
 #
 # Figure `mask_distance`: per setting (rows) and mask kind (columns: attention heads, FFN neurons)
 # the pairwise distance matrix, both axes the training step of the two tickets, colour 0..1. The
-# vertical/horizontal solid line marks the step where the early-bird detector fired (FIFO of the
-# last `window` tickets all within `epsilon` of the newest) for that mask kind; the dashed line is
-# the official code's fixed drawing point, 20% of the first epoch (fine-tuning only).
-# Figure `detector_trace`: the detector's largest distance within its FIFO against the step, with
-# epsilon. `summary.json`: the firing steps as fractions of the search length.
+# solid red line marks the step where the early-bird criterion (FIFO of the last `window` tickets
+# all within `epsilon` of the newest) held for the heads AND the FFN neurons at the same draw: the
+# search's stopping rule, and the criterion the report uses; the dotted orange line, where that
+# panel's mask kind alone met it. The dashed line is the official code's fixed drawing point, 20%
+# of the first epoch (fine-tuning only).
+# Figure `detector_trace`: the detectors' largest distance within their FIFO against the step, with
+# epsilon and the heads-and-FFN step. `summary.json`: the firing steps as fractions of the search length.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -137,15 +139,19 @@ for r, (setting, s) in enumerate(searches.items()):
         half = hook.record_every / 2  # each cell spans one record interval
         im = ax.imshow(D.numpy(), vmin=0, vmax=1, cmap="viridis", origin="lower",
                        extent=(st[0] - half, st[-1] + half, st[0] - half, st[-1] + half))
-        if fired[kind] is not None:
-            ax.axvline(fired[kind], color="red", lw=1.5, label=f"detector fired (step {fired[kind]})")
-            ax.axhline(fired[kind], color="red", lw=1.5)
+        if fired[kind] is not None:  # this mask kind's criterion alone
+            ax.axvline(fired[kind], color="orange", ls=":", lw=1.5, zorder=3, label=f"{kind} alone met it (step {fired[kind]})")
+            ax.axhline(fired[kind], color="orange", ls=":", lw=1.5, zorder=3)
+        if fired["found"] is not None:  # heads and FFN at one draw: the stopping rule, the report's criterion
+            ax.axvline(fired["found"], color="red", lw=1.5, label=f"heads + FFN met it (step {fired['found']}): the report's")
+            ax.axhline(fired["found"], color="red", lw=1.5)
         if s["fixed_step"]:
             ax.axvline(s["fixed_step"], color="white", ls="--", lw=1.5, label=f"official 20% of epoch 1 (step {s['fixed_step']})")
             ax.axhline(s["fixed_step"], color="white", ls="--", lw=1.5)
         ax.set_xlabel("training step of ticket A")
         ax.set_ylabel("training step of ticket B")
-        ax.set_title(f"{setting}: {label}" + ("" if fired[kind] is not None else " (detector did not fire)"),
+        ax.set_title(f"{setting}: {label}" + ("" if fired["found"] is not None else
+                                              f"\nheads + FFN criterion (the report's) never met in {s['steps']} steps"),
                      fontsize=10)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper left")
@@ -157,9 +163,12 @@ results.save_figure(fig, out, "mask_distance")
 fig, axes = plt.subplots(1, len(searches), figsize=(5.5 * len(searches), 3.5), squeeze=False)
 for ax, (setting, s) in zip(axes[0], searches.items()):
     d = pd.DataFrame(s["hook"].draws)
-    for kind, style in (("heads", "-"), ("ffn", "--"), ("joint", ":")):
-        ax.plot(d["step"], d[f"max_dist_{kind}"].astype(float), style, label=kind)
+    for kind, style, name in (("heads", "-", "heads"), ("ffn", "--", "FFN"), ("joint", ":", "heads and FFN concatenated")):
+        ax.plot(d["step"], d[f"max_dist_{kind}"].astype(float), style, label=name)
     ax.axhline(epsilon, color="k", lw=0.8, label=f"epsilon = {epsilon}")
+    found = s["hook"].fired_steps()["found"]
+    if found is not None:
+        ax.axvline(found, color="red", lw=1.2, label=f"heads and FFN both within epsilon (step {found}): the report's")
     if s["fixed_step"]:
         ax.axvline(s["fixed_step"], color="gray", ls="--", label="official fixed point")
     ax.set_xlabel("training step")

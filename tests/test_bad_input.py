@@ -167,3 +167,21 @@ def test_checkpoint_folder_that_is_not_bert(tmp_path):
                                                       "intermediate_size": 16}))
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
         Bert.from_pretrained(tmp_path)
+
+
+@pytest.mark.notebook
+def test_a_papermill_user_gets_the_same_message(tmp_path, monkeypatch):
+    """No runner: papermill straight on the notebook. Its first code cell refuses the value."""
+    import papermill
+
+    from repro import runner
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    path = runner.list_notebooks()["glue_finetune"]
+    nb = runner.read_notebook(path)
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    with pytest.raises(papermill.PapermillExecutionError, match="parameter seeds is an empty list"):
+        papermill.execute_notebook(nb, str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                                   parameters={"profile": "smoke", "output_dir": str(tmp_path / "out"), "seeds": []},
+                                   cwd=str(runner.REPO_ROOT), kernel_manager_class=runner._this_python_kernel())
+    assert not (tmp_path / "out").exists() and not (tmp_path / "smoke").exists()

@@ -1,6 +1,8 @@
 """The report's verdict rules on hand-made notebook outputs (the notebooks' real outputs are
 checked in test_notebooks_pld / test_notebooks_earlybert), and its staleness in the runner."""
 import json
+import math
+import re
 
 import pandas as pd
 import pytest
@@ -218,3 +220,55 @@ def test_a_partial_notebook_gets_no_final_verdict_and_stale_runs_are_named(tmp_p
     prov = report.provenance("cpu", tmp_path)
     assert prov.loc[0, "code"] == "stale: 1 of 1 runs made before model changed"
     assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "reproduced"
+
+
+def test_smoke_gives_no_verdicts_but_still_runs_the_rules(tmp_path):
+    # the same outputs that give verdicts at cpu (see the tests above), written at smoke
+    def both(notebook, summary, tables=()):
+        put(tmp_path, notebook, summary, tables)
+        smoke = tmp_path / "smoke" / notebook
+        smoke.parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "cpu" / notebook).rename(smoke)
+    both("gradient_norms", grads(0.5, 1.0))
+    both("earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, 38.0))])
+    claims = report.assess("smoke", tmp_path)
+    assert (claims["verdict"] == report.SMOKE_VERDICT).all()
+    assert claims.loc["postln_gradients", "rule_verdict"] == "reproduced"  # what the rule would say
+    assert claims.loc["earlybert_time", "rule_verdict"] == "reproduced"
+    assert claims.loc["pld_glue", "rule_verdict"] == "not measured"
+    text = report.markdown(claims, report.provenance("smoke", tmp_path), "smoke")
+    assert "No verdicts at the `smoke` profile" in text and "Verdicts: reproduced" not in text
+    table = text[text.index("## Claims"):text.index("## Rules")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(report.CLAIMS)
+    assert all(row.rstrip().endswith(f"| {report.SMOKE_VERDICT} |") for row in rows)
+    assert not any(v in table for v in ("| reproduced |", "| partly |", "| not reproduced |"))
+    # at any other profile the verdict is the rule's
+    cpu = report.assess("cpu", tmp_path)
+    assert (cpu["verdict"] == cpu["rule_verdict"]).all()
+
+
+@pytest.mark.parametrize("pct, hw, text", [
+    (12.34, float("nan"), "12.3% less time"),
+    (-75.9, float("nan"), "75.9% more time"),
+    (-5.0, 2.5, "5.0 ± 2.5% more time"),
+    (0.0, float("nan"), "0.0% less time"),
+])
+def test_savings_are_words_never_a_negative_less(pct, hw, text):
+    assert report.saving(pct, hw) == text
+    if math.isnan(hw):
+        assert report.fewer_flops(pct) == text.replace("less", "fewer").replace("time", "FLOPs")
+
+
+def test_a_negative_saving_reads_as_more_time(tmp_path):
+    put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, -75.9))])
+    put(tmp_path, "earlybert_pretraining", {"methods": {"earlybert": {"time_saving_pct": -3.0, "flops_saving_pct": 24.0}}})
+    put(tmp_path, "pld_schedule", {"run": {"paired_time_ratio": 1.05, "flop_fraction": 0.8, "layers": 4}})
+    claims = report.assess("cpu", tmp_path)
+    eb, pld = claims.loc["earlybert_time", "ours"], claims.loc["pld_time", "ours"]
+    assert "glue: 75.9 ± 0.0% more time (34.0% fewer FLOPs, n=6)" in eb, eb
+    assert "pre-training: 3.0% more time (24.0% fewer FLOPs, n=1)" in eb
+    assert pld.startswith("5.0% more time per sample")
+    for text in (eb, pld):
+        assert not re.search(r"-\s*\d[\d.]*\s*%", text) and "−" not in text, text  # no negative percentage
+    assert claims.loc["earlybert_time", "verdict"] == "not reproduced"
