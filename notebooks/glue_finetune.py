@@ -47,7 +47,7 @@ from repro.profiles import get_profile
 from repro.study import Study
 from repro.units import glue_unit
 
-check_parameters(globals())  # bad values fail here, naming the parameter, before anything runs
+check_parameters(globals())
 study = Study("glue_finetune", profile)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
 out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)

@@ -45,7 +45,7 @@ from repro.profiles import get_profile
 from repro.study import Study
 from repro.units import grad_norm_unit
 
-check_parameters(globals())  # bad values fail here, naming the parameter, before anything runs
+check_parameters(globals())
 study = Study("gradient_norms", profile)
 P = get_profile(profile)
 out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)

@@ -57,7 +57,7 @@ from repro.profiles import get_profile, pld_profile
 from repro.study import Study
 from repro.units import glue_unit, pld_comparison, unigram_unit
 
-check_parameters(globals())  # bad values fail here, naming the parameter, before anything runs
+check_parameters(globals())
 study = Study("pld_glue", profile)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
                             finetune_epochs=epochs))

@@ -57,7 +57,7 @@ from repro.profiles import get_profile, pld_profile
 from repro.study import Study
 from repro.units import pld_comparison
 
-check_parameters(globals())  # bad values fail here, naming the parameter, before anything runs
+check_parameters(globals())
 study = Study("pld_pretraining", profile)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs)))
 out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
