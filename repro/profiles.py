@@ -105,7 +105,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,), glue_tasks=("MRPC",),
         pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
-        grad_shapes=((2, 64), (4, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
+        grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
     ),
     "cpu": Profile(
         name="cpu", device="cpu",

@@ -116,7 +116,7 @@ def test_plans_run_to_the_end_with_every_unit_missing(tmp_path, capsys):
     plan = {j.name: runner.plan_units(j, "smoke", tmp_path) for j in jobs}
     assert " raised " not in capsys.readouterr().out  # both notebooks ran to their last cell
     states = {nb: [(u["notebook"], u["task"], u["method"], u["state"]) for u in units] for nb, units in plan.items()}
-    pilot = [("pld_pretraining", "mlm_pilot", a, "missing") for a in pld.ARCHS for _ in range(2)]
+    pilot = [("pld_pretraining", "mlm_pilot", a, "missing") for _ in range(2) for a in pld.ARCHS]  # rate-major
     waiting = [("pld_pretraining", "mlm", pld.RUNS[n][0], "waiting") for n in pld.RUNS]
     assert states["pld_pretraining"] == pilot + waiting + [("pld_pretraining", "mlm", m, "missing")
                                                            for m in ("unigram", "paired_step_times")]
