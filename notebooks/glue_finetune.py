@@ -30,6 +30,7 @@ checkpoint: str | None = None  # None: the profile's checkpoint
 lr: float | None = None  # None: the profile's fine-tuning learning rate
 epochs: float | None = None  # None: the profile's
 pooling: str | None = None  # what the task head reads: "pooler", "cls" or "mean"; None: the checkpoint's own (MiniLM: mean)
+batching_seeds: int | None = None  # runs of the batching check with random batches; None: the profile's (cpu: MRPC x 3)
 
 # %%
 from pathlib import Path
@@ -41,8 +42,8 @@ from IPython.display import Markdown, display
 from repro import results
 from repro.checks import check_parameters
 from repro.data import load_tokenizer
+from repro.floors import baseline_learned, floors
 from repro.metrics import main_metric
-from repro.checks import check_parameters
 from repro.profiles import get_profile
 from repro.study import Study
 from repro.units import glue_unit
@@ -59,16 +60,23 @@ print(f"profile {P.name}: checkpoint {P.checkpoint}, {P.finetune_epochs:g} epoch
       + f"; dev {P.max_eval_examples or 'all'}")
 
 # %%
-# one unit per task x seed, reused when recorded; seed-major, so a stopped run has one seed of
-# every task before it has a second of any
-order = sorted(((s, t) for t in tasks for s in task_seeds[t]), key=lambda st: task_seeds[st[1]].index(st[0]))
-rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling)
-        for seed, task in order]
+# one unit per task x seed, reused when recorded. Seed 0 of every task first (a stopped run has a
+# baseline of each), then the batching check (its task's first seeds with length-grouped batches,
+# the study's default, and with random batches), then the other seeds, seed-major.
+check_task, n_check = P.batching_check or (None, 0)
+check_seeds = task_seeds.get(check_task, [])[:batching_seeds or n_check]
+order = [(t, s[0], True) for t, s in task_seeds.items()]
+order += [(check_task, s, g) for s in check_seeds for g in (True, False) if (check_task, s, g) not in order]
+order += sorted(((t, s, True) for t in tasks for s in task_seeds[t] if (t, s, True) not in order),
+                key=lambda u: (task_seeds[u[0]].index(u[1]), tasks.index(u[0])))
+RANDOM = "dense, random batches"
+rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling,
+                  method="dense" if grouped else RANDOM, group_by_length=grouped) for task, seed, grouped in order]
 rows = [r for r in rows if r is not None]
 for r in rows:
-    print(f"{r['task']} seed {r['seed']}: {r['metrics']} in {r['times']['total']:.1f}s")
+    print(f"{r['task']} seed {r['seed']} ({r['method']}): {r['metrics']} in {r['times']['total']:.1f}s")
 runs = results.to_frame(rows)
-curves = pd.DataFrame([{"task": r["task"], "seed": r["seed"], **h} for r in rows for h in r["history"]])
+curves = pd.DataFrame([{"task": r["task"], "seed": r["seed"], **h} for r in rows if r["method"] == "dense" for h in r["history"]])
 print(f"{study.status()['done']} of {len(study.units)} runs done")
 
 # %%
@@ -94,11 +102,20 @@ if rows:
 headline = {}
 for task in sorted(set(runs["task"])) if rows else []:
     m = main_metric(task)
-    vals = runs.loc[runs["task"] == task, f"metric.{m}"]
-    headline[task] = {"metric": m, "mean": float(vals.mean()), "n_seeds": int(vals.count())}
-study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint,
+    vals = runs.loc[(runs["task"] == task) & (runs["method"] == "dense"), f"metric.{m}"]
+    fl = floors(task, P.checkpoint, data_dir=data_dir, max_eval_examples=P.max_eval_examples)  # what it must beat
+    verdict = baseline_learned(task, float(vals.mean()), fl["blind"], fl["zero_shot"], hw=results.mean_hw(vals)[1])
+    headline[task] = {"metric": m, "mean": float(vals.mean()), "n_seeds": int(vals.count()), "blind": fl["blind"],
+                      "zero_shot": fl["zero_shot"], "learned": bool(verdict), "floors": verdict.text}
+# the batching check: length-grouped (the default) vs random batches, paired by seed
+check = results.paired_by_seed(runs, check_task, "dense", RANDOM, main_metric(check_task)) if rows and check_task else None
+if check:
+    print(f"{check_task}, length-grouped vs random batches over seeds {check['seeds']}: {check['metric']} "
+          f"{check['a_mean']:.1f} vs {check['b_mean']:.1f} (difference {results.format_pm(check['diff'], check['diff_hw'])}); "
+          f"training examples/s x{check['speedup']:.2f} ({check['a_train_s']:.0f} s vs {check['b_train_s']:.0f} s per run)")
+study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check,
                           "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples})
 state = study.status()
 display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.** ")
                  + "**Dense fine-tuning, dev set** — " + "; ".join(
-    f"{t}: {h['metric']} {h['mean']:.1f} over {h['n_seeds']} seed(s)" for t, h in headline.items())))
+    f"{t}: {h['metric']} {h['mean']:.1f} over {h['n_seeds']} seed(s) ({h['floors']})" for t, h in headline.items())))

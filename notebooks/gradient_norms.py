@@ -40,6 +40,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import results
+from repro.report import BALANCED, SHRUNK, imbalance_shown
 from repro.checks import check_parameters
 from repro.profiles import get_profile
 from repro.study import Study
@@ -112,8 +113,20 @@ stats = results.summarize(ratios.rename(columns={"param_ratio": "metric.param", 
 summary = {"shapes": [list(s) for s in P.grad_shapes], "trained_shape": P.grad_trained, "steps": P.grad_train_steps,
            "rows": table.reset_index().to_dict("records") if len(table) else [], "stats": stats.to_dict("records")}
 study.write_summary(out, summary)
-lines = [f"- {r['shape']}, {r['stage']}, {r['variant']}: bottom/top parameter-gradient ratio {r['param_ratio']}, "
-         f"input-gradient ratio {r['input_ratio']} (n={r['n']})" for r in summary["rows"]]
+cell = {(r["shape"], r["stage"], r["variant"], r["metric"]): (r["mean"], r["hw"]) for r in summary["stats"]}
+
+
+def pair(key, m):  # "PostLN / PreLN" bottom/top ratios of one measure, with their intervals over seeds
+    return " / ".join(results.format_pm(*cell.get((*key, v, m), (None, None)), 2) for v in ("PostLN", "PreLN"))
+
+
+lines = [f"The paper's picture, per measure: PostLN's bottom/top ratio < {SHRUNK} with its interval below 1, PreLN's "
+         f"within {BALANCED} (`repro.report.imbalance_shown`, the report's rule). Ratios PostLN / PreLN:"]
+for *_, key in sorted({(r["layers"], r["shape"], r["stage"] != "init", (r["shape"], r["stage"])) for r in summary["stats"]}):
+    shown = [m for m in ("param", "input") if all((*key, v, m) in cell for v in ("PostLN", "PreLN"))
+             and imbalance_shown(cell[(*key, "PostLN", m)], cell[(*key, "PreLN", m)])]
+    lines.append(f"- {key[0]}, {key[1]}: parameter gradients {pair(key, 'param')}, input gradients {pair(key, 'input')}: "
+                 f"**{'shown by the ' + ' and '.join(shown) + ' gradients' if shown else 'not shown'}**.")
 state = study.status()
 display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.**\n\n")
                  + "\n".join(lines)))

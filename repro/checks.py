@@ -14,7 +14,7 @@ import math
 COUNTS = {
     "max_tasks": "GLUE tasks to run", "max_seeds": "seeds to run", "max_train_examples": "training examples",
     "steps": "training steps", "pilot_steps": "steps of each learning-rate pilot run",
-    "max_chars": "characters of the corpus to read",
+    "max_chars": "characters of the corpus to read", "batching_seeds": "runs of the batching check",
     "valid_examples": "validation blocks", "checkpoints": "recorded tickets per search",
     "draw_every": "steps between ticket draws", "window": "tickets in the detector's window",
     "eval_every": "steps between evaluations", "seq_len": "tokens per window", "stride": "overlap in tokens",

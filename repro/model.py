@@ -432,3 +432,10 @@ def flops_per_token(config: BertConfig, seq_len: int, gates=None, head_tokens: f
         head = 2 * H * 2
     return {"blocks": float(sum(per_block)), "per_block": per_block, "head": float(head),
             "total": float(sum(per_block) + head)}
+
+
+def flops_per_step(config: BertConfig, seq_len: int, batch_size: int, gates=None, head_tokens: float = 1.0) -> float:
+    """Training FLOPs of one optimizer step of `batch_size` sequences of `seq_len` tokens: the
+    analytic forward (`flops_per_token`; dropped blocks, pruned heads and neurons count zero)
+    x 3 for forward + backward. The study's one FLOPs-per-step."""
+    return 3 * flops_per_token(config, seq_len, gates, head_tokens)["total"] * seq_len * batch_size

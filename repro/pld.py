@@ -27,7 +27,7 @@ import torch
 
 from .analysis import steps_to_reach
 from .metrics import main_metric
-from .results import format_pm, mean_hw, summarize
+from .results import fewer_flops, format_pm, mean_hw, saving, summarize
 from .train import Hook, _generator
 
 VARIANTS = ("paper", "code")
@@ -71,6 +71,19 @@ def expected_layers(theta: float, num_layers: int, variant: str = "paper") -> fl
 def expected_compute_fraction(theta: float, num_layers: int, variant: str = "paper") -> float:
     """Expected fraction of the encoder's blocks computed (blocks have equal cost): mean p_i."""
     return expected_layers(theta, num_layers, variant) / num_layers
+
+
+def variant_table(num_layers: int, thetas=(0.5, 0.7, 1.0)) -> pd.DataFrame:
+    """Paper vs official-code keep probabilities at a few theta: expected blocks computed, the
+    share of blocks skipped, the bottom and top p_i, and E[gate x scale] of the top block (1 =
+    its residual branches are unbiased in expectation; the code's off-by-one makes it > 1)."""
+    rows = []
+    for var in VARIANTS:
+        for th in thetas:
+            p, s = keep_probs(th, num_layers, var), branch_scales(th, num_layers, var)
+            rows.append({"variant": var, "theta": th, "expected_layers": sum(p), "blocks_skipped": 1 - sum(p) / num_layers,
+                         "p_bottom": p[0], "p_top": p[-1], "mean_gate_x_scale_top": p[-1] * s[-1]})
+    return pd.DataFrame(rows)
 
 
 def heuristic_gamma(total_steps: int) -> float:
@@ -136,6 +149,16 @@ class PLD(Hook):
         self.record, self.record_steps = list(state["record"]), list(state["record_steps"])
 
     # -- what happened ---------------------------------------------------------------------
+    def replay(self, index: int, num_layers: int) -> list[float | None]:
+        """The gates of the `index`-th recorded micro-batch, drawn again (scales included) by
+        `gates`, a pure function of (seed, step, micro): what the run computed, for timing it."""
+        step = self.record_steps[index]
+        g = self.gates(step, index - self.record_steps.index(step), num_layers)
+        if "".join("0" if s is None else "1" for s in g) != self.record[index]:
+            raise RuntimeError(f"micro-batch {index} recorded {self.record[index]}, the gates draw differently: "
+                               "the record is not this hook's (another seed, schedule or variant)")
+        return g
+
     def keep_matrix(self) -> torch.Tensor:
         """Realized gates, [micro-batches, layers] of 0/1 (1 = block computed)."""
         return torch.tensor([[c == "1" for c in row] for row in self.record], dtype=torch.float64)
@@ -280,6 +303,47 @@ def time_savings(table: pd.DataFrame, runs: dict, timing: dict | None) -> dict:
             "pld_time_per_sample_saving_vs_preln": 1 - tps["preln_pld"] / tps["preln"],
             "pld_compute_fraction": runs["preln_pld"]["pld_compute"],
             "paired_step_s": {"dense": timing["dense_s"], "pld": timing["gated_s"]}}
+
+
+def keep_table(recs: dict) -> pd.DataFrame:
+    """Per variant (recs: variant -> pld_schedule record) and layer: the realized keep frequency,
+    its expectation, the binomial sd and z = (realized - expected) / sd."""
+    rows = [{"variant": v, "layer": i + 1, "realized": k["realized"][i], "expected": k["expected"][i], "binomial_sd": k["std"][i]}
+            for v, r in recs.items() for k in [r["keep"]] for i in range(len(k["realized"]))]
+    df = pd.DataFrame(rows, columns=["variant", "layer", "realized", "expected", "binomial_sd"])
+    df["z"] = (df["realized"] - df["expected"]) / df["binomial_sd"].where(df["binomial_sd"] > 0)
+    return df
+
+
+def schedule_timing(rec: dict) -> dict:
+    """PLD's time saving in one pld_schedule unit (a scheduled run of one variant; its record
+    holds the paired step times of the run's gates against dense steps, and their FLOPs):
+    time_saving = mean over the pairs of 1 - gated / dense, with its Student-t half-width (hw);
+    median_saving = 1 - the median pair ratio (analysis.paired_step_times); flop_saving = the
+    ideal saving, 1 - the timed gates' training FLOPs over dense (embeddings, MLM head and
+    optimizer are never dropped); efficiency = time_saving / flop_saving; vs_paper =
+    time_saving - the paper's 24%; blocks skipped, realized over the run and expected at
+    theta_bar; the realized keep frequencies' largest deviation from p_i, in binomial sd."""
+    t, c, k = rec["timing"], rec["config"], rec["keep"]
+    saving, hw, n = mean_hw([1 - g / d for g, d in zip(t["gated"], t["dense"])])
+    flop_saving = 1 - rec["flops"]["timed_fraction"]
+    z = keep_table({c["variant"]: rec})["z"].abs()
+    return {"variant": c["variant"], "shape": f"{c['layers']} x {c['hidden']}", "layers": c["layers"],
+            "time_saving": saving, "hw": hw, "pairs": n, "median_saving": 1 - t["ratio"],
+            "flop_saving": flop_saving, "efficiency": saving / flop_saving if flop_saving > 0 else math.nan,
+            "vs_paper": saving - PAPER_TIME_SAVING, "micro_batches": k["n"],
+            "blocks_skipped": 1 - k["compute_realized"],
+            "blocks_skipped_expected": 1 - expected_compute_fraction(c["theta_bar"], c["layers"], c["variant"]),
+            "max_abs_z": float(z.max()) if z.notna().any() else 0.0}
+
+
+def saving_text(row: dict) -> str:
+    """One schedule_timing row in words (the notebook's conclusion and the report's row); a
+    negative saving is "more time", never a negative "less"."""
+    return (f"{saving(100 * row['time_saving'], 100 * row['hw'])} per step ({row['pairs']} pairs; median pair "
+            f"{saving(100 * row['median_saving'])}) vs an ideal {fewer_flops(100 * row['flop_saving'])} (time/FLOP "
+            f"saving {row['efficiency']:.2f}); {100 * row['blocks_skipped']:.1f}% of the blocks skipped "
+            f"({100 * row['blocks_skipped_expected']:.1f}% expected at theta_bar)")
 
 
 # GLUE dev results published with the official implementation (DESIGN.md §1), verbatim; the

@@ -55,6 +55,9 @@ class Profile:
     # per-task exceptions to max_train_examples and to the number of seeds (task, value) pairs
     task_max_train: tuple[tuple[str, int], ...] = ()
     task_seeds: tuple[tuple[str, int], ...] = ()
+    # glue_finetune's check of length-grouped batching: (task, n) runs the task's first n seeds
+    # also with random batches, to compare dev metrics and speed paired by seed (None: no check)
+    batching_check: tuple[str, int] | None = None
     # the PLD pre-training comparison (pld_pretraining, pld_glue); None: the shared value above
     pld_layers: int | None = None
     pld_hidden: int | None = None
@@ -77,6 +80,13 @@ class Profile:
     grad_batch: int = 8
     grad_trained: tuple[int, int] | None = None
     grad_train_steps: int = 300
+    # pld_schedule: PLD's time saving at the paper's depth. Per keep-probability variant, one
+    # PreLN run of schedule_shape (layers, hidden) on schedule_batch sequences of seq_len for
+    # schedule_steps steps, then schedule_pairs dense / PLD step pairs timed with the run's gates
+    schedule_shape: tuple[int, int] = (12, 768)
+    schedule_batch: int = 32
+    schedule_steps: int = 300
+    schedule_pairs: int = 30
     # caps that `clip` sets (None: no cap); repro.tasks applies them where runs and data are built
     max_steps: int | None = None  # optimizer steps of any one training run
     max_corpus_chars: int | None = None  # characters read of each MLM corpus split
@@ -102,10 +112,11 @@ PROFILES: dict[str, Profile] = {
         pretrain_steps=40, pretrain_batch=16, pretrain_lr=1e-3, eval_every=20,
         checkpoint=MINILM, finetune_seq_len=64, finetune_batch=16, finetune_epochs=1.0,
         finetune_lr=5e-5, max_train_examples=96, max_eval_examples=64,
-        seeds=(0,), glue_tasks=("MRPC",),
+        seeds=(0,), glue_tasks=("MRPC",), batching_check=("MRPC", 1),
         pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
         grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
+        schedule_shape=(4, 64), schedule_batch=8, schedule_steps=20, schedule_pairs=4,
     ),
     "cpu": Profile(
         name="cpu", device="cpu",
@@ -115,7 +126,7 @@ PROFILES: dict[str, Profile] = {
         # and whole dev sets: 3 epochs, batch 32, linear decay; 3 seeds, 5 for the noisy MRPC and RTE
         checkpoint=MINILM, finetune_seq_len=128, finetune_batch=32, finetune_epochs=3.0,
         finetune_lr=5e-5, max_train_examples=None, max_eval_examples=None,
-        task_max_train=(("SST-2", 10_000),), task_seeds=(("MRPC", 5), ("RTE", 5)),
+        task_max_train=(("SST-2", 10_000),), task_seeds=(("MRPC", 5), ("RTE", 5)), batching_check=("MRPC", 3),
         seeds=(0, 1, 2), glue_tasks=("SST-2", "STS-B", "MRPC", "RTE", "CoLA"),
         # PLD: Google's BERT L-12/H-128 miniature (12 layers deep, where PostLN's trouble with a large
         # rate shows; the 4 x 256 model above is too shallow). 2.6 s/step on one loaded core: a full run
@@ -127,6 +138,10 @@ PROFILES: dict[str, Profile] = {
         pld_glue_lr=1e-4,
         # gradient norms at the paper's depth and beyond (the 4-layer result stays as one row)
         grad_shapes=((4, 256), (12, 256), (24, 256), (12, 768)), grad_trained=(12, 256), grad_train_steps=300,
+        # the PLD time saving at 12 layers (the 4 x 256 model skips 31% vs 19% of its blocks by the two
+        # keep-probability formulas, 12 layers 27% vs 23%): a dense step ~6 CPU-s on one core, a run
+        # with PLD ~4.2 s/step, so ~27 min per variant with its 64 timed steps
+        schedule_shape=(12, 256), schedule_batch=32, schedule_steps=300, schedule_pairs=30,
     ),
     "gpu": Profile(
         name="gpu", device="auto",
@@ -137,6 +152,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
         pld_steps=10_000, pld_pilot_steps=1000, pld_lrs=(1e-4, 2e-4, 5e-4, 1e-3, 2e-3),
         grad_shapes=((12, 768), (24, 768), (24, 1024)), grad_trained=(12, 768), grad_train_steps=300,
+        schedule_shape=(12, 768), schedule_batch=128, schedule_steps=300, schedule_pairs=30,
     ),
     "paper": Profile(
         name="paper", device="auto",
@@ -236,7 +252,8 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
     blocks = max(pre_b * accum * steps, pre_b, eval_examples)  # what the steps (and a timing batch) read
     return replace(
         P, seeds=P.seeds[:1], glue_tasks=P.glue_tasks[:1], pretrain_batch=pre_b, finetune_batch=ft_b,
-        task_max_train=(), task_seeds=(), pld_lrs=P.pld_lrs[:2],
+        schedule_batch=min(P.schedule_batch, batch) if batch else P.schedule_batch,
+        task_max_train=(), task_seeds=(), batching_check=None, pld_lrs=P.pld_lrs[:2],
         # notebooks derive lengths and cadences from pretrain_steps (a search of 20% of it, a record
         # every 1/60 of it): at 5x the cap, 20% of it is still the cap, and every cadence fires
         pretrain_steps=min(P.pretrain_steps, 5 * steps),

@@ -215,15 +215,38 @@ def _code_digest() -> str:
     return hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _drop_checkpoints_of_other_code(ctx) -> None:
+def _drop_checkpoints_of_other_code(ctx) -> dict:
     """A unit's training checkpoints resume it only under the code that wrote them: a run resumed
-    across a code change would record numbers no single version of the code computes."""
+    across a code change would record numbers no single version of the code computes.
+
+    `code.txt` holds what wrote them: the fingerprint of the functions the run had called when it
+    stopped at a deadline (then only a change to one of those discards them: editing another
+    notebook's code does not), else the digest of the whole numeric package (a run killed
+    outright: any change discards them). Returns the fingerprint a resumed run carries over."""
     stamp = ctx.cache / "code.txt"
-    if stamp.exists() and stamp.read_text().strip() != _code_digest():
+    text = stamp.read_text().strip() if stamp.exists() else ""
+    carried = {}
+    if text.startswith("{"):
+        carried = json.loads(text)
+        changed = changed_modules(carried)
+    else:
+        changed = ["the package"] if text and text != _code_digest() else []
+    if changed:
+        carried = {}
         for ckpt in ctx.cache.glob("*/last.pt"):
             ckpt.unlink()
-            print(f"{ctx.key}: the code changed since its checkpoint {ckpt} was written: starting over", flush=True)
-    stamp.write_text(_code_digest() + "\n")
+            print(f"{ctx.key}: the code changed since its checkpoint {ckpt} was written "
+                  f"({', '.join(changed[:4])}): starting over", flush=True)
+    if not carried:
+        stamp.write_text(_code_digest() + "\n")
+    return carried
+
+
+def _stamp_checkpoints(ctx, calls, carried: dict) -> None:
+    """At a deadline: the functions the run called so far (and before, if it resumed) wrote its
+    checkpoints; a later resume checks just those (_drop_checkpoints_of_other_code)."""
+    if any(ctx.cache.glob("*/last.pt")):
+        (ctx.cache / "code.txt").write_text(json.dumps({**carried, **code_fingerprint(calls)}, sort_keys=True) + "\n")
 
 
 def changed_modules(code: dict | None) -> list[str] | None:
@@ -337,17 +360,19 @@ class Study:
         if time_left() <= 0:
             return None
         check_cache_writable(ctx.cache)
-        _drop_checkpoints_of_other_code(ctx)
+        carried = _drop_checkpoints_of_other_code(ctx)
         try:
             with traced_calls() as calls:
                 out = run(ctx)
         except TimeUp:
+            _stamp_checkpoints(ctx, calls, carried)
             print(f"{key}: stopped at the deadline; its checkpoint in {ctx.cache} resumes it", flush=True)
             return None
         out = dict(out)
         row = record(notebook=notebook, profile=self.profile, task=task, method=method, seed=seed,
                      config=config, metrics=out.pop("metrics", {}), times=out.pop("times", {}),
-                     status=out.pop("status", "ok"), root=self.root, unit=key, code=code_fingerprint(calls), **out)
+                     status=out.pop("status", "ok"), root=self.root, unit=key,
+                     code={**carried, **code_fingerprint(calls)}, **out)
         entry.update(state="done", run_id=row["run_id"], seconds=row["times"].get("total"))
         self.records()[key] = row
         for stage in ctx.cache.glob("*/last.pt"):  # recorded: its training checkpoints are spent

@@ -261,3 +261,68 @@ def grad_norm_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str, 
                 "times": {**times, "total": time.perf_counter() - t0}, "status": status, "stages": stages}
     return study.unit(task=f"{layers}x{hidden}", method=f"{ln}ln" + ("_trained" if train_steps else ""), seed=seed,
                       config=config, run=run)
+
+
+# -- models of a given shape from scratch (pld_schedule; grad_norm_unit shapes its own alike) --
+def _shape(layers: int, hidden: int) -> dict:
+    """A BERT of `layers` x `hidden` shaped like BERT-base: heads of 64, FFN 4 x hidden."""
+    return {"layers": layers, "hidden": hidden, "heads": max(1, hidden // 64), "intermediate": 4 * hidden}
+
+
+# -- the PLD schedule at the paper's depth: realized gates and the time they save (pld_schedule)
+def pld_schedule_unit(study: Study, P: Profile, variant: str, seed: int, *, theta_bar: float = 0.5,
+                      gamma: float | None = None, steps: int | None = None, data_dir=None) -> dict | None:
+    """A PreLN MLM run from scratch of P.schedule_shape (layers x hidden), P.schedule_batch
+    sequences per step, `steps` (P.schedule_steps) steps under PLD's schedule with one
+    keep-probability variant ("paper" or "code"; gamma None: 100 / steps), then
+    P.schedule_pairs adjacent dense / PLD training steps on one batch (analysis.paired_step_times)
+    with the run's own gates, replayed at evenly spaced micro-batches so theta's whole schedule
+    is represented. Record: the gates drawn (one bit string per micro-batch) and their steps,
+    realized vs expected keep frequencies, the paired step times, and the training FLOPs per step
+    (model.flops_per_step) dense, of the timed gates and of the whole run."""
+    from dataclasses import replace
+
+    from .model import flops_per_step
+    from .profiles import CHARS_PER_TOKEN
+
+    layers, hidden = P.schedule_shape
+    steps = steps or P.schedule_steps
+    gamma = gamma or pld.heuristic_gamma(steps)
+    shape, batch_size, pairs = _shape(layers, hidden), P.schedule_batch, P.schedule_pairs
+    chars = steps * batch_size * P.grad_accum * P.seq_len * CHARS_PER_TOKEN  # one epoch of what the run reads
+    config = {"kind": "pld_schedule", **shape, "seq_len": P.seq_len, "batch": batch_size, "grad_accum": P.grad_accum,
+              "steps": steps, "lr": P.pretrain_lr, "theta_bar": theta_bar, "gamma": gamma, "variant": variant,
+              "pairs": pairs, "tokenizer": "minilm", "corpus_chars": chars}
+
+    def run(u):
+        t0 = time.perf_counter()
+        Q = replace(P, **shape, pretrain_batch=batch_size)
+        tok = load_tokenizer("minilm")
+        train_ex, valid_ex, collate = corpus_data(Q, tok, data_dir, max_chars=chars, valid_chars=64 * P.seq_len * CHARS_PER_TOKEN)
+        model = scratch_model(Q, tok, ln="pre", seed=seed)
+        hook = pld.PLD(theta_bar, gamma, variant, seed=seed)
+        try:
+            r = pretrain_mlm(model, Q, seed, data=(train_ex, valid_ex, collate), steps=steps, hooks=[hook], eval_every=0,
+                             valid_examples=64, progress=False, **u.train_kwargs())["result"]
+        except Probe as p:  # plan mode: the timed pairs cost about what training steps do
+            raise Probe(p.seconds_per_step, p.steps + 2 * (pairs + 2)) from None
+        n = len(hook.record)
+        rows = [hook.replay(round(i * (n - 1) / max(1, pairs - 1)), layers) for i in range(pairs)]
+        batch = collate(list(train_ex[:batch_size]), generator=torch.Generator().manual_seed(seed))
+        head = float((batch["labels"] != -100).float().mean())  # MLM logits only at the masked tokens
+        timing = paired_step_times(model, batch, rows, pairs=pairs)
+
+        def flops(gate_rows):  # mean training FLOPs per step of these gates, over dense
+            return sum(flops_per_step(model.config, P.seq_len, batch_size, g, head) for g in gate_rows) / len(gate_rows)
+        dense = flops_per_step(model.config, P.seq_len, batch_size, head_tokens=head)
+        ran = [[1.0 if c == "1" else None for c in bits] for bits in hook.record]  # FLOPs count kept blocks only
+        ok = r.status != "diverged"
+        return {"metrics": {"val_loss": r.final_eval["val_loss"] if ok else math.nan, "train_seconds": train_seconds(r),
+                            "time_per_sample": train_seconds(r) / max(r.samples, 1), "median_pair_ratio": timing["ratio"]},
+                "times": {**r.times, "total": time.perf_counter() - t0}, "status": "ok" if ok else "diverged",
+                "gates": hook.record, "gate_steps": hook.record_steps, "keep": hook.realized_vs_expected(layers),
+                "timing": {"dense": timing["times"]["dense"], "gated": timing["times"]["gated"], "ratio": timing["ratio"],
+                           "rows": ["".join("0" if g is None else "1" for g in row) for row in rows]},
+                "flops": {"dense_per_step": dense, "timed_fraction": flops(rows) / dense, "run_fraction": flops(ran) / dense,
+                          "head_tokens": head}}
+    return study.unit(task=f"{layers}x{hidden}", method=f"pld_{variant}", seed=seed, config=config, run=run)

@@ -101,7 +101,8 @@ def plan(budget_s: float, mfu: float, peak: float, t64: float | None = None, don
     one = {"seeds": [0]}
     notebooks = [  # in the runner's order; defaults where they fit, smaller sizes where not
         Item("gradient_norms", steps_pre=2 * 300 + 4, fixed_s=nb, why="12-layer PostLN vs PreLN gradients, 300 steps"),
-        Item("pld_schedule", steps_pre=3 + 2 * 300 + 44, fixed_s=nb, why="PLD's realized gates and paired step times at 12 layers"),
+        Item("pld_schedule", steps_pre=2 * (300 + 2 * (30 + 2)), fixed_s=nb,
+             why="PLD's realized gates and paired step times at 12 layers, both keep-probability variants"),
         pld_pretraining(500),
         Item("pld_glue", {"tasks": ["RTE"], **one}, steps_ft=3 * ft_steps("RTE"), fixed_s=nb,
              why="fine-tunes pld_pretraining's checkpoints: RTE, one seed"),

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import check_report, has_files, out, run_smoke_notebooks, summary
 from repro import pld, results, runner
+from repro.model import BertConfig, flops_per_step
 from repro.profiles import get_profile, pld_profile
 
 pytestmark = pytest.mark.notebook
@@ -32,21 +33,62 @@ def test_gradient_norms(root):
     for stages in trained["stages"]:  # block input/output cosines after training, one per layer
         assert len(stages["trained"]["cosine"]) == P.grad_trained[0]
         assert all(-1 <= c <= 1 for c in stages["trained"]["cosine"])
+        assert stages["trained"]["loss"] < stages["init"]["loss"]  # the trained pair did train
+    # a bottom/top ratio is the lowest quarter of the blocks over the highest, per batch, averaged
+    for stages in runs["stages"]:
+        for m in ("param", "input"):
+            assert len(stages["init"]["ratio"][m]) == P.grad_batches
+            assert stages["init"]["ratio"][m][0] > 0
+    one = runs[(runs["task"] == "4x64") & (runs["method"] == "postln")].iloc[0]
+    cell = stats.set_index(["shape", "stage", "variant", "metric"])
+    assert cell.loc[("4 x 64", "init", "PostLN", "input"), "mean"] == pytest.approx(
+        sum(one["stages"]["init"]["ratio"]["input"]) / P.grad_batches)
 
 
 def test_pld_schedule(root):
-    has_files(root, "pld_schedule", ["theta.png", "keep_prob_heatmap.png", "expected_layers.png",
-                                     "realized_keep.png", "realized_keep.csv", "compute_fraction.csv", "variants.csv"])
+    has_files(root, "pld_schedule", ["schedule.png", "realized_keep.png", "time_saving.png", "realized_keep.csv",
+                                     "time_saving.csv", "variants.csv"])
     s = summary(root, "pld_schedule")
     assert s["analytic"]["expected_layers_theta_0.5"] == pytest.approx({"paper": 8.75, "code": 9.25})
-    r = s["run"]
-    assert r["micro_batches"] == r["steps"]  # one gate row per micro-batch (no accumulation at smoke)
-    for f, e, sd in zip(r["keep_realized"], r["keep_expected"], r["keep_sd"]):
-        assert abs(f - e) <= 4 * sd + 1e-9  # realized keep frequency tracks p_i
-    assert r["compute_fraction_expected"] < 1 and r["compute_fraction_realized"] < 1
-    assert r["flop_fraction"] < 1
-    assert set(r["compute_s_per_step"]) == {"dense", "pld"} and all(v > 0 for v in r["compute_s_per_step"].values())
-    assert 0 < r["paired_time_ratio"] < 2 and r["paired_step_s"]["gated"] > 0
+    assert s["complete"] and s["done"] == s["planned"] == 2 and s["default_variant"] == "paper"
+    P = get_profile("smoke")
+    L, H = P.schedule_shape
+    recs = {r["method"]: r for r in results.load_runs_raw("smoke", root=root) if r["notebook"] == "pld_schedule"}
+    assert sorted(recs) == ["pld_code", "pld_paper"]
+    for variant in pld.VARIANTS:
+        rec, row = recs[f"pld_{variant}"], s["timing"][variant]
+        # the loop drew exactly the schedule's gates: each recorded micro-batch is PLD.gates of its step
+        hook = pld.PLD(rec["config"]["theta_bar"], rec["config"]["gamma"], variant, seed=0)
+        assert len(rec["gates"]) == P.schedule_steps and rec["gate_steps"] == list(range(P.schedule_steps))
+        assert all(bits == "".join("0" if g is None else "1" for g in hook.gates(t, 0, L))
+                   for bits, t in zip(rec["gates"], rec["gate_steps"]))
+        assert set(rec["timing"]["rows"]) <= set(rec["gates"])  # the timed steps replay the run's own gates
+        k = rec["keep"]
+        for f, e, sd in zip(k["realized"], k["expected"], k["std"]):
+            assert abs(f - e) <= 4 * sd + 1e-9  # realized keep frequency tracks p_i
+        assert row["blocks_skipped"] == pytest.approx(1 - sum(b.count("1") for b in rec["gates"]) / (L * P.schedule_steps))
+        assert row["blocks_skipped_expected"] == pytest.approx(1 - pld.expected_compute_fraction(0.5, L, variant))
+        # the ideal saving counts the blocks the timed gates skip, never the embeddings or the MLM head
+        rows = [[1.0 if b == "1" else None for b in bits] for bits in rec["timing"]["rows"]]
+        model_cfg = BertConfig(layers=L, hidden=H, heads=H // 64, intermediate=4 * H, vocab_size=30522, head="mlm")
+        dense = flops_per_step(model_cfg, P.seq_len, P.schedule_batch, head_tokens=rec["flops"]["head_tokens"])
+        ideal = 1 - sum(flops_per_step(model_cfg, P.seq_len, P.schedule_batch, g, rec["flops"]["head_tokens"])
+                        for g in rows) / len(rows) / dense
+        skipped = 1 - sum(b.count("1") for b in rec["timing"]["rows"]) / (L * len(rows))  # of the timed blocks
+        assert row["flop_saving"] == pytest.approx(ideal) and (0 < ideal < skipped or ideal == skipped == 0)
+        # the saving is the mean over the timed pairs, with its Student-t interval
+        d, g = rec["timing"]["dense"], rec["timing"]["gated"]
+        assert len(d) == len(g) == row["pairs"] == P.schedule_pairs and min(d + g) > 0
+        mean, hw, _ = results.mean_hw([1 - b / a for a, b in zip(d, g)])
+        assert row["time_saving"] == pytest.approx(mean) and row["hw"] == pytest.approx(hw)
+    # the paper's formula skips more blocks than the official code's, in expectation and in the runs:
+    # both draw from the same uniforms (seed, step, micro-batch) and p_i(paper) <= p_i(code), so
+    # every block the paper's run computed, the code's run computed too
+    t = s["timing"]
+    assert t["paper"]["blocks_skipped_expected"] > t["code"]["blocks_skipped_expected"]
+    assert all(c == "1" for paper, code in zip(recs["pld_paper"]["gates"], recs["pld_code"]["gates"])
+               for p, c in zip(paper, code) if p == "1")
+    assert t["paper"]["blocks_skipped"] >= t["code"]["blocks_skipped"]
 
 
 def test_pld_pretraining(root):
@@ -124,6 +166,21 @@ def test_plans_run_to_the_end_with_every_unit_missing(tmp_path, capsys):
     assert states["pld_glue"][:len(pilot) + len(waiting)] == pilot + waiting
     assert glue == [("pld_glue", "MRPC", n, "waiting") for n in ("postln", "preln_pld", "preln_pld_best")]
     assert all(u["estimate"] for u in plan["pld_pretraining"] if u["state"] == "missing")
+    assert not list((tmp_path / "smoke").glob("runs/*.json"))  # nothing was recorded
+
+
+def test_gradient_norms_and_pld_schedule_plan_with_every_unit_missing(tmp_path, capsys):
+    """Plan mode: both notebooks run to their last cell with no unit trained; every unit is
+    listed as missing, with an estimate from a few timed steps (or one measurement)."""
+    P = get_profile("smoke")
+    jobs = runner.plan(["gradient_norms", "pld_schedule"], "smoke")
+    plan = {j.name: runner.plan_units(j, "smoke", tmp_path) for j in jobs}
+    assert " raised " not in capsys.readouterr().out
+    grads = [(u["task"], u["method"], u["state"]) for u in plan["gradient_norms"]]
+    assert grads == [(f"{L}x{H}", f"{ln}ln", "missing") for _ in P.seeds for L, H in P.grad_shapes for ln in ("post", "pre")] \
+        + [("4x64", f"{ln}ln_trained", "missing") for ln in ("post", "pre")]
+    assert [(u["method"], u["state"]) for u in plan["pld_schedule"]] == [("pld_paper", "missing"), ("pld_code", "missing")]
+    assert all(u["estimate"] for units in plan.values() for u in units)
     assert not list((tmp_path / "smoke").glob("runs/*.json"))  # nothing was recorded
 
 

@@ -47,7 +47,19 @@ def test_gradient_rule(tmp_path, post_input, pre_input, verdict):
     assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not measured"
 
 
-def eb_runs(gap_dense, gap_random, saving, level=80.0):
+def test_gradient_rule_reads_the_trained_pair_and_shows_the_shallow_model(tmp_path):
+    g = grads(1.0, 1.0, post_param=1.0, pre_param=1.0)  # balanced at init: not shown at 12 layers
+    put(tmp_path, "gradient_norms", g)
+    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    assert row["verdict"] == "not reproduced" and "shallower: 4 x 256: input PostLN – / PreLN –, param PostLN 1.00" in row["ours"]
+    after = [{"layers": 12, "shape": "12 x 256", "stage": "after 300 steps", "variant": v, "metric": "input", "n": 1,
+              "mean": x, "hw": float("nan")} for v, x in (("PostLN", 0.6), ("PreLN", 1.0))]
+    put(tmp_path, "gradient_norms", {"stats": g["stats"] + after})  # shown after training, one seed: partly at most
+    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    assert row["verdict"] == "partly" and "12 x 256 after 300 steps (1 seed): input PostLN 0.60 / PreLN 1.00" in row["ours"]
+
+
+def eb_runs(gap_dense, gap_random, saving, level=90.0):  # above both tasks' floors (MRPC F1 81.2 + 5)
     rows = []
     for task in ("MRPC", "RTE"):
         for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
@@ -107,24 +119,60 @@ def test_pld_speedup_rule(tmp_path, kw, verdict, value):
         assert "diverged" in row["ours"]
 
 
+def schedule_record(variant, ratios, timed_fraction, layers=12):
+    """A pld_schedule unit's record: paired step times with these gated / dense ratios."""
+    from repro import pld
+    keep = pld.expected_compute_fraction(0.5, layers, variant)
+    return {"config": {"variant": variant, "layers": layers, "hidden": 256, "theta_bar": 0.5},
+            "timing": {"dense": [1.0] * len(ratios), "gated": list(ratios), "ratio": sorted(ratios)[len(ratios) // 2]},
+            "flops": {"timed_fraction": timed_fraction},
+            "keep": {"n": 300, "realized": [keep] * layers, "expected": [keep] * layers, "std": [0.02] * layers,
+                     "compute_realized": keep, "compute_expected": keep}}
+
+
+def test_schedule_timing_arithmetic():
+    from repro import pld
+    from repro.results import mean_hw
+    ratios = [0.78, 0.8, 0.82, 0.79, 0.81]
+    row = pld.schedule_timing(schedule_record("paper", ratios, 0.75))
+    saving, hw, _ = mean_hw([1 - r for r in ratios])
+    assert row["time_saving"] == pytest.approx(0.2) == pytest.approx(saving) and row["hw"] == pytest.approx(hw)
+    assert row["median_saving"] == pytest.approx(0.2) and row["pairs"] == 5 and row["vs_paper"] == pytest.approx(-0.04)
+    assert row["flop_saving"] == pytest.approx(0.25) and row["efficiency"] == pytest.approx(0.8)
+    assert row["blocks_skipped_expected"] == pytest.approx(1 - 8.75 / 12) and row["max_abs_z"] == 0
+    assert "20.0 ± " in pld.saving_text(row) and "less time" in pld.saving_text(row)
+    slower = pld.saving_text(pld.schedule_timing(schedule_record("code", [1.09, 1.1, 1.11], 0.8)))
+    assert slower.startswith("10.0 ± ") and "% more time per step" in slower and "median pair 10.0% more" in slower
+
+
 def test_pld_time_rule(tmp_path):
-    put(tmp_path, "pld_schedule", {"run": {"paired_time_ratio": 0.85, "flop_fraction": 0.8, "layers": 4}})
-    put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.2, pld_time_per_sample_saving_vs_preln=0.18,
+    from repro import pld
+    timing = {v: pld.schedule_timing(schedule_record(v, [1 - x + d for d in (-0.01, 0, 0.01)], 0.75))
+              for v, x in (("paper", 0.21), ("code", 0.17))}
+    put(tmp_path, "pld_schedule", {"default_variant": "paper", "timing": timing})
+    put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.12, pld_time_per_sample_saving_vs_preln=0.1,
                                                  pld_compute_fraction={"realized": 0.7}))
     claims = report.assess("cpu", tmp_path)
-    assert claims.loc["pld_time", "verdict"] == "reproduced" and claims.loc["pld_time", "value"] == pytest.approx(20)
-    put(tmp_path, "pld_pretraining", pld_summary())  # no paired timing there
-    claims = report.assess("cpu", tmp_path)
-    # without the pre-training run's timing, the time claim falls back on pld_schedule's paired timing: 15%
-    assert claims.loc["pld_time", "verdict"] == "partly" and claims.loc["pld_time", "value"] == pytest.approx(15)
+    row = claims.loc["pld_time"]
+    # the verdict reads pld_schedule's paper formula at 12 layers; the code's and pld_pretraining's are shown beside it
+    assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(21) and row["hw"] > 0
+    assert row["ours"].startswith("paper formula (the verdict), 12 x 256") and "code formula, 12 x 256: 17.0" in row["ours"]
+    assert "pld_pretraining (12 layers): paired steps 12.0%" in row["ours"] and "12 x 256 (layers x width), paper" in row["scale"]
+    put(tmp_path, "pld_schedule", {"default_variant": "code", "timing": timing})  # led by the official code's variant
+    assert report.assess("cpu", tmp_path).loc["pld_time", ["verdict", "value"]].tolist() == ["partly", pytest.approx(17)]
+    (tmp_path / "cpu" / "pld_schedule" / "summary.json").unlink()
+    claims = report.assess("cpu", tmp_path)  # without pld_schedule: pld_pretraining's paired timing, 12%
+    assert claims.loc["pld_time", "verdict"] == "partly" and claims.loc["pld_time", "value"] == pytest.approx(12)
+    put(tmp_path, "pld_pretraining", pld_summary())  # no paired timing anywhere: not measured
+    assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "not measured"
 
 
-@pytest.mark.parametrize("level, gap, verdict", [(80.0, 0.5, "reproduced"), (80.0, -5.0, "not reproduced"),
-                                                 (66.0, 0.5, "not measured")])
+@pytest.mark.parametrize("level, gap, verdict", [(90.0, 0.5, "reproduced"), (90.0, -5.0, "not reproduced"),
+                                                 (55.0, 0.5, "not measured")])
 def test_pld_glue_rule_reads_its_fine_tuning_runs_only(tmp_path, level, gap, verdict):
     ids = [record(notebook="pld_pretraining", profile="cpu", task="mlm", method="postln", seed=0, metrics={"val_loss": 5.0},
                   times={}, config={}, root=tmp_path)["run_id"]]  # a pre-training unit pld_glue asked for
-    for task in ("MRPC", "RTE"):  # majority labels: MRPC F1 81.2, RTE 52.7 (average 67)
+    for task in ("MRPC", "RTE"):  # majority labels: MRPC F1 81.2, RTE 52.7; a task is learned 5 points above
         for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
             for method, value in (("postln", level + noise), ("preln_pld_best", level + gap + 2 * noise)):
                 metric = {"MRPC": "f1", "RTE": "accuracy"}[task]
@@ -189,9 +237,9 @@ def test_early_bird_rule_and_the_drawn_tickets_drift(tmp_path):
 
 
 def test_a_baseline_at_chance_measures_nothing(tmp_path):
-    # MRPC's majority label scores F1 81.2 and RTE's 52.7: a dense model at 68 has learned nothing
+    # MRPC's majority label scores F1 81.2 and RTE's 52.7: a dense model at 55 learned neither task
     assert report.chance_score("MRPC") == pytest.approx(81.2, abs=0.1) and report.chance_score("STS-B") == 0
-    put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, 38.0, level=68.0))])
+    put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, 38.0, level=55.0))])
     row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
     assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
 

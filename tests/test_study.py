@@ -239,3 +239,39 @@ def test_a_checkpoint_written_by_other_code_is_not_resumed(store, capsys):
     (ctx_dir / "code.txt").write_text("another version\n")
     ask(S.Study("nb", "smoke"), run)
     assert seen == [True, False] and "starting over" in capsys.readouterr().out
+
+
+def test_a_deadline_stamps_its_checkpoint_with_the_functions_it_ran(store, capsys):
+    """Stopped at a deadline, a unit's checkpoint is tied to the functions it called: a resume
+    under a changed package whose changes it never ran continues it; a change to one it ran
+    starts it over. The resumed record's fingerprint covers both processes' calls."""
+    from repro.metrics import glue_metrics
+    from repro.results import config_hash
+
+    seen = []
+
+    def run(u):
+        seen.append((u.cache / "train" / "last.pt").exists())
+        if len(seen) in (1, 3):
+            glue_metrics("MRPC", [1, 0, 1], [1, 1, 1])  # the first process's work
+            (u.cache / "train").mkdir(parents=True, exist_ok=True)
+            (u.cache / "train" / "last.pt").write_text("weights")
+            raise S.TimeUp("stopped")
+        return {"metrics": {"x": 1.0}}
+    st = S.Study("nb", "smoke")
+    ctx_dir = st.cache_dir(S.Study.key("nb", "T", "m", 0, config_hash({"lr": 0.1})))
+    assert ask(st, run) is None
+    stamp = json.loads((ctx_dir / "code.txt").read_text())
+    assert "metrics.py::glue_metrics" in stamp and not any("squad" in k for k in stamp)
+    row = ask(S.Study("nb", "smoke"), run)  # resumed: the whole-package digest plays no part
+    assert seen == [False, True] and "metrics.py::glue_metrics" in row["code"]
+    assert not (ctx_dir / "code.txt").exists()  # recorded: the checkpoint is spent
+
+    # a second unit, stopped, then resumed after a function it ran changed
+    other = S.Study.key("nb", "T", "m", 0, config_hash({"lr": 0.2}))
+    assert ask(S.Study("nb", "smoke"), run, lr=0.2) is None
+    stamp_path = st.cache_dir(other) / "code.txt"
+    stamp = json.loads(stamp_path.read_text())
+    stamp_path.write_text(json.dumps({**stamp, "metrics.py::glue_metrics": "0" * 12}))
+    ask(S.Study("nb", "smoke"), run, lr=0.2)
+    assert seen[-1] is False and "metrics.glue_metrics" in capsys.readouterr().out
