@@ -418,7 +418,7 @@ def paired_by_seed(runs: pd.DataFrame, task: str, a: str, b: str, metric: str) -
     seeds = sorted(set(rows.loc[a].index) & set(rows.loc[b].index)) if {a, b} <= set(rows.index.get_level_values(0)) else []
     if not seeds:
         return None
-    secs = {m: [train_seconds({k: rows.loc[(m, s), f"times.{k}"] for k in ("total", "eval")}) for s in seeds]
+    secs = {m: [train_seconds({k: rows.loc[(m, s), f"time.{k}"] for k in ("total", "eval")}) for s in seeds]
             for m in (a, b)}
     diff = mean_hw([rows.loc[(a, s), f"metric.{metric}"] - rows.loc[(b, s), f"metric.{metric}"] for s in seeds])
     speed = mean_hw([tb / ta for ta, tb in zip(secs[a], secs[b])])

@@ -391,8 +391,10 @@ class Study:
         before = os.environ.get("REPRO_PROBE_STEPS")
         os.environ["REPRO_PROBE_STEPS"] = before or "3"
         try:
+            t0 = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="repro-probe-") as tmp:
                 run(UnitContext(ctx.key, Path(tmp)))  # no checkpoint of the probe survives it
+            return time.perf_counter() - t0  # a unit with no training loop ran whole: its time
         except Probe as p:
             return p.seconds_per_step * p.steps
         except Exception as e:  # noqa: BLE001 - an estimate must never break the plan

@@ -21,7 +21,18 @@ def test_glue_finetune_smoke(tmp_path, monkeypatch):
     assert 0 <= summary["tasks"]["MRPC"]["mean"] <= 100 and summary["tasks"]["MRPC"]["metric"] == "f1"
     assert summary["provenance"]["torch"]
     runs = results.load_runs("smoke", "glue_finetune", root=tmp_path)
-    assert len(runs) == 2 and set(runs["status"]) == {"ok"}
-    assert summary["complete"] and summary["done"] == summary["planned"] == 2
+    # one run per task, plus MRPC's batching check: the same seed with random batches
+    assert len(runs) == 3 and set(runs["status"]) == {"ok"}
+    assert sorted(zip(runs["task"], runs["method"], runs["config.group_by_length"])) == [
+        ("MRPC", "dense", True), ("MRPC", "dense, random batches", False), ("STS-B", "dense", True)]
+    assert summary["complete"] and summary["done"] == summary["planned"] == 3
     assert set(runs["config.pooling"]) == {"mean"}  # MiniLM's own pooling, recorded with every run
     assert runs["config_hash"].notna().all() and runs["prov.git_rev"].notna().all()
+    # the floors each task's baseline is held against: input-blind everywhere, zero-shot on STS-B
+    mrpc, stsb = summary["tasks"]["MRPC"], summary["tasks"]["STS-B"]
+    assert mrpc["blind"] > 0 and mrpc["zero_shot"] is None and "input-blind" in mrpc["floors"]
+    assert stsb["blind"] == 0 and stsb["zero_shot"] > 50  # MiniLM's sentence embeddings know STS-B
+    check = summary["batching_check"]
+    assert check["task"] == "MRPC" and check["seeds"] == [0] and check["speedup"] > 0
+    grouped, random_ = (runs[(runs.task == "MRPC") & (runs.method == m)].iloc[0] for m in ("dense", "dense, random batches"))
+    assert check["diff"] == pytest.approx(grouped["metric.f1"] - random_["metric.f1"])

@@ -311,12 +311,14 @@ def test_savings_are_words_never_a_negative_less(pct, hw, text):
 def test_a_negative_saving_reads_as_more_time(tmp_path):
     put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", eb_runs(-0.5, 2.0, -75.9))])
     put(tmp_path, "earlybert_pretraining", {"methods": {"earlybert": {"time_saving_pct": -3.0, "flops_saving_pct": 24.0}}})
-    put(tmp_path, "pld_schedule", {"run": {"paired_time_ratio": 1.05, "flop_fraction": 0.8, "layers": 4}})
+    from repro import pld as P
+    put(tmp_path, "pld_schedule", {"default_variant": "paper",
+                                   "timing": {"paper": P.schedule_timing(schedule_record("paper", [1.04, 1.05, 1.06], 0.8))}})
     claims = report.assess("cpu", tmp_path)
     eb, pld = claims.loc["earlybert_time", "ours"], claims.loc["pld_time", "ours"]
     assert "glue: 75.9 ± 0.0% more time (34.0% fewer FLOPs, n=6)" in eb, eb
     assert "pre-training: 3.0% more time (24.0% fewer FLOPs, n=1)" in eb
-    assert pld.startswith("5.0% more time per sample")
+    assert pld.startswith("paper formula (the verdict), 12 x 256: 5.0 ± ") and "% more time per step" in pld, pld
     for text in (eb, pld):
         assert not re.search(r"-\s*\d[\d.]*\s*%", text) and "−" not in text, text  # no negative percentage
     assert claims.loc["earlybert_time", "verdict"] == "not reproduced"
