@@ -24,7 +24,7 @@ case's step time. The ratios pair the cases within a repetition (they ran back t
 the median of the per-repetition ratios; `spread` gives their range over repetitions, a measure
 of the noise. PLD's gates are a fixed sequence drawn once, the same in every repetition, and its
 ideal saving is computed from exactly those gates. FLOPs are counted analytically
-(repro.model.flops_per_token, x3 for forward + backward); skipped or sliced work counts zero.
+(repro.model.flops_per_step: the analytic forward x3 for forward + backward); skipped or sliced work counts zero.
 
 Ratios (top level of the JSON):
   pld_efficiency    = realized step-time saving of PLD / its FLOP saving        (target >= 0.95)
@@ -61,8 +61,8 @@ from pathlib import Path
 import torch
 
 from .earlybert import draw_masks, prune, random_masks
-from .model import Bert, flops_per_token
-from .pld import branch_scales, keep_probs
+from .model import Bert, flops_per_step
+from .pld import PLD
 from .train import Loop, TrainConfig, build_optimizer, pick_device
 
 
@@ -196,11 +196,9 @@ def _hf(size: BenchSize):
                                     attn_implementation="sdpa"))
 
 
-def _step_flops(model: Bert, size: BenchSize, gates=None) -> float:
-    c = model.config
-    head_tokens = MLM_FRACTION if c.head == "mlm" else 1.0
-    per_token = flops_per_token(c, size.seq_len, gates=gates, head_tokens=head_tokens)["total"]
-    return 3 * per_token * size.seq_len * size.batch  # forward + backward ~ 3x forward
+def _step_flops(model: Bert, size: BenchSize, gates=None, head_tokens: float | None = None) -> float:
+    head = head_tokens if head_tokens is not None else MLM_FRACTION if model.config.head == "mlm" else 1.0
+    return flops_per_step(model.config, size.seq_len, size.batch, gates, head)
 
 
 def build_cases(size: BenchSize, device, amp: bool, theta: float = 0.5, seed: int = 0) -> dict[str, Case]:
@@ -213,11 +211,10 @@ def build_cases(size: BenchSize, device, amp: bool, theta: float = 0.5, seed: in
     # the order is the round's order: each case sits next to the one it is compared with
     pre = _ours(size, "pre")
     add("dense_pre", pre, mlm, flops=_step_flops(pre, size))
-    # PLD at theta: one fixed sequence of gates, the paper's keep probabilities and 1/p_i scales
-    g = torch.Generator().manual_seed(seed)
-    p, s = keep_probs(theta, size.layers), branch_scales(theta, size.layers)
-    gates = [[si if torch.rand((), generator=g) < pi else None for pi, si in zip(p, s)]
-             for _ in range(size.steps)]
+    # PLD at theta: the gates PLD.gates draws (the paper's keep probabilities, 1/p_i scales) once
+    # theta has decayed to theta_bar = theta; with gamma = 100, exp(-100 t) vanishes from step 1
+    hook = PLD(theta_bar=theta, gamma=100.0, seed=seed)
+    gates = [hook.gates(1 + i, 0, size.layers) for i in range(size.steps)]
     pld = _ours(size, "pre")
     add("pld", pld, mlm, gates=gates,
         flops=statistics.fmean(_step_flops(pld, size, gt) for gt in gates))
@@ -231,8 +228,7 @@ def build_cases(size: BenchSize, device, amp: bool, theta: float = 0.5, seed: in
     post = _ours(size, "post")
     add("dense_post", post, mlm, flops=_step_flops(post, size))
     # BertForMaskedLM computes logits at every position, so its head costs 1/0.15 of ours
-    hf_per_token = flops_per_token(post.config, size.seq_len, head_tokens=1.0)["total"]
-    add("hf_mlm", _hf(size), mlm, flops=3 * hf_per_token * size.seq_len * size.batch)
+    add("hf_mlm", _hf(size), mlm, flops=_step_flops(post, size, head_tokens=1.0))
     dense_cls = _ours(size, "pre", head="cls")
     add("dense_cls", dense_cls, cls, flops=_step_flops(dense_cls, size))
     ticket_cls = prune(_ours(size, "pre", head="cls", slimming=True), heads, ffn)
