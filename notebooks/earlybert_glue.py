@@ -87,25 +87,13 @@ searches = [r for r in records if r is not None and r["method"] == "search"]
 print(f"{study.status()['done']} of {len(study.units)} units done")
 
 # %%
-methods = ["dense", draw, "random"]
-if len(runs):
-    results.save_table(runs, out, "runs")
-    table = ebr.method_table(runs, methods)
-    results.save_table(ebr.shown(table), out, "earlybert_glue")
+table = ebr.save_comparison(runs, draw, out, study.notebook, f"EarlyBERT ({draw} ticket) vs dense and random, {profile} profile")
+if table is not None:
     display(ebr.shown(table)[["n", "metric", "value", "time_s", "time_saving_pct", "time_saving_official_pct",
                               "flops_saving_pct", "params"]])
-
-# %%
-eb = ebr.early_bird_table(runs[runs.method != "dense"]) if len(runs) else None
-if eb is not None:
+    eb = ebr.early_bird_table(runs[runs.method != "dense"])
     results.save_table(ebr.shown(eb), out, "early_bird")
     display(ebr.shown(eb))
-
-# %%
-if len(runs):
-    fig = ebr.plot_comparison(runs[runs.method.isin(methods)], methods,
-                              f"EarlyBERT ({draw} ticket) vs dense and random, {profile} profile")
-    results.save_figure(fig, out, "earlybert_glue")
 
 # %%
 summary = {"earlybert": draw, "tickets": tickets, "recipe": R.search_config() | {"ticket_lr": R.ticket_lr,
@@ -124,12 +112,9 @@ study.write_summary(out, summary)
 # ## Conclusion (computed from the numbers above)
 
 # %%
-state, lines = study.status(), []
-if not state["complete"]:
-    lines.append(f"**Partial: {state['done']} of {state['planned']} units.**")
-if len(runs):
-    lines.append(ebr.comparison_text(table, draw, f"as run (dense {P.finetune_epochs:g} epochs, ticket {R.ticket_epochs:g})"))
-    lines.append(f"- Paper: {ebr.PAPER_TIME_SAVING[0]:.0f}-{ebr.PAPER_TIME_SAVING[1]:.0f}% less time, search included.")
+state = study.status()
+lines = [] if state["complete"] else [f"**Partial: {state['done']} of {state['planned']} units.**"]
+lines += ebr.comparison_text(table, draw, f"as run (dense {P.finetune_epochs:g} epochs, ticket {R.ticket_epochs:g})")
 if "pairs" in summary:
     for key, (d, hw, n) in summary["pairs"].items():
         a, b = key.split("-")
@@ -143,7 +128,5 @@ if searches:
     lines.append(f"- The detector fired in {len(fired)} of {len(searches)} searches"
                  + (f", at {100 * min(fired):.0f}-{100 * max(fired):.0f}% of the epoch (official fixed point: "
                     f"{100 * R.fixed_fraction:.0f}%)." if fired else "."))
-lines.append(ebr.timing_note(runs) if len(runs) else "")
-if profile == "smoke":
-    lines.append("At smoke scale these numbers only show that the pipeline runs: a handful of steps measure overheads.")
+lines.append(ebr.timing_note(runs, profile))
 display(Markdown("\n".join(lines)))

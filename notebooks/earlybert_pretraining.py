@@ -124,8 +124,7 @@ summary = {"pretrain_steps": steps, "draw": draw, "recipe": PR.search_config(), 
            "finetune_metric": main_metric(task), "equal": "fine-tuning steps", "seeds": seeds,
            "draw_step": drawn and drawn["step"], "draw_fraction": drawn and drawn["fraction"],
            "detector_fired": drawn and drawn["found"], "fired": search and search["fired"],
-           "methods": {m: {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in row.items()}
-                       for m, row in table.iterrows()}}
+           "methods": table.to_dict("index")}
 study.write_summary(out, summary)
 
 # %% [markdown]
@@ -139,12 +138,11 @@ if drawn:
                  f"fired by then: {drawn['found']}).")
 if {"dense", "earlybert"} <= set(table.index):
     e, d = table.loc["earlybert"], table.loc["dense"]
-    lines.append(f"- Pre-training, search included: {e['time_saving_pct']:+.1f}% time and {e['flops_saving_pct']:+.1f}% "
-                 f"FLOPs saved against dense; validation loss {e['val_loss']:.3f} vs dense {d['val_loss']:.3f}"
+    lines.append(f"- Pre-training against dense, search included: {results.saving(e['time_saving_pct'])}, "
+                 f"{results.fewer_flops(e['flops_saving_pct'])}; validation loss {e['val_loss']:.3f} vs dense {d['val_loss']:.3f}"
                  + (f" and random ticket {table.loc['random', 'val_loss']:.3f}" if "random" in table.index else "") + ".")
 if len(fine):
     lines.append(f"- Fine-tuned on {task} for equal steps ({main_metric(task)}): " + ", ".join(
         f"{m} {results.format_pm(row['finetune'], row['finetune_hw'])}" for m, row in table.iterrows()) + ".")
-lines.append(ebr.timing_note(pd.DataFrame(list(runs.values()))) + (" At smoke scale this only shows the pipeline runs "
-             "end to end." if profile == "smoke" else ""))
+lines.append(ebr.timing_note(pd.DataFrame(list(runs.values())), profile))
 display(Markdown("\n".join(lines)))

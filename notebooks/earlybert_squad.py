@@ -87,17 +87,9 @@ if first:
     print(f"{first['n_train']} training windows, {first['n_eval']} evaluation questions")
 
 # %%
-methods = ["dense", draw, "random"]
-if len(runs):
-    results.save_table(runs, out, "runs")
-    table = ebr.method_table(runs, methods)
-    results.save_table(ebr.shown(table), out, "earlybert_squad")
+table = ebr.save_comparison(runs, draw, out, study.notebook, f"SQuAD v1.1: EarlyBERT ({draw} ticket) vs dense and random")
+if table is not None:
     display(ebr.shown(table)[["n", "exact_match", "value", "time_s", "time_saving_pct", "flops_saving_pct", "params"]])
-
-# %%
-if len(runs):
-    fig = ebr.plot_comparison(runs, methods, f"SQuAD v1.1: EarlyBERT ({draw} ticket) vs dense and random, {profile} profile")
-    results.save_figure(fig, out, "earlybert_squad")
 
 # %%
 summary = {"earlybert": draw, "gate": gate, "dense_f1_bar": bar, "seeds": seeds, "seq_len": P.squad_seq_len,
@@ -105,27 +97,20 @@ summary = {"earlybert": draw, "gate": gate, "dense_f1_bar": bar, "seeds": seeds,
            "train_questions": P.squad_train_questions, "eval_questions": P.squad_eval_questions,
            "n_train_windows": first and first["n_train"], "n_eval_questions": first and first["n_eval"],
            "paper_time_saving_pct": list(ebr.PAPER_TIME_SAVING)}
-if len(runs):
-    summary["methods"] = {m: {k: float(table.loc[(ebr.SQUAD, m), k]) for k in ("exact_match", "value", "time_s")}
-                          for m in methods if (ebr.SQUAD, m) in table.index}
+if table is not None:
+    summary["methods"] = table.loc[ebr.SQUAD, ["exact_match", "value", "time_s"]].to_dict("index")
 study.write_summary(out, summary)
 
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
 # %%
-state, lines = study.status(), []
-if not state["complete"]:
-    lines.append(f"**Partial: {state['done']} of {state['planned']} units.**")
+state = study.status()
+lines = [] if state["complete"] else [f"**Partial: {state['done']} of {state['planned']} units.**"]
 if gate == "failed":
     lines.append(f"- Dense seed {seeds[0]} reached F1 {first['metrics']['f1']:.1f} < {bar:g}: the comparison was not run "
                  "(a model this weak says nothing about the ticket); more training questions or epochs first, or "
                  "`-p dense_f1_bar=0` to run it anyway.")
-if len(runs) and draw in set(runs.method):
-    lines.append(ebr.comparison_text(table, draw, "as run (equal epochs here)"))
-    lines.append(f"- Paper: {ebr.PAPER_TIME_SAVING[0]:.0f}-{ebr.PAPER_TIME_SAVING[1]:.0f}% less time, search included; "
-                 "EM/F1 comparable to BERT.")
-lines.append(ebr.timing_note(runs) if len(runs) else "")
-if profile == "smoke":
-    lines.append("At smoke scale this only shows the pipeline runs end to end.")
+lines += ebr.comparison_text(table, draw, "as run (equal epochs here)")
+lines.append(ebr.timing_note(runs, profile))
 display(Markdown("\n".join(lines)))

@@ -42,7 +42,7 @@ from .earlybert import (PAPER_TIME_SAVING, Slimming, kept_counts, mask_distance,
 from .metrics import main_metric
 from .model import Bert, flops_per_step
 from .profiles import Profile
-from .results import format_pm, mean_hw
+from .results import fewer_flops, format_pm, mean_hw, save_figure, save_table, saving
 from .study import Study
 from .tasks import (corpus_data, finetune_glue, finetune_squad, glue_data, glue_model, pretrain_mlm, scratch_model,
                     squad_data, squad_model, steps_for)
@@ -108,13 +108,27 @@ GLUE_RECIPE = Recipe()
 SQUAD_RECIPE = Recipe(search_lr=None, ticket_lr=None, ticket_epochs=None, ticket_warmup=0.1)
 
 
+RECIPES = {"recipe": GLUE_RECIPE, "pretrain_recipe": PretrainRecipe()}  # the notebooks' override parameters
+
+
 def recipe(base, overrides: dict | None):
-    """`base` with a notebook's overrides; an unknown name is one clear error listing the fields."""
+    """`base` with a notebook's overrides, each checked by its rule in repro.checks (draw_every:
+    a fraction of the search); an unknown name is one clear error listing the fields."""
+    from .checks import check_parameter
+
+    overrides = overrides or {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"expected a dict of recipe fields, e.g. {{'epsilon': 0.05}}, got {overrides!r}")
     names = {f.name for f in fields(base)}
-    bad = sorted(set(overrides or {}) - names)
+    bad = sorted(set(overrides) - names)
     if bad:
         raise ValueError(f"unknown recipe field(s) {bad}: valid fields are {', '.join(sorted(names))}")
-    return replace(base, **(overrides or {}))
+    for key, value in overrides.items():
+        if key != "draw_every":
+            check_parameter(key, value)
+        elif not (isinstance(value, (int, float)) and 0 < value <= 1):
+            raise ValueError(f"draw_every (a fraction of the search between draws) must be in (0, 1], got {value!r}")
+    return replace(base, **overrides)
 
 
 # ----------------------------------------------------------------------------- fine-tuning targets
@@ -486,20 +500,38 @@ def plot_comparison(runs: pd.DataFrame, methods, title: str):
     return fig
 
 
-def timing_note(runs: pd.DataFrame) -> str:
-    """The machine's load while the runs trained (1-minute load average), and whether it was busy."""
-    load = pd.to_numeric(runs.get("loadavg"), errors="coerce").dropna() if "loadavg" in runs else pd.Series(dtype=float)
+def timing_note(runs: pd.DataFrame, profile: str) -> str:
+    """The machine's load while the runs trained (1-minute load average) and whether it was busy;
+    at the smoke profile, that the numbers measure nothing."""
+    load = pd.to_numeric(runs["loadavg"], errors="coerce").dropna() if "loadavg" in runs else pd.Series(dtype=float)
+    note = "" if profile != "smoke" else "At smoke scale these numbers only show that the pipeline runs end to end."
     if load.empty:
-        return ""
+        return note
     busy = load.max() > os.cpu_count() + 0.5
     return (f"Timing conditions: 1-minute load average {load.mean():.1f} on {os.cpu_count()} cores"
-            + (" (other work competed for the CPU, so wall-clock times are noisy)." if busy else " (no heavy competing load)."))
+            + (" (other work competed for the CPU, so wall-clock times are noisy). " if busy else " (no heavy competing load). ")
+            + note)
 
 
-def comparison_text(table: pd.DataFrame, earlybert: str, accounting: str) -> str:
-    """The computed conclusion of a dense / EarlyBERT / random table (method_table)."""
+def save_comparison(runs: pd.DataFrame, earlybert: str, out, name: str, title: str) -> pd.DataFrame | None:
+    """Write a comparison notebook's outputs: runs.csv, the table of dense, the `earlybert` ticket
+    and the random one (`name`.csv, mean ± hw) and the figure `name`; returns the table
+    (method_table), None while no run has finished."""
+    if not len(runs):
+        return None
+    methods = ["dense", earlybert, "random"]
+    save_table(runs, out, "runs")
+    table = method_table(runs, methods)
+    save_table(shown(table), out, name)
+    save_figure(plot_comparison(runs[runs.method.isin(methods)], methods, title), out, name)
+    return table
+
+
+def comparison_text(table: pd.DataFrame | None, earlybert: str, accounting: str) -> list[str]:
+    """The computed conclusion of a dense / EarlyBERT / random table (method_table): per task the
+    metrics and the time saved both ways, in words; then the paper's claim."""
     lines = []
-    for task, g in table.groupby(level="task"):
+    for task, g in (table.groupby(level="task") if table is not None else []):
         g = g.droplevel("task")
         if "dense" not in g.index or earlybert not in g.index:
             continue
@@ -507,10 +539,13 @@ def comparison_text(table: pd.DataFrame, earlybert: str, accounting: str) -> str
         r = g.loc["random"] if "random" in g.index else None
         lines.append(f"- **{task}** ({e['metric']}): EarlyBERT {format_pm(e['value'], e['value_hw'])}, dense "
                      f"{format_pm(d['value'], d['value_hw'])}" + (f", random ticket {format_pm(r['value'], r['value_hw'])}" if r is not None else "")
-                     + f"; time saved vs dense {format_pm(e['time_saving_pct'], e['time_saving_pct_hw'], unit='%', signed=True)} "
-                     f"with equal epochs, {format_pm(e['time_saving_official_pct'], e['time_saving_official_pct_hw'], unit='%', signed=True)} "
-                     f"{accounting} (FLOPs {e['flops_saving_pct']:+.0f}%); the search took {e['search_s']:.0f} s of {e['time_s']:.0f} s.")
-    return "\n".join(lines)
+                     + f"; against dense {saving(e['time_saving_pct'], e['time_saving_pct_hw'])} with equal epochs, "
+                     f"{saving(e['time_saving_official_pct'], e['time_saving_official_pct_hw'])} {accounting} "
+                     f"({fewer_flops(e['flops_saving_pct'])}); the search took {e['search_s']:.0f} s of {e['time_s']:.0f} s.")
+    if lines:
+        lines.append(f"- Paper: {PAPER_TIME_SAVING[0]:.0f}-{PAPER_TIME_SAVING[1]:.0f}% less time, search included; "
+                     "accuracy comparable to BERT.")
+    return lines
 
 
 # ----------------------------------------------------------------------------- when tickets emerge

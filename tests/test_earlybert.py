@@ -468,3 +468,27 @@ def test_recipe_overrides_and_the_squad_gate():
     dense = {"metrics": {"f1": 49.9}}
     assert ebr.squad_gate(None, 50) == "waiting" and ebr.squad_gate(dense, 50) == "failed"
     assert ebr.squad_gate({"metrics": {"f1": 50.0}}, 50) == "passed" and ebr.squad_gate(None, 0) == "off"
+
+
+def test_squad_halves_are_split_by_article_at_the_profiles_sizes(tokenizer):
+    from repro import data as D
+    from repro.profiles import get_profile
+    P = get_profile("smoke")
+    s = ebr.Setting(ebr.SQUAD, P)
+    train_f, (eval_q, eval_f, eval_json), _ = s.data(tokenizer, seed=0)
+    halves = D.squad_article_split(D.load_squad(), eval_fraction=ebr.SQUAD_SPLIT["eval_fraction"],
+                                   seed=ebr.SQUAD_SPLIT["seed"])
+    contexts = [{p["context"] for a in h["data"] for p in a["paragraphs"]} for h in halves]
+    assert len(halves[0]["data"]) == len(halves[1]["data"]) == 24 and not contexts[0] & contexts[1]  # 48 articles
+    # evaluation: the profile's first questions of the evaluation half, its answers filtered to them
+    assert len(eval_q) == P.squad_eval_questions and {q["context"] for q in eval_q} <= contexts[1]
+    assert {q["id"] for a in eval_json["data"] for p in a["paragraphs"] for q in p["qas"]} == {q["id"] for q in eval_q}
+    assert {f["example_id"] for f in eval_f} == {q["id"] for q in eval_q}
+    # windows of the profile's length, overlapping: long contexts give a question several windows
+    assert max(len(f["input_ids"]) for f in train_f + eval_f) == P.squad_seq_len
+    assert len(train_f) > P.squad_train_questions and len(eval_f) > len(eval_q)
+    # another seed draws other training questions, never other evaluation questions
+    train1, (eval_q1, _, _), _ = s.data(tokenizer, seed=1)
+    assert [q["id"] for q in eval_q1] == [q["id"] for q in eval_q]
+    assert [f["input_ids"] for f in train1] != [f["input_ids"] for f in train_f]
+    assert len(s.data(tokenizer, seed=0, eval_limit=8)[1][0]) == 8
