@@ -1,211 +1,143 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # When does the EarlyBERT ticket emerge? Mask distances during the search
 #
-# Reproduces EarlyBERT's mask-distance figure (Chen et al., ACL 2021, after You et al.'s
-# Early-Bird tickets): during the searching stage (all weights + slimming coefficients, L1 on the
-# coefficients) a ticket is drawn from the coefficients recorded at regular steps (1/3 of the heads
-# in every layer, 40% of the FFN neurons globally, by |coefficient|), and the normalised Hamming
-# distance between every pair of tickets is plotted. Two settings:
+# EarlyBERT's early-bird claim (Chen et al., ACL 2021, after You et al.'s Early-Bird tickets): the
+# ticket (1/3 of the heads in every layer, 40% of the FFN neurons over all layers, by |coefficient|)
+# stops changing early in the search. The searches are the units of `earlybert_glue` (every task and
+# seed of the profile: one whole epoch, coefficients recorded every step) and of
+# `earlybert_pretraining` (MLM from scratch, recorded to `observe_fraction` of the run): asked for
+# by identity, trained once. The early-bird detector keeps the last 5 tickets (drawn every 2% of
+# the search) and fires when the newest is within 0.1 of each. Four criteria run side by side:
+# heads alone, FFN neurons alone, both as one mask (joint), and heads and FFN at the same draw (the
+# stopping rule the tickets and the report use).
 #
-# 1. **fine-tuning** search from the profile's pretrained checkpoint on a GLUE task;
-# 2. **pre-training** search, MLM from scratch on the text corpus (the part the official code
-#    never released).
-#
-# Figure `mask_distance`: per setting (rows) and mask kind (columns: attention heads, FFN neurons)
-# the pairwise distance matrix, both axes the training step of the two tickets, colour 0..1. The
-# solid red line marks the step where the early-bird criterion (FIFO of the last `window` tickets
-# all within `epsilon` of the newest) held for the heads AND the FFN neurons at the same draw: the
-# search's stopping rule, and the criterion the report uses; the dotted orange line, where that
-# panel's mask kind alone met it. The dashed line is the official code's fixed drawing point, 20%
-# of the first epoch (fine-tuning only).
-# Figure `detector_trace`: the detectors' largest distance within their FIFO against the step, with
-# epsilon and the heads-and-FFN step. `summary.json`: the firing steps as fractions of the search length.
+# **`criterion.csv`**: per search, where each criterion fired (fraction of the epoch; pre-training:
+# of the whole run), the official fixed point (20% of the epoch) and the detector ticket's distance
+# to the last ticket. **`mask_distance.png`**: the pairwise distance matrix of the tickets (both
+# axes the training step, colour 0..1) of one fine-tuning search and the pre-training search, heads
+# and FFN neurons; a line per criterion where it fired (legend), the report's bold.
+# **`detector_trace.png`**: each detector's largest distance within its FIFO against the step.
+# Whether early tickets also *train* as well as late ones is `earlybert_glue`'s early-bird table.
 
 # %% tags=["parameters"]
 profile = "smoke"
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
-seeds: list | None = None  # None: the profile's seeds; the searches run with the first
-task: str = "MRPC"
+tasks: list | None = None  # None: the profile's GLUE tasks (pass what earlybert_glue ran with)
+seeds: list | None = None  # None: the profile's seeds for each task
 checkpoint: str | None = None  # None: the profile's checkpoint
-max_train_examples: int | None = None  # None: the profile's training subset
-search_epochs: float = 1.0  # official fine-tuning search: one epoch
-search_lr: float | None = None  # official: 2e-5; None: the profile's fine-tuning lr
-fixed_fraction: float = 0.2  # official drawing point: 20% of the first epoch
-pretrain: bool = True  # also search during MLM pre-training from scratch
-pretrain_fraction: float = 0.2  # the pre-training search runs this fraction of the profile's pretrain_steps
-checkpoints: int = 60  # about this many recorded tickets per search (the matrices' size)
-draw_every: int | None = None  # detector draws; None: every 2% of the search
-window: int = 5
-epsilon: float = 0.1
-lambda_head: float = 1e-4
-lambda_ffn: float = 1e-4
-head_ratio: float = 0.333333
-ffn_ratio: float = 0.4
+max_train_examples: int | None = None  # as earlybert_glue's; None: the profile's sizes per task
+recipe: dict | None = None  # overrides of earlybert_runs.Recipe, as earlybert_glue's
+pretrain: bool = True  # also the pre-training search (earlybert_pretraining's unit)
+ln: str = "pre"  # as earlybert_pretraining's
+pretrain_steps: int | None = None  # as earlybert_pretraining's; None: the profile's eb_pretrain_steps
+pretrain_recipe: dict | None = None  # overrides of earlybert_runs.PretrainRecipe, as earlybert_pretraining's
+checkpoints: int = 60  # tickets per matrix (evenly spread over the recorded steps)
 
 # %%
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
+from repro import earlybert_runs as ebr
 from repro import results
 from repro.checks import check_parameters
 from repro.data import load_tokenizer
-from repro.earlybert import Slimming, distance_matrix
 from repro.profiles import get_profile
-from repro.tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model, steps_for
+from repro.study import Study
 
 check_parameters(globals())
-P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples)
-out = Path(output_dir) if output_dir else results.output_dir(profile, "ticket_mask_distance")
-seed = list(seeds if seeds is not None else P.seeds)[0]
+study = Study("ticket_mask_distance", profile)
+P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples,
+                task_max_train=() if max_train_examples else None, eb_pretrain_steps=pretrain_steps)
+out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+R, PR = ebr.recipe(ebr.GLUE_RECIPE, recipe), ebr.recipe(ebr.PretrainRecipe(), pretrain_recipe)
+tasks = list(tasks or P.glue_tasks)
+task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 tokenizer = load_tokenizer(P.checkpoint)
-draw_kw = dict(head_ratio=head_ratio, ffn_ratio=ffn_ratio)
-
-
-def hook_for(steps):
-    # records ~`checkpoints` tickets; the detector draws every `draw_every` steps (never stops the run)
-    return Slimming(lambda_head, lambda_ffn, record_every=max(1, steps // checkpoints),
-                    draw_every=draw_every or max(1, round(0.02 * steps)), window=window, epsilon=epsilon, **draw_kw)
-
-
-searches = {}
+draw_kw = {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio}
 
 # %%
-data = glue_data(task, P, tokenizer, data_dir, seed)
-per_epoch = steps_for(len(data[0]), P.finetune_batch, 1.0)
-steps = max(1, math.ceil(search_epochs * per_epoch))
-torch.manual_seed(seed)
-hook = hook_for(steps)
-# the dev score after the search is not what this notebook is about: 8 dev examples keep it cheap
-run = finetune_glue(glue_model(P.checkpoint, task, seed=seed, slimming=True), task, P, seed, tokenizer=tokenizer,
-                    data=(data[0], data[1][:8], data[2]), steps=steps, lr=search_lr or P.finetune_lr,
-                    hooks=[hook], progress=False)
-searches["fine-tuning"] = {"hook": hook, "steps": steps, "result": run["result"],
-                           "fixed_step": max(1, round(fixed_fraction * per_epoch)),
-                           "what": f"{task} from {P.checkpoint}, {len(data[0])} examples, batch {P.finetune_batch}"}
-print(f"fine-tuning search: {steps} steps ({per_epoch} per epoch), {len(hook.steps)} recorded tickets, "
-      f"detectors fired at {hook.fired_steps()}")
+fine = [ebr.search_unit(study, ebr.Setting(t, P, data_dir), s, tokenizer, R) for t in tasks for s in task_seeds[t]]
+pre = ebr.pretrain_search_unit(study, P, P.seeds[0], PR, ln=ln, data_dir=data_dir) if pretrain else None
+found = {"fine-tuning": [r for r in fine if r], "pre-training": [pre] if pre else []}
+table = pd.concat([ebr.criterion_table(v, k) for k, v in found.items() if v] or [pd.DataFrame()], ignore_index=True)
+if len(table):
+    results.save_table(table, out, "criterion")
+    display(table)
 
 # %%
-if pretrain:
-    pre_steps = max(1, round(pretrain_fraction * P.pretrain_steps))
-    chars = pre_steps * P.pretrain_batch * P.seq_len * 5  # ~5 characters per token: one pass over the text
-    corpus = corpus_data(P, tokenizer, data_dir, max_chars=chars, valid_chars=300 * P.seq_len * 5)
-    torch.manual_seed(seed)
-    hook = hook_for(pre_steps)
-    run = pretrain_mlm(scratch_model(P, tokenizer, seed=seed, slimming=True), P, seed, data=corpus, steps=pre_steps,
-                       hooks=[hook], eval_every=0, progress=False)
-    searches["pre-training"] = {"hook": hook, "steps": pre_steps, "result": run["result"], "fixed_step": None,
-                                "what": f"MLM from scratch, {P.layers}x{P.hidden} {len(corpus[0])} blocks of {P.seq_len}"}
-    print(f"pre-training search: {pre_steps} steps, {len(hook.steps)} recorded tickets, "
-          f"detectors fired at {hook.fired_steps()}")
+panels = []
+for setting, r in (("fine-tuning", found["fine-tuning"][:1]), ("pre-training", found["pre-training"])):
+    for rec in r:
+        steps, mats = ebr.distance_matrices(study, rec, checkpoints, **draw_kw)
+        what = f"{rec['task']} seed {rec['seed']}" if setting == "fine-tuning" else f"MLM {P.layers}x{P.hidden}"
+        panels.append({"title": f"{setting} ({what})", "steps": steps, "matrices": mats, "fired": rec["fired"],
+                       "fixed": rec["tickets"]["fixed"]["step"] if setting == "fine-tuning" else None})
+if panels:
+    results.save_figure(ebr.plot_mask_distance(panels), out, "mask_distance")
 
 # %%
-KINDS = [("heads", 0, "attention heads"), ("ffn", 1, "FFN neurons")]
-matrices, summary = {}, {"window": window, "epsilon": epsilon, "head_ratio": head_ratio, "ffn_ratio": ffn_ratio}
-for setting, s in searches.items():
-    hook = s["hook"]
-    masks = hook.recorded_masks()
-    fired = hook.fired_steps()
-    summary[setting] = {
-        "what": s["what"], "search_steps": s["steps"], "recorded": len(hook.steps), "draw_every": hook.draw_every,
-        "units": {"heads": sum(hook.sizes[0]), "ffn": sum(hook.sizes[1])},
-        "fired_step": fired, "fired_fraction": {k: (v / s["steps"] if v is not None else None) for k, v in fired.items()},
-        "fixed_step": s["fixed_step"], "fixed_fraction": s["fixed_step"] / s["steps"] if s["fixed_step"] else None}
-    for kind, i, _ in KINDS:
-        D = distance_matrix([m[i] for m in masks])
-        matrices[setting, kind] = D
-        results.save_table(pd.DataFrame(D.numpy(), index=hook.steps, columns=hook.steps), out,
-                           f"distance_{setting}_{kind}")
-        summary[setting][f"max_distance_{kind}"] = float(D.max())
-        summary[setting][f"final_vs_first_{kind}"] = float(D[0, -1])
-    results.save_table(pd.DataFrame(hook.draws), out, f"detector_{setting}")
-    results.record(notebook="ticket_mask_distance", profile=profile, task=task if setting == "fine-tuning" else "MLM",
-                   method="earlybert", seed=seed, metrics={f"fired_fraction_{k}": v for k, v in
-                                                           summary[setting]["fired_fraction"].items()},
-                   times=s["result"].times, config={"profile": P.to_dict(), "setting": setting, **summary[setting]})
+traces = [(f"{k}: {r['task']} seed {r['seed']}", r) for k, v in found.items() for r in v[:1]]
+if traces:
+    fig, axes = plt.subplots(1, len(traces), figsize=(5.5 * len(traces), 3.5), squeeze=False)
+    for ax, (title, r) in zip(axes[0], traces):
+        d = pd.DataFrame(r["draws"])
+        for kind, style in (("heads", "-"), ("ffn", "--"), ("joint", ":")):
+            ax.plot(d["step"], d[f"max_dist_{kind}"].astype(float), style, label=ebr.CRITERIA_LONG[kind])
+        ax.axhline(R.epsilon, color="k", lw=0.8, label=f"epsilon = {R.epsilon}")
+        ax.set(xlabel="training step", ylabel=f"max distance to the last {R.window - 1} tickets",
+               title=f"Early-bird detector, {title}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    results.save_figure(fig, out, "detector_trace")
 
 # %%
-fig, axes = plt.subplots(len(searches), 2, figsize=(10, 4.3 * len(searches)), squeeze=False)
-for r, (setting, s) in enumerate(searches.items()):
-    hook, fired = s["hook"], s["hook"].fired_steps()
-    for c, (kind, _, label) in enumerate(KINDS):
-        ax, D, st = axes[r][c], matrices[setting, kind], hook.steps
-        half = hook.record_every / 2  # each cell spans one record interval
-        im = ax.imshow(D.numpy(), vmin=0, vmax=1, cmap="viridis", origin="lower",
-                       extent=(st[0] - half, st[-1] + half, st[0] - half, st[-1] + half))
-        if fired[kind] is not None:  # this mask kind's criterion alone
-            ax.axvline(fired[kind], color="orange", ls=":", lw=1.5, zorder=3, label=f"{kind} alone met it (step {fired[kind]})")
-            ax.axhline(fired[kind], color="orange", ls=":", lw=1.5, zorder=3)
-        if fired["found"] is not None:  # heads and FFN at one draw: the stopping rule, the report's criterion
-            ax.axvline(fired["found"], color="red", lw=1.5, label=f"heads + FFN met it (step {fired['found']}): the report's")
-            ax.axhline(fired["found"], color="red", lw=1.5)
-        if s["fixed_step"]:
-            ax.axvline(s["fixed_step"], color="white", ls="--", lw=1.5, label=f"official 20% of epoch 1 (step {s['fixed_step']})")
-            ax.axhline(s["fixed_step"], color="white", ls="--", lw=1.5)
-        ax.set_xlabel("training step of ticket A")
-        ax.set_ylabel("training step of ticket B")
-        ax.set_title(f"{setting}: {label}" + ("" if fired["found"] is not None else
-                                              f"\nheads + FFN criterion (the report's) never met in {s['steps']} steps"),
-                     fontsize=10)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper left")
-        fig.colorbar(im, ax=ax, label="normalised Hamming distance")
-fig.tight_layout()
-results.save_figure(fig, out, "mask_distance")
+settings = {}
+for k, v in found.items():
+    if v:
+        t = table[table.setting == k]
+        settings[k] = {"searches": len(v), "fired": int(t["fired_found"].notna().sum()),
+                       "fired_fraction": t["fired_found"].dropna().tolist(), "fixed_fraction": t["fixed"].dropna().tolist(),
+                       "distance_to_last": {kind: t[f"distance_to_last_{kind}"].tolist() for kind in ("heads", "ffn")},
+                       "search_fraction": PR.search_fraction if k == "pre-training" else None}
+study.write_summary(out, {"epsilon": R.epsilon, "window": R.window, "criterion": "found", "settings": settings,
+                          "tasks": tasks})
+
+# %% [markdown]
+# ## Conclusion (computed from the numbers above)
 
 # %%
-fig, axes = plt.subplots(1, len(searches), figsize=(5.5 * len(searches), 3.5), squeeze=False)
-for ax, (setting, s) in zip(axes[0], searches.items()):
-    d = pd.DataFrame(s["hook"].draws)
-    for kind, style, name in (("heads", "-", "heads"), ("ffn", "--", "FFN"), ("joint", ":", "heads and FFN concatenated")):
-        ax.plot(d["step"], d[f"max_dist_{kind}"].astype(float), style, label=name)
-    ax.axhline(epsilon, color="k", lw=0.8, label=f"epsilon = {epsilon}")
-    found = s["hook"].fired_steps()["found"]
-    if found is not None:
-        ax.axvline(found, color="red", lw=1.2, label=f"heads and FFN both within epsilon (step {found}): the report's")
-    if s["fixed_step"]:
-        ax.axvline(s["fixed_step"], color="gray", ls="--", label="official fixed point")
-    ax.set_xlabel("training step")
-    ax.set_ylabel(f"max distance to the last {window - 1} tickets")
-    ax.set_title(f"Early-bird detector, {setting}")
-    ax.legend(fontsize=7)
-fig.tight_layout()
-results.save_figure(fig, out, "detector_trace")
-
-# %%
-results.write_summary(out, summary)
-
-
-def said(setting):
-    s = summary[setting]
-    parts = []
-    for kind in ("heads", "ffn", "found"):
-        f = s["fired_fraction"][kind]
-        name = {"heads": "heads", "ffn": "FFN neurons", "found": "both (the stopping rule)"}[kind]
-        parts.append(f"{name}: " + (f"step {s['fired_step'][kind]} ({100 * f:.0f}% of the search)" if f is not None
-                                    else "did not fire"))
-    fixed, found = "", s["fired_step"]["found"]
-    if s["fixed_step"]:
-        fixed = f"; the official fixed point is step {s['fixed_step']} ({100 * s['fixed_fraction']:.0f}%)"
-        if found is not None:
-            gap = found - s["fixed_step"]
-            fixed += ", so the criterion fired " + ("exactly there" if gap == 0 else
-                                                     f"{abs(gap)} steps {'after' if gap > 0 else 'before'} it")
-    # swapping one kept and one pruned unit moves the distance by 2 / units
-    coarse = [k for k in ("heads", "ffn") if 2 / s["units"][k] >= epsilon]
-    caveat = "".join(f" With {s['units'][k]} {k} in all, one swap already moves the distance by "
-                     f"{2 / s['units'][k]:.3f} >= epsilon: that criterion only holds for identical masks." for k in coarse)
-    return (f"**{setting}** ({s['search_steps']} steps): detector — " + "; ".join(parts) + fixed +
-            f". Largest distance between any two tickets: heads {s['max_distance_heads']:.2f}, "
-            f"FFN {s['max_distance_ffn']:.2f}." + caveat)
-
-
-display(Markdown("\n\n".join(said(k) for k in searches) + (
-    "\n\nAt smoke scale the searches are a handful of steps: the figure shows the machinery, "
-    "not when tickets emerge." if profile == "smoke" else "")))
+state, lines = study.status(), []
+if not state["complete"]:
+    lines.append(f"**Partial: {state['done']} of {state['planned']} searches.**")
+for k, s in settings.items():
+    f, where = s["fired_fraction"], "the epoch" if k == "fine-tuning" else "the pre-training run"
+    lines.append(f"- **{k}**: the stopping rule fired in {s['fired']} of {s['searches']} searches"
+                 + (f", at {100 * min(f):.0f}-{100 * max(f):.0f}% of {where} (median {100 * pd.Series(f).median():.0f}%)" if f else "")
+                 + (f"; the official fixed point is {100 * s['fixed_fraction'][0]:.0f}%" if k == "fine-tuning" and s["fixed_fraction"] else "")
+                 + ". The detector's ticket differs from the search's last ticket by "
+                 + ", ".join(f"{kind} {pd.Series(v).mean():.2f}" for kind, v in s["distance_to_last"].items()) + " on average.")
+    for kind in ("heads", "ffn"):  # one swap of a kept and a pruned unit moves the distance by 2 / units
+        n = int(table.loc[table.setting == k, f"units_{kind}"].min())
+        if 2 / n >= R.epsilon:
+            lines.append(f"  With {n} {kind} in all one swap already moves the distance by {2 / n:.3f} >= epsilon: "
+                         "that criterion only holds for identical masks.")
+if profile == "smoke":
+    lines.append("At smoke scale the searches are a handful of steps: the figures show the machinery, not when tickets emerge.")
+display(Markdown("\n".join(lines)))

@@ -15,20 +15,22 @@ COUNTS = {
     "max_tasks": "GLUE tasks to run", "max_seeds": "seeds to run", "max_train_examples": "training examples",
     "steps": "training steps", "pilot_steps": "steps of each learning-rate pilot run",
     "max_chars": "characters of the corpus to read", "batching_seeds": "runs of the batching check",
-    "valid_examples": "validation blocks", "checkpoints": "recorded tickets per search",
+    "valid_examples": "validation blocks", "checkpoints": "tickets per mask-distance matrix",
     "draw_every": "steps between ticket draws", "window": "tickets in the detector's window",
     "eval_every": "steps between evaluations", "seq_len": "tokens per window", "stride": "overlap in tokens",
     "layers_analytic": "layers in the analytic figures", "horizon": "steps in the analytic figures",
+    "pretrain_steps": "pre-training steps of each run",
 }
 # numbers > 0: learning rates, lengths in epochs, multipliers
-POSITIVE = {"lr", "lr_high", "search_lr", "finetune_lr", "epochs", "search_epochs", "finetune_epochs",
+POSITIVE = {"lr", "lr_high", "search_lr", "finetune_lr", "ticket_lr", "epochs", "search_epochs", "finetune_epochs",
+            "ticket_epochs",
             "gamma", "epsilon", "subset_scale", "pretrain_fraction"}
 # fractions in (0, 1]
-FRACTIONS = {"fixed_fraction", "head_ratio", "ffn_ratio", "theta_bar"}
+FRACTIONS = {"fixed_fraction", "observe_fraction", "head_ratio", "ffn_ratio", "theta_bar"}
 # fractions in (0, 1): the search must leave the ticket something to train
 OPEN_FRACTIONS = {"search_fraction"}
-# numbers >= 0 (0 switches the term off)
-NON_NEGATIVE = {"lambda_head", "lambda_ffn"}
+# numbers >= 0 (0 switches the term, or the gate, off)
+NON_NEGATIVE = {"lambda_head", "lambda_ffn", "dense_f1_bar", "ticket_warmup"}
 CHOICES = {"draw": ("detector", "fixed"), "variant": ("paper", "code"), "ln": ("pre", "post"),
            "high_schedule": ("recipe", "profile")}
 
@@ -77,6 +79,12 @@ def check_parameter(key: str, value):
         value = glue_task_name(value)
     elif key == "tasks":
         value = _tasks(value)
+    elif key == "tickets":
+        from .earlybert_runs import TICKETS
+        _sequence(key, value, lambda x: x in TICKETS, f"EarlyBERT tickets ({', '.join(TICKETS)})")
+    elif key in ("recipe", "pretrain_recipe"):  # EarlyBERT's recipe overrides: each field by its rule
+        from .earlybert_runs import RECIPES, recipe
+        recipe(RECIPES[key], value)
     elif key == "methods":
         _sequence(key, value, lambda x: isinstance(x, str) and x.strip(), "method names")
     elif key == "checkpoint":
@@ -136,4 +144,4 @@ def check_parameters(namespace: dict) -> None:
 
 
 _KNOWN = (set(COUNTS) | POSITIVE | FRACTIONS | OPEN_FRACTIONS | NON_NEGATIVE | set(CHOICES)
-          | {"theta_bars", "gammas", "seeds", "task", "tasks", "methods", "checkpoint", "data_dir"})
+          | {"theta_bars", "gammas", "seeds", "task", "tasks", "tickets", "recipe", "pretrain_recipe", "methods", "checkpoint", "data_dir"})

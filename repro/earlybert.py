@@ -1,16 +1,8 @@
 """EarlyBERT (Chen et al., ACL 2021): structured early-bird lottery tickets for BERT.
 
-    steps, slim = search_plan(steps_per_epoch, draw="detector")  # L1 term + early-bird detector
-    out = run_pipeline(model, search_fn, train_fn, slim)  # search -> draw -> prune -> rewind -> train
-    runs = compare(make_model, search_fn, train_fn, ...)  # dense vs random ticket vs EarlyBERT
-
-- Time accounting: a pipeline's time is search + drawing/pruning + efficient training, each
-  excluding evaluation, so "time saved" compares the whole pipeline with dense training of the
-  same length (the paper's 35-45% counts the search too).
-
 - Coefficients live in the model (`BertConfig(slimming=True)`): one per attention head, one per FFN
   neuron, initialised to 1; `enable_slimming` adds them to a model built without.
-- Searching: task loss + lambda_head * sum|c_head| + lambda_ffn * sum|c_ffn| (sums over all layers),
+- Searching: task loss + lambda_head * sum|c_head| + lambda_ffn * sum|c_ffn| (sums over all layers);
   the `Slimming` hook adds that term, records the coefficients and runs the early-bird detectors.
 - Drawing (`draw_masks`): heads per layer (1/3 with the smallest |c|), FFN neurons globally (40%).
   The official code ranks the raw value (`c > quantile`); `magnitude=False` gives that variant.
@@ -19,29 +11,32 @@
   one. Three detectors run side by side: heads, FFN neurons, and both concatenated ("joint");
   `stop_on="both"` (default) declares the ticket found when the heads AND the FFN detectors hold
   at the same draw, so the drawn ticket is stable in both kinds.
+- When to draw (`search_plan`): when the detector fires, or at the official code's fixed point
+  (20% of the first epoch, `fixed_step`), within a search of at most one epoch.
 - Pruning (`prune`) is model surgery: pruned heads' Q/K/V rows and attention-output columns, pruned
   neurons' fc1 rows and fc2 columns are sliced out, and the config records per-layer sizes. The
   result is a smaller dense model, not a masked one.
-- Rewind (`run_pipeline(rewind=True)`, as the official code): the ticket is trained from the weights
-  before the search (pretrained encoder + the task head as initialised), with the L1 term off.
+- Rewind (as the official code): the ticket is trained from the weights before the search
+  (`snapshot`: pretrained encoder + the task head as initialised), with the L1 term off.
+
+The experiments built on these (search, tickets, dense and random baselines as study units, time
+accounting) are in `repro.earlybert_runs`.
 """
 from __future__ import annotations
 
 import copy
-import functools
 import math
-import os
-import time
 from collections import deque
 from dataclasses import replace
 
 import torch
 import torch.nn as nn
 
-from .model import Bert, flops_per_token
+from .model import Bert
 from .train import Hook, train_seconds
 
 SCOPES = ("layer", "global")
+PAPER_TIME_SAVING = (35.0, 45.0)  # % less training time than BERT, search included (the abstract)
 
 
 # -- coefficients and the L1 term ------------------------------------------------------------
@@ -265,6 +260,14 @@ class Slimming(Hook):
         """The i-th recorded (head_coefs, ffn_coefs), split back into per-layer lists."""
         return list(self.head_record[i].split(self.sizes[0])), list(self.ffn_record[i].split(self.sizes[1]))
 
+    def masks_at(self, step: int, **draw_kw) -> tuple:
+        """The ticket drawn from the coefficients recorded at optimizer step `step` (default: this
+        hook's draw settings); with record_every=1 any step of the search can be drawn again."""
+        if step not in self.steps:
+            raise ValueError(f"no coefficients recorded at step {step} (recorded every {self.record_every} steps, "
+                             f"up to {self.steps[-1] if self.steps else 0}): record with record_every=1")
+        return draw_masks(self.coefficients_at(self.steps.index(step)), **{**self.draw_kw, **draw_kw})
+
     def recorded_masks(self, **draw_kw) -> list[tuple]:
         """A ticket drawn from every recorded checkpoint (default: this hook's draw settings)."""
         kw = {**self.draw_kw, **draw_kw}
@@ -353,254 +356,46 @@ def masked_copy(model: Bert, head_mask, ffn_mask) -> Bert:
     return m
 
 
-def flops_per_step(config, seq_len: int, batch_size: int, head_tokens: float = 1.0) -> float:
-    """Training FLOPs of one optimizer step of `batch_size` sequences: forward (analytic, pruned
-    parts count zero) x 3 for forward + backward."""
-    return 3 * flops_per_token(config, seq_len, head_tokens=head_tokens)["total"] * seq_len * batch_size
-
-
-# -- the pipeline ----------------------------------------------------------------------------
+# -- the searching stage's length and the tickets it yields ---------------------------------
 def snapshot(model: nn.Module) -> dict:
-    """A CPU copy of the weights (the rewind point)."""
+    """A CPU copy of the weights (the rewind point: the ticket is trained from the weights the
+    search started from)."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def run_pipeline(model: Bert, search_fn, train_fn, slimming: Slimming | None = None,
-                 rewind: bool = True, keep_searched: bool = False) -> dict:
-    """EarlyBERT end to end: search -> draw -> prune -> (rewind) -> efficient training.
-
-    model: the model to search on (slimming coefficients are added if missing), as it is before
-      the search; with `rewind` its weights now are what the ticket is trained from.
-    search_fn(model, hooks) -> a TrainResult or a dict with "result": the searching stage; it must
-      pass `hooks` to the training loop (it sets its own length; with `stop_when_found` the
-      search ends at the early-bird step).
-    train_fn(pruned_model) -> a dict with "metrics" and "result" (e.g. tasks.finetune_glue):
-      efficient training (L1 off: the hook is not passed).
-    The ticket is the one drawn when the detector fired (with `stop_when_found`), else the one
-    drawn from the coefficients where the search ended (fixed point, or detector never fired).
-    keep_searched: also return a CPU copy of the searched weights (before rewind), e.g. to train
-    a random ticket from the same point.
-
-    Returns {"metrics", "masks", "model" (pruned, trained), "search" (the Slimming hook),
-    "draw_step" (= "search_steps"), "found" (the detector fired), "search_result",
-    "searched_state", "train_out", "times": {search, draw, train, total} in seconds (search and
-    train exclude evaluation)}.
-    """
-    slimming = slimming or Slimming()
-    enable_slimming(model)
-    start = snapshot(model) if rewind else None
-    search_out = search_fn(model, [slimming])
-    search_result = search_out["result"] if isinstance(search_out, dict) else search_out
-    searched = snapshot(model) if keep_searched else None
-    t0 = time.perf_counter()
-    use_detector = slimming.stop_when_found and slimming.ticket is not None
-    masks = slimming.ticket if use_detector else draw_masks(model, **slimming.draw_kw)
-    if rewind:
-        model.load_state_dict(start)
-    pruned = prune(model, *masks)
-    t_draw = time.perf_counter() - t0
-    train_out = train_fn(pruned)
-    times = {"search": train_seconds(search_result), "draw": t_draw, "train": train_seconds(train_out)}
-    times["total"] = sum(times.values())
-    return {"metrics": train_out["metrics"], "masks": masks, "model": pruned, "search": slimming,
-            "found": slimming.found_step is not None, "draw_step": search_result.steps,
-            "search_steps": search_result.steps, "search_result": search_result,
-            "searched_state": searched, "train_out": train_out, "times": times}
+def fixed_step(steps_per_epoch: int, fraction: float = 0.2) -> int:
+    """The official code's drawing point: `fraction` (20%) of the first epoch, at least step 1."""
+    return max(1, round(fraction * steps_per_epoch))
 
 
-def search_plan(steps_per_epoch: int, draw: str = "detector", search_epochs: float = 1.0,
+DRAWS = ("detector", "fixed", None)
+
+
+def search_plan(steps_per_epoch: int, draw: str | None = "detector", search_epochs: float = 1.0,
                 fixed_fraction: float = 0.2, draw_every: int | None = None, **slimming_kw):
-    """(search max_steps, Slimming hook) for either way of drawing the ticket.
+    """(search max_steps, the fixed drawing step, Slimming hook) for a way of drawing the ticket.
 
     draw="detector": search at most `search_epochs` epochs, stop when the early-bird criterion
       fires (the ticket is the one drawn then; if it never fires, the one at the end).
-    draw="fixed": the official code's point, round(fixed_fraction * steps per epoch) steps
-      (20% of the first epoch); the detectors still run, for the record.
-    In both the learning-rate schedule is that of the whole `search_epochs` search.
+    draw="fixed": the official code's point, `fixed_step` (20% of the first epoch); the
+      detectors still run, for the record.
+    draw=None: run the whole search, stopping for neither: every ticket (detector, fixed point,
+      end) can then be drawn from the recorded coefficients (`Slimming.masks_at`).
+    In all three the learning-rate schedule is that of the whole `search_epochs` search, so a
+    search stopped early is the prefix of a whole one.
     `draw_every` None: a draw every 2% of the search (at least every step).
     """
-    if draw not in ("detector", "fixed"):
-        raise ValueError(f"draw must be 'detector' or 'fixed', got {draw!r}")
+    if draw not in DRAWS:
+        raise ValueError(f"draw must be 'detector', 'fixed' or None (the whole search), got {draw!r}")
     steps = max(1, math.ceil(search_epochs * steps_per_epoch))
-    fixed = min(steps, max(1, round(fixed_fraction * steps_per_epoch)))
+    fixed = min(steps, fixed_step(steps_per_epoch, fixed_fraction))
     draw_every = draw_every or max(1, round(0.02 * steps))
     hook = Slimming(draw_every=draw_every, stop_when_found=draw == "detector",
                     stop_at=fixed if draw == "fixed" else None, **slimming_kw)
-    return steps, hook
+    return steps, fixed, hook
 
 
 def kept_counts(masks) -> dict:
     """Heads and neurons kept per layer (for tables)."""
     return {"heads_per_layer": [int(m.sum()) for m in masks[0]],
             "ffn_per_layer": [int(m.sum()) for m in masks[1]]}
-
-
-def _row(model, out, times, search_steps=0, dense_step_flops=0.0, *, seq_len, batch_size, head_tokens=1.0):
-    # one method's numbers; FLOPs: search steps at the dense cost, then training at the model's
-    r = out["result"]
-    per_step = flops_per_step(model.config, seq_len, batch_size, head_tokens)
-    return {"metrics": dict(out["metrics"]), "times": times, "params": model.num_params(),
-            "heads_per_layer": list(model.config.heads_per_layer),
-            "ffn_per_layer": list(model.config.ffn_per_layer),
-            "steps": {"search": search_steps, "train": r.steps}, "status": r.status,
-            "flops": {"per_step": per_step, "total": search_steps * dense_step_flops + r.steps * per_step},
-            "history": r.history, "evals": r.evals,
-            "loadavg": os.getloadavg()[0]}  # other work on the machine skews timings: keep a trace
-
-
-_WARM: set = set()
-
-
-def _warm_up(model: Bert, step_fn) -> None:
-    """One untimed training step per model shape and process: the first run pays one-off costs
-    (memory touched for the first time, lazy imports) that would otherwise bias the timing of
-    whichever method runs first."""
-    c = model.config
-    key = (c.layers, c.hidden, c.intermediate, c.vocab_size, c.head)
-    if key not in _WARM:
-        step_fn(model)
-        _WARM.add(key)
-
-
-def compare(make_model, search_fn, train_fn, *, steps_per_epoch: int, seed: int, seq_len: int,
-            batch_size: int, rewind: bool = True, plan: dict | None = None, warmup: bool = True) -> dict:
-    """Dense training vs the EarlyBERT pipeline vs a random ticket, from the same start.
-
-    make_model(slimming: bool) -> a fresh model (called after torch.manual_seed(seed), so the
-      three start from the same weights and task head).
-    search_fn(model, hooks, steps) -> searching stage; train_fn(model) -> a dict with "metrics"
-      and "result" (dense training and the efficient training of both tickets: same steps).
-    plan: search_plan arguments (draw, search_epochs, fixed_fraction, draw_every, Slimming's).
-    The random ticket keeps as many heads / neurons per layer as the EarlyBERT ticket, drawn at
-    random, and is trained from the same start with no search (its time has no search part).
-
-    Returns {method: {"metrics", "times" {search, draw, train, total}, "params",
-    "heads_per_layer", "ffn_per_layer", "steps" {search, train}, "flops" {per_step, total},
-    "history", ...}} for "dense", "earlybert", "random"; "earlybert" also has "found",
-    "draw_step", "fired" (each detector's first firing step) and "draws" (the detector log).
-    """
-    row = functools.partial(_row, seq_len=seq_len, batch_size=batch_size)
-    if warmup:
-        _warm_up(make_model(False), lambda m: search_fn(m, [], 1))
-    rows = {}
-    torch.manual_seed(seed)
-    dense = make_model(False)
-    dense_flops = flops_per_step(dense.config, seq_len, batch_size)
-    out = train_fn(dense)
-    t = train_seconds(out)
-    rows["dense"] = row(dense, out, {"search": 0.0, "draw": 0.0, "train": t, "total": t})
-    del dense, out
-
-    torch.manual_seed(seed)
-    steps, hook = search_plan(steps_per_epoch, **(plan or {}))
-    pipe = run_pipeline(make_model(True), lambda m, hooks: search_fn(m, hooks, steps), train_fn,
-                        hook, rewind=rewind)
-    rows["earlybert"] = {**row(pipe["model"], pipe["train_out"], pipe["times"], pipe["search_steps"], dense_flops),
-                         "found": pipe["found"], "draw_step": pipe["draw_step"],
-                         "fired": hook.fired_steps(), "draws": hook.draws, "max_search_steps": steps}
-    masks = pipe["masks"]
-    del pipe
-
-    torch.manual_seed(seed)
-    model = enable_slimming(make_model(True))
-    t0 = time.perf_counter()
-    pruned = prune(model, *random_masks(*masks, seed=seed))
-    t_draw = time.perf_counter() - t0
-    del model
-    out = train_fn(pruned)
-    t = train_seconds(out)
-    rows["random"] = row(pruned, out, {"search": 0.0, "draw": t_draw, "train": t, "total": t_draw + t})
-    return rows
-
-
-def record_comparison(runs: dict, *, notebook: str, profile: str, task: str, seed: int, config: dict) -> list[dict]:
-    """One results.record per method of a `compare` result; returns flat rows (one per method)
-    with every metric, the time breakdown, FLOPs, parameters and the ticket's draw step."""
-    from . import results
-    rows = []
-    for method, r in runs.items():
-        extra = {k: r[k] for k in ("found", "draw_step", "fired", "max_search_steps") if k in r}
-        results.record(notebook=notebook, profile=profile, task=task, method=method, seed=seed,
-                       metrics=r["metrics"], times=r["times"],
-                       status="diverged" if r["status"] == "diverged" else "ok", config=config,
-                       params=r["params"], flops=r["flops"], steps=r["steps"], loadavg=r["loadavg"],
-                       heads_per_layer=r["heads_per_layer"], ffn_per_layer=r["ffn_per_layer"], **extra)
-        rows.append({"task": task, "seed": seed, "method": method, **r["metrics"],
-                     **{f"time_{k}": v for k, v in r["times"].items()},
-                     "flops_per_step": r["flops"]["per_step"], "flops_total": r["flops"]["total"],
-                     "params": r["params"], "search_steps": r["steps"]["search"], "train_steps": r["steps"]["train"],
-                     "found": r.get("found"), "draw_step": r.get("draw_step"), "loadavg": r["loadavg"]})
-    return rows
-
-
-def add_savings(df, keys=("task", "seed")):
-    """Columns time_saving_pct and flops_saving_pct: % less than the dense run with the same keys."""
-    dense = df[df.method == "dense"].set_index(list(keys))
-    ref = dense.loc[[tuple(r) if len(keys) > 1 else r[0] for r in df[list(keys)].itertuples(index=False)]]
-    df = df.copy()
-    df["time_saving_pct"] = 100 * (1 - df["time_total"].to_numpy() / ref["time_total"].to_numpy())
-    df["flops_saving_pct"] = 100 * (1 - df["flops_total"].to_numpy() / ref["flops_total"].to_numpy())
-    return df
-
-
-def compare_pretraining(make_model, pretrain_fn, *, total_steps: int, seed: int, seq_len: int, batch_size: int,
-                        search_fraction: float = 0.2, draw: str = "detector", draw_every: int | None = None,
-                        rewind: bool = False, head_tokens: float = 0.15, warmup: bool = True,
-                        **slimming_kw) -> dict:
-    """EarlyBERT in pre-training (never released by the authors; this follows the paper's text):
-    dense pre-training vs search + ticket vs a random ticket, all `total_steps` long.
-
-    make_model(slimming: bool) -> a fresh model (after torch.manual_seed(seed)).
-    pretrain_fn(model, steps, hooks) -> a dict with "metrics" and "result": one pre-training run
-      of `steps` steps with its own learning-rate schedule.
-    - dense: pretrain_fn(model, total_steps).
-    - earlybert: the search is the start of a `total_steps` run (so its schedule is the whole
-      pre-training's), ended when the detector fires (draw="detector", at most
-      search_fraction x total_steps) or at that point (draw="fixed"); the ticket is pruned and
-      pre-trained for the remaining steps, from the searched weights (rewind=False, default: the
-      search's steps are pre-training too) or from the initial ones (rewind=True).
-    - random: as many heads / neurons per layer as the ticket, at random positions, from the
-      same weights as the ticket and for as many steps; its time includes the shared search.
-    Returns {method: row} like `compare`, each row also holding the trained "model"; "earlybert"
-    also has the search's "search_history" and "search_evals".
-    """
-    search_steps = max(1, round(search_fraction * total_steps))
-    hook = Slimming(draw_every=draw_every or max(1, round(0.02 * search_steps)),
-                    stop_when_found=draw == "detector", stop_at=search_steps, **slimming_kw)
-    row = functools.partial(_row, seq_len=seq_len, batch_size=batch_size, head_tokens=head_tokens)
-    rows, left = {}, {}
-    if warmup:
-        _warm_up(make_model(False), lambda m: pretrain_fn(m, 1, []))
-
-    torch.manual_seed(seed)
-    model = make_model(False)
-    dense_flops = flops_per_step(model.config, seq_len, batch_size, head_tokens)
-    out = pretrain_fn(model, total_steps, [])
-    t = train_seconds(out)
-    rows["dense"] = {**row(model, out, {"search": 0.0, "draw": 0.0, "train": t, "total": t}), "model": model}
-
-    def search_fn(m, hooks):
-        out = pretrain_fn(m, total_steps, hooks)
-        left["steps"] = total_steps - out["result"].steps  # what the ticket trains for
-        return out
-
-    torch.manual_seed(seed)
-    model = make_model(True)
-    start = snapshot(enable_slimming(model)) if rewind else None
-    pipe = run_pipeline(model, search_fn, lambda m: pretrain_fn(m, left["steps"], []), hook, rewind=rewind,
-                        keep_searched=not rewind)
-    rows["earlybert"] = {**row(pipe["model"], pipe["train_out"], pipe["times"], pipe["search_steps"], dense_flops),
-                         "model": pipe["model"], "found": pipe["found"], "draw_step": pipe["draw_step"],
-                         "fired": hook.fired_steps(), "draws": hook.draws, "max_search_steps": search_steps,
-                         "search_history": pipe["search_result"].history, "search_evals": pipe["search_result"].evals}
-
-    model.load_state_dict(start if rewind else pipe["searched_state"])
-    t0 = time.perf_counter()
-    pruned = prune(model, *random_masks(*pipe["masks"], seed=seed))
-    t_draw = time.perf_counter() - t0
-    del model
-    out = pretrain_fn(pruned, left["steps"], [])
-    times = {"search": pipe["times"]["search"], "draw": t_draw, "train": train_seconds(out)}
-    times["total"] = sum(times.values())
-    rows["random"] = {**row(pruned, out, times, pipe["search_steps"], dense_flops), "model": pruned}
-    return rows

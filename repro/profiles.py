@@ -91,6 +91,15 @@ class Profile:
     max_steps: int | None = None  # optimizer steps of any one training run
     max_corpus_chars: int | None = None  # characters read of each MLM corpus split
     max_valid_blocks: int | None = None  # held-out blocks of an MLM validation loss
+    # EarlyBERT (earlybert_*, ticket_mask_distance); its GLUE runs use the fine-tuning fields above
+    eb_pretrain_steps: int | None = None  # earlybert_pretraining: each run's length; None: pretrain_steps
+    # SQuAD v1.1 (earlybert_squad): dev-v1.1.json split by article into a training and an evaluation half
+    squad_seq_len: int = 384  # the official window and stride
+    squad_stride: int = 128
+    squad_epochs: float = 2.0
+    squad_lr: float | None = None  # None: finetune_lr
+    squad_train_questions: int | None = None  # None: every question of the training half
+    squad_eval_questions: int | None = None  # None: every question of the evaluation half
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +126,8 @@ PROFILES: dict[str, Profile] = {
         pld_corpus_chars=300_000,
         grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
         schedule_shape=(4, 64), schedule_batch=8, schedule_steps=20, schedule_pairs=4,
+        eb_pretrain_steps=8, squad_seq_len=128, squad_stride=64, squad_epochs=1.0, squad_train_questions=16,
+        squad_eval_questions=16,
     ),
     "cpu": Profile(
         name="cpu", device="cpu",
@@ -142,6 +153,9 @@ PROFILES: dict[str, Profile] = {
         # keep-probability formulas, 12 layers 27% vs 23%): a dense step ~6 CPU-s on one core, a run
         # with PLD ~4.2 s/step, so ~27 min per variant with its 64 timed steps
         schedule_shape=(12, 256), schedule_batch=32, schedule_steps=300, schedule_pairs=30,
+        # EarlyBERT: pre-training 600 steps of the 4 x 256 model (~50 min a run on one core); SQuAD: both
+        # halves whole (~5.3k questions each), windows 384 / 128, 2 epochs at finetune_lr
+        eb_pretrain_steps=600,
     ),
     "gpu": Profile(
         name="gpu", device="auto",
@@ -153,6 +167,7 @@ PROFILES: dict[str, Profile] = {
         pld_steps=10_000, pld_pilot_steps=1000, pld_lrs=(1e-4, 2e-4, 5e-4, 1e-3, 2e-3),
         grad_shapes=((12, 768), (24, 768), (24, 1024)), grad_trained=(12, 768), grad_train_steps=300,
         schedule_shape=(12, 768), schedule_batch=128, schedule_steps=300, schedule_pairs=30,
+        eb_pretrain_steps=4000, squad_lr=3e-5,
     ),
     "paper": Profile(
         name="paper", device="auto",
@@ -163,6 +178,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2, 3, 4), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B", "QNLI", "QQP", "MNLI"),
         grad_accum=16,  # 256 x 16 = 4096 sequences per step, the PLD paper's batch (per node count)
         pld_pilot_steps=5000, pld_lrs=(1e-4, 3e-4, 1e-3, 3e-3),  # the paper's rates: 1e-4 baseline, 1e-3 PLD
+        squad_lr=3e-5, squad_epochs=3.0,  # EarlyBERT's official SQuAD recipe
     ),
 }
 
@@ -261,7 +277,10 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
         max_train_examples=_cap(P.max_train_examples, ft_b * steps),
         max_eval_examples=_cap(P.max_eval_examples, eval_examples),
         max_valid_blocks=_cap(P.max_valid_blocks, eval_examples),
-        max_corpus_chars=_cap(P.max_corpus_chars, blocks * P.seq_len * CHARS_PER_TOKEN))
+        max_corpus_chars=_cap(P.max_corpus_chars, blocks * P.seq_len * CHARS_PER_TOKEN),
+        eb_pretrain_steps=min(P.eb_pretrain_steps or P.pretrain_steps, 5 * steps),
+        squad_train_questions=_cap(P.squad_train_questions, ft_b * steps),
+        squad_eval_questions=_cap(P.squad_eval_questions, eval_examples))
 
 
 # -- the checkpoint: a setting, with a stand-in for clipped runs without a hub ---------------

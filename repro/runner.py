@@ -42,7 +42,7 @@ from .results import git_revision, output_path, read_json, results_root, to_json
 ORDER: list[str] = [
     "glue_finetune",  # the dense baseline and the end-to-end check
     "gradient_norms", "pld_schedule", "pld_pretraining", "pld_glue",  # PLD
-    "ticket_mask_distance", "earlybert_glue", "earlybert_squad", "earlybert_pretraining",  # EarlyBERT
+    "earlybert_glue", "earlybert_squad", "earlybert_pretraining", "ticket_mask_distance",  # EarlyBERT
     "report",
 ]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -524,7 +524,9 @@ def _execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome
 
 
 # notebooks that read what another one made (its checkpoints): with --jobs they wait for it
-DEPENDS = {"pld_glue": {"pld_pretraining"}}
+# a notebook that asks for another's units waits for it (else both may train the same unit at once)
+DEPENDS = {"pld_glue": {"pld_pretraining"}, "earlybert_glue": {"glue_finetune"},
+           "ticket_mask_distance": {"earlybert_glue", "earlybert_pretraining"}}
 
 
 def _depends(job: Job, names: set[str]) -> set[str]:

@@ -165,22 +165,29 @@ def squad_model(checkpoint: str, *, seed: int, **kw) -> Bert:
 
 
 # -- SQuAD v1.1 ----------------------------------------------------------------------------
-def squad_data(P: Profile, tokenizer, data_dir=None, seq_len: int = 384, stride: int = 128,
-               eval_fraction: float = 0.5, seed: int = 0):
-    """Train/eval parts of SQuAD. Here only dev-v1.1.json exists, so it is split by article."""
+def squad_data(P: Profile, tokenizer, data_dir=None, seed: int = 0, eval_limit: int | None = None,
+               eval_fraction: float = 0.5, split_seed: int = 0):
+    """(training windows, (eval questions, eval windows, eval json), collator) for SQuAD v1.1.
+
+    Only dev-v1.1.json is available offline, so it is split by article (never by question: the
+    questions on one paragraph share its text) into a training and an evaluation part
+    (`eval_fraction` of the articles, drawn with `split_seed`: the same split for every run, so
+    runs compare on the same questions). Windows of P.squad_seq_len tokens overlapping by
+    P.squad_stride; at most P.squad_train_questions training questions (drawn with `seed`) and
+    P.squad_eval_questions evaluation questions (the first), or `eval_limit`."""
     full = D.load_squad(data_dir=data_dir)
-    train_json, eval_json = D.squad_article_split(full, eval_fraction=eval_fraction, seed=0)
+    train_json, eval_json = D.squad_article_split(full, eval_fraction=eval_fraction, seed=split_seed)
     train_q = D.squad_examples(train_json)
     eval_q = D.squad_examples(eval_json)
-    if P.max_train_examples:
+    if P.squad_train_questions:
         g = torch.Generator().manual_seed(seed)
-        train_q = [train_q[i] for i in torch.randperm(len(train_q), generator=g)[:P.max_train_examples].tolist()]
-    if P.max_eval_examples:
-        eval_q = eval_q[:P.max_eval_examples]
-        keep = {q["id"] for q in eval_q}
-        eval_json = _filter_squad(eval_json, keep)
-    train_f = D.encode_squad_train(train_q, tokenizer, seq_len, stride)
-    eval_f = D.encode_squad_eval(eval_q, tokenizer, seq_len, stride)
+        train_q = [train_q[i] for i in torch.randperm(len(train_q), generator=g)[:P.squad_train_questions].tolist()]
+    limit = min(n for n in (P.squad_eval_questions, eval_limit, len(eval_q)) if n)
+    if limit < len(eval_q):
+        eval_q = eval_q[:limit]
+        eval_json = _filter_squad(eval_json, {q["id"] for q in eval_q})
+    train_f = D.encode_squad_train(train_q, tokenizer, P.squad_seq_len, P.squad_stride)
+    eval_f = D.encode_squad_eval(eval_q, tokenizer, P.squad_seq_len, P.squad_stride)
     return train_f, (eval_q, eval_f, eval_json), D.Collator.for_tokenizer(tokenizer)
 
 
@@ -209,10 +216,13 @@ def squad_eval_fn(eval_part, collate, batch_size: int = 32):
 def finetune_squad(model: Bert, P: Profile, seed: int, *, tokenizer, data=None, lr: float | None = None,
                    epochs: float | None = None, steps: int | None = None, hooks=(), data_dir=None,
                    group_by_length: bool = True, **train_kw) -> dict:
+    """Fine-tune `model` (head="qa") on SQuAD windows and score the evaluation questions (EM/F1).
+    Defaults: the profile's squad_epochs and squad_lr (else finetune_lr)."""
     check_seed(seed)
     train_f, eval_part, collate = data or squad_data(P, tokenizer, data_dir, seed=seed)
-    steps, lr = _budget(P, len(train_f), steps=steps, epochs=epochs, lr=lr, default_lr=P.finetune_lr,
-                        default_lr_field="finetune_lr")
+    steps, lr = _budget(P, len(train_f), steps=steps, epochs=P.squad_epochs if epochs is None else epochs, lr=lr,
+                        default_lr=P.squad_lr or P.finetune_lr,
+                        default_lr_field="squad_lr" if P.squad_lr else "finetune_lr")
     cfg = train_config(P, steps=steps, seed=seed, lr=lr, batch=P.finetune_batch, group_by_length=group_by_length,
                        **train_kw)
     with seeded_training(seed, cfg.device):

@@ -36,7 +36,8 @@ COMPILE_S = 240  # torch.compile of the seven bench models (and PLD's gate patte
 RESERVE = 0.9  # plan 90% of the time: the estimates are estimates
 # the order in which notebooks leave a plan that does not fit (gradient_norms, pld_schedule,
 # pld_pretraining and the report always stay)
-DROP_ORDER = ["earlybert_glue", "ticket_mask_distance", "pld_glue", "glue_finetune", "earlybert_pretraining"]
+DROP_ORDER = ["ticket_mask_distance", "earlybert_glue", "pld_glue", "glue_finetune", "earlybert_pretraining"]  # readers first
+EB_PRETRAIN_STEPS = 500  # earlybert_pretraining's runs (and the search ticket_mask_distance reads)
 GLUE_TRAIN = {"RTE": 2490, "MRPC": 3668, "STS-B": 5749, "CoLA": 8551, "SST-2": 67349}  # train examples
 
 
@@ -106,8 +107,9 @@ def plan(budget_s: float, mfu: float, peak: float, t64: float | None = None, don
         pld_pretraining(500),
         Item("pld_glue", {"tasks": ["RTE"], **one}, steps_ft=3 * ft_steps("RTE"), fixed_s=nb,
              why="fine-tunes pld_pretraining's checkpoints: RTE, one seed"),
-        Item("earlybert_pretraining", {"pretrain_fraction": 0.025, "max_seeds": 1, "max_train_examples": 2000},
-             steps_pre=500 * (1 + 0.2 + 2 * 0.8 * 0.64) + 1, steps_ft=3 * ft_steps("SST-2", n=2000), fixed_s=nb,
+        # dense 500 steps, the search unit to half of them, two tickets for the rest (~0.64 of a dense step)
+        Item("earlybert_pretraining", {"pretrain_steps": EB_PRETRAIN_STEPS, "seeds": [0], "max_train_examples": 2000},
+             steps_pre=EB_PRETRAIN_STEPS * (1 + 0.5 + 2 * 0.8 * 0.64) + 1, steps_ft=3 * ft_steps("SST-2", n=2000), fixed_s=nb,
              env={} if checkpoint else {"REPRO_CHECKPOINT": "minilm"},
              why="500 pre-training steps; fine-tunes on 2000 SST-2 examples, one seed"
                  + ("" if checkpoint else " (tokenizer: MiniLM's, bert-base-uncased's vocabulary)")),
@@ -116,11 +118,14 @@ def plan(budget_s: float, mfu: float, peak: float, t64: float | None = None, don
         notebooks += [
             Item("glue_finetune", {"tasks": ["RTE", "MRPC"], **one}, steps_ft=ft_steps("RTE") + ft_steps("MRPC"),
                  fixed_s=nb, why="dense fine-tuning, RTE and MRPC, one seed"),
-            Item("ticket_mask_distance", {"task": "RTE", "pretrain_fraction": 0.02},
-                 steps_ft=ft_steps("RTE", 1.0), steps_pre=400, fixed_s=nb, why="search on RTE and in 400 pre-training steps"),
-            Item("earlybert_glue", {"tasks": ["RTE"], "max_seeds": 1},
-                 steps_ft=ft_steps("RTE") * (1 + 0.64 * 2) + ft_steps("RTE", 1.0) + 1, fixed_s=nb,
-                 why="dense vs random vs EarlyBERT, RTE, one seed"),
+            # earlybert_glue: the RTE search (one epoch) and four tickets (2 epochs, ~0.64 of a dense step);
+            # its dense run is glue_finetune's (reused)
+            Item("earlybert_glue", {"tasks": ["RTE"], "seeds": [0]},
+                 steps_ft=ft_steps("RTE", 1.0) + 4 * 0.64 * ft_steps("RTE", 2.0) + 1, fixed_s=nb,
+                 why="dense vs EarlyBERT vs random, early vs late tickets; RTE, one seed"),
+            # ticket_mask_distance: earlybert_glue's and earlybert_pretraining's searches (reused: no steps)
+            Item("ticket_mask_distance", {"tasks": ["RTE"], "seeds": [0], "pretrain_steps": EB_PRETRAIN_STEPS},
+                 fixed_s=nb, why="mask distances of the RTE and the pre-training searches"),
         ]
     notebooks.append(Item("report", fixed_s=OVERHEAD_S["report"], why="REPORT.md from whatever ran"))
     skipped = {}

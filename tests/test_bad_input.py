@@ -27,12 +27,15 @@ def _tree(root):
     (["run", "glue_finetune", "-p", "lr=0"], "-p lr must be a number > 0"),
     (["run", "glue_finetune", "-p", "lr=fast"], "expects float | None, got str"),
     (["run", "glue_finetune", "-p", "seeds=[]"], "-p seeds"),
-    (["run", "earlybert_glue", "-p", "max_tasks=-1"], "-p max_tasks (GLUE tasks to run) must be an integer >= 1"),
-    (["run", "earlybert_glue", "-p", "max_seeds=0"], "-p max_seeds (seeds to run) must be an integer >= 1"),
+    (["run", "earlybert_glue", "-p", "max_train_examples=-1"], "-p max_train_examples (training examples) must be an integer >= 1"),
+    (["run", "ticket_mask_distance", "-p", "checkpoints=0"], "-p checkpoints (tickets per mask-distance matrix) must be an integer >= 1"),
+    (["run", "earlybert_glue", "-p", "tickets=['late']"], "-p tickets must be a list of EarlyBERT tickets"),
+    (["run", "earlybert_glue", "-p", "recipe={'epsilon': 0}"], "-p recipe: epsilon must be a number > 0"),
+    (["run", "earlybert_squad", "-p", "dense_f1_bar=-1"], "-p dense_f1_bar must be a number >= 0"),
     (["run", "earlybert_glue", "-p", "draw=sometimes"], "-p draw must be one of 'detector', 'fixed'"),
-    (["run", "earlybert_pretraining", "-p", "search_fraction=1.0"], "search_fraction must be a fraction in (0, 1)"),
+    (["run", "earlybert_pretraining", "-p", "pretrain_recipe={'search_fraction': 1.0}"], "search_fraction must be a fraction in (0, 1)"),
     (["run", "pld_pretraining", "-p", "steps=0"], "-p steps (training steps) must be an integer >= 1"),
-    (["run", "ticket_mask_distance", "-p", "task='qnlii'"], "unknown GLUE task 'qnlii'"),
+    (["run", "ticket_mask_distance", "-p", "tasks=['qnlii']"], "unknown GLUE task 'qnlii'"),
     (["run", "all", "-p", "seeds=[]"], "-p seeds is an empty list"),
     (["run", "glue_finetune", "-p", "checkpoint='{tmp}/empty'"], "lacks config.json; model.safetensors or "
                                                                   "pytorch_model.bin (the weights); tokenizer.json"),
@@ -57,7 +60,7 @@ def test_runner_accepts_hugging_face_task_names():
     from repro import runner
     [job] = runner.plan(["glue_finetune"], "smoke", ["tasks=['sst2', 'stsb', 'cola', 'mrpc', 'rte']"])
     assert job.params["tasks"] == ["sst2", "stsb", "cola", "mrpc", "rte"]  # the notebook maps them (below)
-    [job] = runner.plan(["ticket_mask_distance"], "smoke", ["task='qnli'", "seeds=[3]", "max_train_examples=8"])
+    [job] = runner.plan(["earlybert_pretraining"], "smoke", ["task='qnli'", "seeds=[3]", "max_train_examples=8"])
     assert job.params == {"task": "qnli", "seeds": [3], "max_train_examples": 8}
 
 

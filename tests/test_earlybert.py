@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from conftest import tiny_mlm_data
-from repro.earlybert import (EarlyBird, Slimming, compare, compare_pretraining, distance_matrix, draw_masks,
-                             enable_slimming, flops_per_step, kept_counts, l1_penalty, mask_distance,
-                             masked_copy, prune, random_masks, run_pipeline, search_plan, snapshot)
-from repro.model import Bert, flops_per_token
-from repro.train import TrainConfig, train
+from repro import earlybert_runs as ebr
+from repro.earlybert import (EarlyBird, Slimming, distance_matrix, draw_masks, enable_slimming, fixed_step, flat_mask,
+                             kept_counts, l1_penalty, mask_distance, masked_copy, prune, random_masks, search_plan, snapshot)
+from repro.model import Bert, flops_per_step, flops_per_token
+from repro.train import TrainConfig, train, train_seconds
 
 DATA, COLLATE = tiny_mlm_data()
 
@@ -192,19 +192,33 @@ def test_slimming_hook_records_detects_and_stops_the_search():
     assert len(hook.draws) == r.steps and len(hook.recorded_masks()) == len(hook.steps)
 
 
-def test_search_plan_fixed_point_and_detector():
-    steps, hook = search_plan(50, "fixed")
-    assert steps == 50 and hook.stop_at == 10 and not hook.stop_when_found and hook.draw_every == 1
-    steps, hook = search_plan(500, "detector", search_epochs=2, lambda_head=0.0)
-    assert steps == 1000 and hook.stop_when_found and hook.stop_at is None and hook.draw_every == 20
+def test_search_plan_fixed_point_detector_and_whole_search():
+    steps, fixed, hook = search_plan(50, "fixed")
+    assert steps == 50 and fixed == hook.stop_at == 10 and not hook.stop_when_found and hook.draw_every == 1
+    steps, fixed, hook = search_plan(500, "detector", search_epochs=2, lambda_head=0.0)
+    assert steps == 1000 and fixed == 100 and hook.stop_when_found and hook.stop_at is None and hook.draw_every == 20
     assert hook.lambda_head == 0.0
-    with pytest.raises(ValueError):
+    steps, fixed, hook = search_plan(500, None)  # the whole search: every ticket is drawn from it later
+    assert steps == 500 and not hook.stop_when_found and hook.stop_at is None
+    with pytest.raises(ValueError, match="draw must be"):
         search_plan(10, "early")
+    assert fixed_step(3) == 1 and fixed_step(313) == 63  # 20% of the epoch, never step 0
     # the fixed point ends the run there, with the schedule of the whole search
-    steps, hook = search_plan(8, "fixed", fixed_fraction=0.25)
+    steps, _, hook = search_plan(8, "fixed", fixed_fraction=0.25)
     r = train(tiny(), DATA, COLLATE, cfg(max_steps=steps, schedule="linear", log_every=1), hooks=[hook])
     assert r.status == "stopped" and r.steps == 2 and hook.steps == [1, 2]
     assert r.history[-1]["lr"] > 0.5 * 3e-3  # still early in the linear decay over 8 steps
+
+
+def test_masks_at_redraws_the_ticket_of_any_recorded_step():
+    hook = Slimming(record_every=1, draw_every=1, window=3, epsilon=0.5)
+    train(tiny(head="mlm"), DATA, COLLATE, cfg(max_steps=12), hooks=[hook])
+    assert hook.found_step is not None  # the detector's live ticket is the one redrawn at its step
+    assert torch.equal(flat_mask(hook.masks_at(hook.found_step)), flat_mask(hook.ticket))
+    sparse = Slimming(record_every=4)
+    train(tiny(head="mlm"), DATA, COLLATE, cfg(max_steps=8), hooks=[sparse])
+    with pytest.raises(ValueError, match="record_every=1"):
+        sparse.masks_at(3)
 
 
 def test_l1_shrinks_coefficients():
@@ -352,36 +366,49 @@ def test_prune_rejects_bad_masks():
         prune(m, hm, [torch.ones(10, dtype=torch.bool)] * 3)
 
 
-# -- the pipeline ----------------------------------------------------------------------------
-def test_pipeline_rewinds_to_the_pre_search_weights():
-    m = tiny(head="mlm", slimming=False)  # the pipeline adds the coefficients
-    start = snapshot(enable_slimming(tiny(head="mlm", slimming=False)))
-    seen = {}
+# -- the experiments (repro.earlybert_runs) -------------------------------------------------
+def test_a_search_stopped_at_the_detector_is_the_prefix_of_the_whole_search():
+    # what lets one whole search serve every ticket, each charged only up to its draw
+    runs = {}
+    for stop in (True, False):
+        hook = Slimming(record_every=1, draw_every=1, window=3, epsilon=0.5, stop_when_found=stop)
+        r = train(tiny(head="mlm"), DATA, COLLATE, cfg(max_steps=20, schedule="linear", log_every=1), hooks=[hook])
+        runs[stop] = (hook, r)
+    (short, rs), (whole, rw) = runs[True], runs[False]
+    assert rs.steps == short.found_step == whole.found_step < rw.steps == 20
+    assert all(torch.equal(a, b) for a, b in zip(short.head_record, whole.head_record[:rs.steps]))
+    assert all(torch.equal(a, b) for a, b in zip(short.ffn_record, whole.ffn_record[:rs.steps]))
+    assert [h["loss"] for h in rs.history] == [h["loss"] for h in rw.history[:rs.steps]]
 
-    def search_fn(model, hooks):
-        return train(model, DATA, COLLATE, cfg(max_steps=6), hooks=hooks)
 
-    def train_fn(pruned):
-        seen["state"] = snapshot(pruned)  # what efficient training starts from
-        r = train(pruned, DATA, COLLATE, cfg(max_steps=2))
-        return {"metrics": {"loss": r.history[-1]["loss"]}, "result": r}
+def test_ticket_draws_charge_the_search_up_to_each_draw():
+    hook = Slimming(record_every=1, draw_every=1, window=3, epsilon=0.5)
+    r = train(tiny(head="mlm"), DATA, COLLATE, cfg(max_steps=10, log_every=1), hooks=[hook])
+    at = {"detector": hook.found_step, "fixed": 2, "end": r.steps}
+    t = ebr.ticket_draws(hook, r, at, reference=5)
+    assert [t[k]["step"] for k in at] == list(at.values())
+    assert t["fixed"]["seconds"] == train_seconds(r.history[1])  # the clock when step 2 ended
+    assert t["fixed"]["seconds"] < t["end"]["seconds"] == train_seconds(r)  # a ticket at the end: the whole run
+    assert t["end"]["fraction"] == 2.0 and t["fixed"]["fraction"] == 0.4  # of the reference (an epoch of 5 steps)
+    assert t["end"]["distance_to_last"] == {"heads": 0.0, "ffn": 0.0} and t["detector"]["found"]
+    assert t["fixed"]["heads_per_layer"] == [3, 3, 3]
 
-    out = run_pipeline(m, search_fn, train_fn, Slimming(draw_every=2), keep_searched=True)
-    assert not out["found"] and out["draw_step"] == out["search_steps"] == 6
-    assert not torch.equal(out["searched_state"]["blocks.0.ffn.coef"], start["blocks.0.ffn.coef"])
-    hm, fm = out["masks"]
-    # every surviving weight equals the pre-search weight: rewind, then slice
-    ref = snapshot(prune(_load(m.config, start), hm, fm))
-    assert all(torch.equal(v, ref[k]) for k, v in seen["state"].items())
-    assert set(out["times"]) == {"search", "draw", "train", "total"}
-    assert out["times"]["total"] == pytest.approx(sum(v for k, v in out["times"].items() if k != "total"))
-    # without rewind the ticket starts from the searched weights
-    seen.clear()
-    m2 = tiny(head="mlm")
-    out2 = run_pipeline(m2, search_fn, train_fn, Slimming(draw_every=2), rewind=False)
-    searched = snapshot(prune(m2, *out2["masks"]))
-    assert all(torch.equal(v, searched[k]) for k, v in seen["state"].items())
-    assert not all(torch.equal(v, ref[k]) for k, v in seen["state"].items() if k in ref)
+
+def test_draw_ticket_slices_the_rewound_weights():
+    m = tiny(head="mlm")
+    start = snapshot(m)
+    hook = Slimming(record_every=1)
+    train(m, DATA, COLLATE, cfg(max_steps=6), hooks=[hook])
+    rewound = _load(m.config, start)
+    pruned, masks = ebr.draw_ticket(rewound, hook, 4)
+    assert torch.equal(flat_mask(masks), flat_mask(hook.masks_at(4)))
+    ref = snapshot(prune(_load(m.config, start), *masks))  # every surviving weight is the pre-search one
+    assert all(torch.equal(v, ref[k]) for k, v in snapshot(pruned).items())
+    searched = snapshot(prune(m, *masks))
+    assert not all(torch.equal(v, searched[k]) for k, v in snapshot(pruned).items())
+    rnd, rmasks = ebr.draw_ticket(rewound, hook, 4, random_seed=3)
+    assert kept_counts(rmasks) == kept_counts(masks) and rnd.num_params() == pruned.num_params()
+    assert not torch.equal(flat_mask(rmasks), flat_mask(masks))
 
 
 def _load(config, state):
@@ -390,51 +417,78 @@ def _load(config, state):
     return m
 
 
-def test_pipeline_uses_the_ticket_from_the_detector():
-    def search_fn(model, hooks):
-        return {"result": train(model, DATA, COLLATE, cfg(max_steps=40), hooks=hooks)}
-
-    def train_fn(pruned):
-        r = train(pruned, DATA, COLLATE, cfg(max_steps=1))
-        return {"metrics": {}, "result": r}
-
-    hook = Slimming(draw_every=1, window=3, epsilon=0.5, stop_when_found=True)
-    out = run_pipeline(tiny(head="mlm"), search_fn, train_fn, hook)
-    assert out["found"] and out["draw_step"] == hook.found_step == out["search_steps"] < 40
-    assert out["masks"] is hook.ticket
-    assert out["model"].config.heads_per_layer == [3, 3, 3]
+def _record(method, seed, value, search=0.0, draw=0.0, train_s=10.0, steps=20, search_steps=0, fps=1.0):
+    times = {"total": train_s + 3.0, "eval": 3.0} if method == "dense" else {"search": search, "draw": draw, "train": train_s}
+    r = {"task": "MRPC", "seed": seed, "method": method, "metrics": {"f1": value}, "times": times, "n_train": 100}
+    if method == "dense":
+        return r | {"history": [{"step": steps}]}
+    return r | {"steps": {"search": search_steps, "train": steps}, "flops_per_step": fps, "params": 60,
+                "dense": {"flops_per_step": 2.0, "params": 100}, "draw_step": search_steps, "draw_fraction": 0.1,
+                "found": True}
 
 
-def _fit(model, steps, hooks=()):
-    r = train(model, DATA, COLLATE, cfg(max_steps=steps, log_every=1), hooks=hooks)
-    return {"metrics": {"loss": r.history[-1]["loss"]}, "result": r}
+def test_comparison_savings_both_ways():
+    # dense: 30 steps in 30 s (evaluation excluded), 2 FLOP units a step; the ticket: a 4 s search of 3 steps,
+    # 1 s to draw, 20 steps in 12 s at 1 FLOP unit: 0.6 s a step, so 30 steps would take 18 s
+    recs = [_record("dense", 0, 80.0, train_s=30.0, steps=30),
+            _record("detector", 0, 79.0, search=4.0, draw=1.0, train_s=12.0, steps=20, search_steps=3),
+            _record("random", 0, 75.0, draw=1.0, train_s=12.0, steps=20)]
+    df = ebr.comparison(recs).set_index("method")
+    e = df.loc["detector"]
+    assert e["time_s"] == 17.0 and df.loc["dense", "time_s"] == 30.0
+    assert e["time_saving_official_pct"] == pytest.approx(100 * (1 - 17 / 30))  # as run
+    assert e["time_saving_pct"] == pytest.approx(100 * (1 - (4 + 1 + 18) / 30))  # equal epochs
+    assert e["flops_saving_pct"] == pytest.approx(100 * (1 - (3 * 2 + 30 * 1) / 60))
+    assert e["flops_saving_official_pct"] == pytest.approx(100 * (1 - (3 * 2 + 20 * 1) / 60))
+    assert df.loc["random", "search_s"] == 0 and df.loc["random", "time_saving_pct"] == pytest.approx(100 * (1 - 19 / 30))
+    assert df.loc["dense", "params"] == 100 and df.loc["dense", "time_saving_pct"] == 0
+    assert list(df["value"]) == [80.0, 79.0, 75.0]
 
 
-def test_compare_runs_three_methods_from_the_same_start():
-    runs = compare(lambda slimming: tiny(head="mlm", slimming=slimming),
-                   lambda m, hooks, steps: _fit(m, steps, hooks), lambda m: _fit(m, 4),
-                   steps_per_epoch=10, seed=0, seq_len=32, batch_size=8,
-                   plan={"draw": "fixed", "fixed_fraction": 0.3})
-    assert list(runs) == ["dense", "earlybert", "random"]
-    d, e, r = runs["dense"], runs["earlybert"], runs["random"]
-    assert e["steps"] == {"search": 3, "train": 4} and d["steps"] == r["steps"] == {"search": 0, "train": 4}
-    assert e["heads_per_layer"] == r["heads_per_layer"] == [3, 3, 3] and e["ffn_per_layer"] == r["ffn_per_layer"]
-    assert e["params"] == r["params"] < d["params"]
-    assert e["flops"]["per_step"] == r["flops"]["per_step"] < d["flops"]["per_step"]
-    # the search is counted at the dense cost: 3 dense steps + 4 pruned ones
-    assert e["flops"]["total"] == pytest.approx(3 * d["flops"]["per_step"] + 4 * e["flops"]["per_step"])
-    assert d["times"]["search"] == r["times"]["search"] == 0 < e["times"]["search"]
-    for x in runs.values():
-        assert x["times"]["total"] == pytest.approx(sum(v for k, v in x["times"].items() if k != "total"))
+def test_early_bird_table_pairs_by_seed_and_its_rule():
+    recs = []
+    for seed, noise in enumerate((-2.0, 0.0, 2.0)):  # seed effects cancel in the paired differences
+        recs += [_record("dense", seed, 80 + noise)] + [_record(t, seed, v + noise) for t, v in
+                                                        (("detector", 79.5), ("fixed", 79.0), ("end", 80.0), ("random", 76.0))]
+    table = ebr.early_bird_table(ebr.comparison(recs)).loc["all tasks"]
+    assert table["detector-end"] == pytest.approx(-0.5) and table["fixed-random"] == pytest.approx(3.0)
+    assert table["detector-end_hw"] == pytest.approx(0.0, abs=1e-9) and table["n"] == 3
+    assert table["detector"] == pytest.approx(79.5) and table["detector_hw"] > 1  # unpaired: the seeds' spread
+    assert ebr.early_tickets_hold(-0.5, 0.1, "end") and not ebr.early_tickets_hold(-2.0, 0.5, "end")
+    assert ebr.early_tickets_hold(-2.0, 2.5, "end")  # the interval reaches 0
+    assert ebr.early_tickets_hold(0.2, 5.0, "random") and not ebr.early_tickets_hold(-0.1, 0.0, "random")
+    assert not ebr.early_tickets_hold(float("nan"), float("nan"), "end")
 
 
-def test_compare_pretraining_trains_the_ticket_for_the_rest():
-    runs = compare_pretraining(lambda slimming: tiny(head="mlm", slimming=slimming),
-                               lambda m, n, hooks: _fit(m, n, hooks), total_steps=10, seed=0, seq_len=32,
-                               batch_size=8, search_fraction=0.3, draw="fixed")
-    d, e, r = runs["dense"], runs["earlybert"], runs["random"]
-    assert d["steps"] == {"search": 0, "train": 10}
-    assert e["steps"] == r["steps"] == {"search": 3, "train": 7} and e["draw_step"] == 3
-    assert e["model"].config.heads_per_layer == r["model"].config.heads_per_layer == [3, 3, 3]
-    assert r["times"]["search"] == e["times"]["search"] > 0  # the random ticket shares the search
-    assert e["flops"]["total"] < d["flops"]["total"]
+def test_recipe_overrides_and_the_squad_gate():
+    assert ebr.recipe(ebr.GLUE_RECIPE, {"epsilon": 0.05}).epsilon == 0.05
+    with pytest.raises(ValueError, match="unknown recipe field.*epsilonn.*valid fields are"):
+        ebr.recipe(ebr.GLUE_RECIPE, {"epsilonn": 0.05})
+    assert "ticket_lr" not in ebr.GLUE_RECIPE.search_config()  # how a ticket trains does not change the search
+    dense = {"metrics": {"f1": 49.9}}
+    assert ebr.squad_gate(None, 50) == "waiting" and ebr.squad_gate(dense, 50) == "failed"
+    assert ebr.squad_gate({"metrics": {"f1": 50.0}}, 50) == "passed" and ebr.squad_gate(None, 0) == "off"
+
+
+def test_squad_halves_are_split_by_article_at_the_profiles_sizes(tokenizer):
+    from repro import data as D
+    from repro.profiles import get_profile
+    P = get_profile("smoke")
+    s = ebr.Setting(ebr.SQUAD, P)
+    train_f, (eval_q, eval_f, eval_json), _ = s.data(tokenizer, seed=0)
+    halves = D.squad_article_split(D.load_squad(), eval_fraction=ebr.SQUAD_SPLIT["eval_fraction"],
+                                   seed=ebr.SQUAD_SPLIT["seed"])
+    contexts = [{p["context"] for a in h["data"] for p in a["paragraphs"]} for h in halves]
+    assert len(halves[0]["data"]) == len(halves[1]["data"]) == 24 and not contexts[0] & contexts[1]  # 48 articles
+    # evaluation: the profile's first questions of the evaluation half, its answers filtered to them
+    assert len(eval_q) == P.squad_eval_questions and {q["context"] for q in eval_q} <= contexts[1]
+    assert {q["id"] for a in eval_json["data"] for p in a["paragraphs"] for q in p["qas"]} == {q["id"] for q in eval_q}
+    assert {f["example_id"] for f in eval_f} == {q["id"] for q in eval_q}
+    # windows of the profile's length, overlapping: long contexts give a question several windows
+    assert max(len(f["input_ids"]) for f in train_f + eval_f) == P.squad_seq_len
+    assert len(train_f) > P.squad_train_questions and len(eval_f) > len(eval_q)
+    # another seed draws other training questions, never other evaluation questions
+    train1, (eval_q1, _, _), _ = s.data(tokenizer, seed=1)
+    assert [q["id"] for q in eval_q1] == [q["id"] for q in eval_q]
+    assert [f["input_ids"] for f in train1] != [f["input_ids"] for f in train_f]
+    assert len(s.data(tokenizer, seed=0, eval_limit=8)[1][0]) == 8

@@ -1,4 +1,4 @@
-"""The EarlyBERT notebooks at smoke profile (smaller still: a few steps each), executed by the
+"""The EarlyBERT notebooks at smoke profile (smaller still: 32 training examples), executed by the
 runner into one results folder, and what they produce."""
 import json
 import math
@@ -7,13 +7,16 @@ import pandas as pd
 import pytest
 
 from conftest import check_report, has_files, out, run_smoke_notebooks, summary
+from repro import earlybert_runs as ebr
 from repro import results
+from repro.profiles import get_profile
+from repro.study import Study
 
 pytestmark = pytest.mark.notebook
 NOTEBOOKS = ["ticket_mask_distance", "earlybert_glue", "earlybert_squad", "earlybert_pretraining"]
 # each notebook's smallest sizes: -p values only the notebooks that declare them receive
-PARAMS = ["max_train_examples=32", "subset_scale=0.1", "pretrain_fraction=0.15", "checkpoints=20"]
-METHODS = {"dense", "random", "earlybert"}
+PARAMS = ["max_train_examples=32", "dense_f1_bar=0", "checkpoints=20"]
+P = get_profile("smoke")
 
 
 @pytest.fixture(scope="module")
@@ -30,84 +33,139 @@ def conclusion(root, name):
     return texts[-1]
 
 
-def test_ticket_mask_distance(root):
+def records(root):
+    return results.load_runs("smoke", root=root)
+
+
+def artifact(root, key, *path):
+    return root.joinpath("cache", "smoke", key.replace("/", "__"), *path)
+
+
+def test_ticket_mask_distance_reads_the_shared_searches(root):
     name = "ticket_mask_distance"
-    has_files(root, name, ["mask_distance.png", "detector_trace.png", "detector_fine-tuning.csv",
-                           "detector_pre-training.csv"])
+    has_files(root, name, ["mask_distance.png", "detector_trace.png", "criterion.csv"])
     s = summary(root, name)
-    for setting in ("fine-tuning", "pre-training"):
-        assert set(s[setting]["fired_step"]) == {"heads", "ffn", "joint", "found"}
-        for kind, step in s[setting]["fired_step"].items():  # fired, or says it did not (None)
-            frac = s[setting]["fired_fraction"][kind]
-            assert (step is None and frac is None) or (0 < step <= s[setting]["search_steps"] and 0 < frac <= 1)
-        for kind in ("heads", "ffn"):
-            D = pd.read_csv(out(root, name) / f"distance_{setting}_{kind}.csv", index_col=0)
-            assert D.shape == (s[setting]["recorded"],) * 2 and D.shape[0] >= 2
-            assert ((D.values >= 0) & (D.values <= 1)).all()
-            assert (D.values.diagonal() == 0).all() and (D.values == D.values.T).all()
-    assert s["fine-tuning"]["fixed_step"] >= 1 and 0 < s["fine-tuning"]["fixed_fraction"] <= 1
-    runs = results.load_runs("smoke", name, root=root)
-    assert sorted(runs["task"]) == ["MLM", "MRPC"] and set(runs["method"]) == {"earlybert"}
+    assert s["complete"] and s["criterion"] == "found" and set(s["settings"]) == {"fine-tuning", "pre-training"}
+    table = pd.read_csv(out(root, name) / "criterion.csv")
+    assert list(table["setting"]) == ["fine-tuning"] * len(P.glue_tasks) + ["pre-training"]
+    for col in ("fired_heads", "fired_ffn", "fired_joint", "fired_found", "fixed", "detector_ticket"):
+        assert table[col].dropna().between(0, 1, inclusive="right").all()
+    # the detector's ticket is where the stopping rule fired, else the end of the search (epoch / the cap)
+    ft = table[table.setting == "fine-tuning"].iloc[0]
+    assert ft["detector_ticket"] == (ft["fired_found"] if ft["detector_found"] else 1.0)
+    assert ft["fixed"] == 1 / 2  # 32 examples, batch 16: 2 steps an epoch, the fixed point round(0.4) -> step 1
+    assert s["settings"]["fine-tuning"]["fired"] == int(table["fired_found"].iloc[:-1].notna().sum())
+    # one search unit per task and seed, owned by earlybert_glue and trained once for both notebooks
+    runs = records(root)
+    searches = runs[(runs["method"] == "search") & runs["task"].isin(P.glue_tasks)]
+    assert len(searches) == len(P.glue_tasks) and set(searches["notebook"]) == {"earlybert_glue"}
+    assert not (runs["notebook"] == name).any()  # it trained nothing of its own
+    for key in searches["unit"]:
+        assert artifact(root, key, "search", "trajectory.pt").exists() and artifact(root, key, "search", "rewind.pt").exists()
     assert "fine-tuning" in conclusion(root, name)
 
 
-def _check_methods(table, flops_col="flops_per_step", params_col="params"):
-    assert set(table.index) == METHODS
-    assert table.loc["earlybert", params_col] < table.loc["dense", params_col]
-    assert table.loc["earlybert", flops_col] < table.loc["dense", flops_col]
-    assert table.loc["random", params_col] == table.loc["earlybert", params_col]
-
-
-def test_earlybert_glue(root):
+def test_earlybert_glue_units_tables_and_time_both_ways(root):
     name = "earlybert_glue"
-    has_files(root, name, ["earlybert_glue.png", "earlybert_glue.csv", "runs.csv", "train_curves.csv"])
-    table = pd.read_csv(out(root, name) / "earlybert_glue.csv").set_index("method")
-    _check_methods(table)
-    assert (table["value"].between(0, 100)).all()
+    has_files(root, name, ["earlybert_glue.png", "earlybert_glue.csv", "early_bird.csv", "runs.csv"])
+    runs = pd.read_csv(out(root, name) / "runs.csv").set_index("method")
+    assert set(runs.index) == {"dense", *ebr.TICKETS}
+    store = records(root)
+    # the dense run is glue_finetune's own unit (same identity: trained once for both notebooks)
+    assert list(store.loc[(store["method"] == "dense") & store["task"].isin(P.glue_tasks), "notebook"]) == ["glue_finetune"]
+    search = store[(store["method"] == "search") & store["task"].isin(P.glue_tasks)].iloc[0]
+    per_epoch, whole = search["steps_per_epoch"], train_seconds_of(search)
+    assert per_epoch == 2 and runs.loc["dense", "train_steps"] == P.finetune_epochs * per_epoch
+    for t in ebr.TICKETS:
+        row = runs.loc[t]
+        assert row["train_steps"] == ebr.GLUE_RECIPE.ticket_epochs * per_epoch  # official: 2 epochs
+        assert row["params"] < runs.loc["dense", "params"] and row["flops_per_step"] < runs.loc["dense", "flops_per_step"]
+        if t != "random":  # charged the whole search's clock at its draw step; the end ticket: all of it
+            assert row["search_s"] == search["tickets"][t]["seconds"] and row["search_steps"] == row["draw_step"]
+    assert runs.loc["fixed", "draw_step"] == 1 and runs.loc["end", "draw_step"] == per_epoch
+    assert runs.loc["end", "search_s"] == pytest.approx(whole) and runs.loc["random", "search_s"] == 0
+    assert runs.loc["random", "params"] == runs.loc["detector", "params"]  # the detector ticket's per-layer sizes
+    ticket = store[store["method"] == "detector"].iloc[0]
+    assert list(ticket["heads_per_layer"]) == [8] * 6  # 4 of 12 heads pruned in every layer (the paper's 1/3)
+    # both accountings, from the table's own columns: as run, and with the ticket trained as many steps as dense
+    e, d = runs.loc["detector"], runs.loc["dense"]
+    assert e["time_saving_official_pct"] == pytest.approx(100 * (1 - e["time_s"] / d["time_s"]))
+    equal = e["search_s"] + e["draw_s"] + e["train_s"] * d["train_steps"] / e["train_steps"]
+    assert e["time_saving_pct"] == pytest.approx(100 * (1 - equal / d["time_s"]))
+    assert e["time_saving_pct"] > e["time_saving_official_pct"]  # smoke: dense 1 epoch, the ticket 2
+    eb = pd.read_csv(out(root, name) / "early_bird.csv", index_col="task")
+    assert list(eb.index) == [*P.glue_tasks, "all tasks"] and eb.loc["all tasks", "n"] == 1
     s = summary(root, name)
-    mrpc = s["tasks"]["MRPC"]
-    assert mrpc["metric"] == "f1" and mrpc["params"]["earlybert"] < mrpc["params"]["dense"]
-    assert s["paper_time_saving_pct"] == [35.0, 45.0] and math.isfinite(s["mean_time_saving_pct"])
-    assert 0 <= mrpc["detector_fired_fraction"] <= 1
-    runs = results.load_runs("smoke", name, root=root)
-    assert set(runs["method"]) == METHODS and len(runs) == 3
-    eb = runs[runs.method == "earlybert"].iloc[0]
-    assert eb["time.total"] == pytest.approx(eb["time.search"] + eb["time.draw"] + eb["time.train"])
-    # heads per layer: 4 of 12 pruned in every layer (the paper's 1/3)
-    assert list(eb["heads_per_layer"]) == [8] * 6
-    # the conclusion quotes the measured saving, not a typed one
-    assert f"{abs(s['mean_time_saving_pct']):.1f}%" in conclusion(root, name)
+    assert s["earlybert"] == "detector" and s["paper_time_saving_pct"] == [35.0, 45.0]
+    assert s["mean_time_saving_pct"]["mean"] == pytest.approx(e["time_saving_pct"])
+    text = conclusion(root, name)  # it quotes the measured savings, both ways, in words
+    assert f"{results.saving(e['time_saving_pct'])} with equal epochs" in text
+    assert f"{results.saving(e['time_saving_official_pct'])} as run" in text
+
+
+def train_seconds_of(row):
+    return row["time.total"] - row["time.eval"]  # train.train_seconds of a stored record
 
 
 def test_earlybert_squad(root):
     name = "earlybert_squad"
     has_files(root, name, ["earlybert_squad.png", "earlybert_squad.csv", "runs.csv"])
-    table = pd.read_csv(out(root, name) / "earlybert_squad.csv").set_index("method")
-    _check_methods(table)
-    assert table[["exact_match", "f1"]].apply(lambda c: c.between(0, 100)).all().all()
     s = summary(root, name)
-    assert s["seq_len"] == 128 and s["stride"] == 64
-    assert set(s["methods"]) == METHODS
-    assert set(results.load_runs("smoke", name, root=root)["method"]) == METHODS
+    assert s["gate"] == "off" and s["complete"]  # dense_f1_bar=0: no waiting for dense seed 0
+    assert (s["seq_len"], s["stride"]) == (P.squad_seq_len, P.squad_stride)
+    assert s["n_eval_questions"] == P.squad_eval_questions and s["split"] == {"by": "article", "seed": 0, "eval_fraction": 0.5}
+    runs = pd.read_csv(out(root, name) / "runs.csv").set_index("method")
+    assert set(runs.index) == {"dense", "detector", "random"}
+    assert runs[["exact_match", "f1"]].stack().between(0, 100).all()
+    # SQuAD's search stops at the detector's draw (one ticket needed): it ran no further
+    search = records(root).query("notebook == 'earlybert_squad' and method == 'search'").iloc[0]
+    assert search["metric.steps"] == runs.loc["detector", "draw_step"] == search["tickets"]["detector"]["step"]
+    assert runs.loc["detector", "train_steps"] == runs.loc["dense", "train_steps"]  # trained as long as dense
+    assert runs.loc["detector", "time_saving_pct"] == pytest.approx(runs.loc["detector", "time_saving_official_pct"])
 
 
 def test_earlybert_pretraining(root):
     name = "earlybert_pretraining"
-    has_files(root, name, ["earlybert_pretraining.png", "earlybert_pretraining.csv", "pretraining_runs.csv",
-                           "finetuning_runs.csv", "checkpoints/earlybert/config.json"])
-    table = pd.read_csv(out(root, name) / "earlybert_pretraining.csv").set_index("method")
-    _check_methods(table)
+    has_files(root, name, ["earlybert_pretraining.png", "earlybert_pretraining.csv"])
+    table = pd.read_csv(out(root, name) / "earlybert_pretraining.csv", index_col=0)
     s = summary(root, name)
-    assert s["equal"] == "fine-tuning steps"
-    assert 1 <= s["draw_step"] <= s["pretrain_steps"] and 0 < s["draw_fraction"] <= 1
-    # the ticket trains for the rest: search + ticket steps = dense steps
-    assert table.loc["earlybert", "search_steps"] + table.loc["earlybert", "train_steps"] == table.loc["dense", "train_steps"]
-    # the saved ticket reloads with its pruned shape
-    cfg = json.loads((out(root, name) / "checkpoints" / "earlybert" / "config.json").read_text())["repro_bert"]
-    assert sum(cfg["heads_per_layer"]) < cfg["heads"] * cfg["layers"]
-    runs = results.load_runs("smoke", name, root=root)
-    assert set(runs["method"]) == METHODS and set(runs["task"]) == {"MLM", "SST-2"}
+    steps = ebr.pretrain_steps(P)
+    assert s["pretrain_steps"] == steps and s["equal"] == "fine-tuning steps"
+    cap = round(ebr.PretrainRecipe().search_fraction * steps)
+    assert 1 <= s["draw_step"] <= cap and s["draw_fraction"] == s["draw_step"] / steps
+    for m in ("earlybert", "random"):  # the ticket trains for the rest: search + ticket steps = dense steps
+        assert table.loc[m, "search_steps"] + table.loc[m, "train_steps"] == table.loc["dense", "train_steps"] == steps
+        assert table.loc[m, "params"] < table.loc["dense", "params"]
+    assert table.loc["random", "search_s"] == table.loc["earlybert", "search_s"] > 0  # it shares the search
+    store = records(root)
+    pre = store[(store["notebook"] == name) & (store["task"] == "MLM")].set_index("method")
+    fine = store[(store["notebook"] == name) & (store["task"] == "SST-2")]
+    assert set(fine["method"]) == {"dense", "earlybert", "random"}
+    for _, row in fine.iterrows():  # each fine-tuning run names the pre-training unit whose model it read
+        key = row["config.checkpoint"]
+        assert key == pre.loc[row["method"], "unit"]
+        assert artifact(root, key, "model", "model.safetensors").exists()
+    cfg = json.loads(artifact(root, pre.loc["earlybert", "unit"], "model", "config.json").read_text())["repro_bert"]
+    assert sum(cfg["heads_per_layer"]) < cfg["heads"] * cfg["layers"]  # the saved ticket keeps its pruned shape
+
+
+def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch):
+    """With every unit missing (plan mode), the notebooks still run to their end: ticket units
+    wait for their search, SQuAD's comparison for dense seed 0."""
+    from repro import runner
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    jobs = runner.plan(["earlybert_squad", "earlybert_glue"], "smoke", ["max_train_examples=32"])
+    units = {job.name: runner.plan_units(job, "smoke", tmp_path) for job in jobs}
+    squad = units["earlybert_squad"]
+    assert [u["method"] for u in squad] == ["dense", "search", "detector", "random"]  # smoke: one seed
+    assert squad[0]["state"] == "missing" and all(u["state"] == "waiting" for u in squad[1:])
+    glue = units["earlybert_glue"]
+    assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS}
+    assert all(u["state"] == ("waiting" if u["method"] in ebr.TICKETS else "missing") for u in glue)
+    assert [u["notebook"] for u in glue if u["method"] == "dense"] == ["glue_finetune"]
 
 
 def test_report_gives_the_earlybert_claims_a_verdict(root):
-    check_report(root, ["early_bird", "earlybert_glue", "earlybert_time", "earlybert_squad"])
+    claims = check_report(root, ["early_bird", "early_ticket", "earlybert_glue", "earlybert_time", "earlybert_squad"])
+    assert "equal epochs" in claims.loc["earlybert_time", "ours"] and "as run" in claims.loc["earlybert_time", "ours"]
+    assert math.isfinite(claims.loc["earlybert_time", "value"])
