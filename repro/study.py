@@ -270,6 +270,16 @@ def changed_modules(code: dict | None) -> list[str] | None:
 
 # ----------------------------------------------------------------------------- units
 
+# config keys that set how long a unit trains: another method of the same task estimates a
+# missing unit only when these agree (a gradient measurement at initialisation is no estimate of
+# one after 300 training steps; a run with random batches is one of a length-grouped run)
+LENGTH_KEYS = ("steps", "train_steps", "stop_at", "epochs", "max_train_examples", "seq_len", "layers", "hidden")
+
+
+def _length(config: dict) -> list:
+    return [config.get(k) for k in LENGTH_KEYS]
+
+
 @dataclass
 class UnitContext:
     """What a unit's `run` gets: its identity and a cache folder of its own."""
@@ -337,7 +347,7 @@ class Study:
         ctx = UnitContext(key, self.cache_dir(key), checkpoint_minutes)
         entry = {"key": key, "notebook": notebook, "task": task, "method": method, "seed": seed,
                  "config_hash": chash, "state": "missing", "run_id": None, "seconds": None, "estimate": None,
-                 "changed": None}
+                 "changed": None, "length": _length(config)}
         self.units.append(entry)
         rec = None if _flag("REPRO_FORCE") else self.records().get(key)
         if rec is not None:
@@ -409,9 +419,10 @@ class Study:
     def _estimate(self, entry: dict, probe) -> float | None:
         """Median recorded seconds of the most similar finished units; else a probe."""
         done = [r for r in self.records().values() if r.get("notebook") == entry["notebook"]]
-        for match in (("method", "task"), ("task",)):  # a pilot's time is no full run's estimate
+        for match in (("method", "task"), ("task", "length")):  # a pilot's time is no full run's estimate
             secs = sorted((r.get("times") or {}).get("total") for r in done
-                          if all(r.get(k) == entry[k] for k in match) and (r.get("times") or {}).get("total"))
+                          if all((_length(r.get("config") or {}) if k == "length" else r.get(k)) == entry[k] for k in match)
+                          and (r.get("times") or {}).get("total"))
             if secs:
                 return secs[len(secs) // 2]
         group = (entry["notebook"], entry["method"], entry["task"])

@@ -283,3 +283,22 @@ def test_a_deadline_stamps_its_checkpoint_with_the_functions_it_ran(store, capsy
     stamp_path.write_text(json.dumps({**stamp, "metrics.py::glue_metrics": "0" * 12}))
     ask(S.Study("nb", "smoke"), run, lr=0.2)
     assert seen[-1] is False and "metrics.glue_metrics" in capsys.readouterr().out
+
+
+def test_another_method_estimates_a_missing_unit_only_at_the_same_length(store, monkeypatch, tmp_path):
+    """Plan estimates: the same task and method first; another method of the task only when the
+    config's length keys agree (an initialisation measurement is no estimate of a trained run)."""
+    def quick(u):
+        return {"metrics": {"x": 1.0}, "times": {"total": 2.0}}
+    S.Study("nb", "smoke").unit(task="T", method="init", seed=0, config={"train_steps": 0}, run=quick)
+    S.Study("nb", "smoke").unit(task="T", method="grouped", seed=0, config={"epochs": 3, "group": True}, run=quick)
+    monkeypatch.setenv("REPRO_PLAN", str(tmp_path / "plan.json"))
+    probed = []
+
+    def trained(u):
+        probed.append(u.key)
+        raise S.Probe(1.5, 300)  # a few steps timed: 1.5 s per step of 300
+    st = S.Study("nb", "smoke")
+    st.unit(task="T", method="trained", seed=0, config={"train_steps": 300}, run=trained)
+    st.unit(task="T", method="random", seed=0, config={"epochs": 3, "group": False}, run=trained)
+    assert [u["estimate"] for u in st.units] == [450.0, 2.0] and len(probed) == 1
