@@ -53,7 +53,6 @@ tickets: list | None = None  # None: all four ("detector", "fixed", "end", "rand
 recipe: dict | None = None  # overrides of earlybert_runs.Recipe, e.g. {"epsilon": 0.05, "ticket_lr": 5e-5}
 
 # %%
-from pathlib import Path
 
 from IPython.display import Markdown, display
 
@@ -68,7 +67,7 @@ check_parameters(globals())
 study = Study("earlybert_glue", profile)
 P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples,
                 task_max_train=() if max_train_examples else None)
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 R = ebr.recipe(ebr.GLUE_RECIPE, recipe)
 tasks, tickets = list(tasks or P.glue_tasks), list(tickets or ebr.TICKETS)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}

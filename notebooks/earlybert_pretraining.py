@@ -49,8 +49,6 @@ pretrain_recipe: dict | None = None  # overrides of earlybert_runs.PretrainRecip
 max_train_examples: int | None = None  # fine-tuning subset; None: the profile's for the task
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -68,7 +66,7 @@ check_parameters(globals())
 study = Study("earlybert_pretraining", profile)
 P = get_profile(profile, max_train_examples=max_train_examples, task_max_train=() if max_train_examples else None,
                 eb_pretrain_steps=pretrain_steps)
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 PR = ebr.recipe(ebr.PretrainRecipe(), pretrain_recipe)
 seed, steps = P.seeds[0], ebr.pretrain_steps(P)
 seeds = list(seeds if seeds is not None else P.seeds_for(task))

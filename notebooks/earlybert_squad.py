@@ -47,12 +47,10 @@ dense_f1_bar: float | None = None  # dense seed 0's F1 that unlocks the comparis
 recipe: dict | None = None  # overrides of earlybert_runs.Recipe (SQuAD: search and tickets at the dense rate)
 
 # %%
-from pathlib import Path
 
 from IPython.display import Markdown, display
 
 from repro import earlybert_runs as ebr
-from repro import results
 from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.profiles import get_profile
@@ -61,7 +59,7 @@ from repro.study import Study
 check_parameters(globals())
 study = Study("earlybert_squad", profile)
 P = get_profile(profile, checkpoint=checkpoint)
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 s, R = ebr.Setting(ebr.SQUAD, P, data_dir), ebr.recipe(ebr.SQUAD_RECIPE, recipe)
 bar = ebr.SQUAD_DENSE_F1 if dense_f1_bar is None else dense_f1_bar
 seeds = list(seeds if seeds is not None else P.seeds)

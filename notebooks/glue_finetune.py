@@ -33,8 +33,6 @@ pooling: str | None = None  # what the task head reads: "pooler", "cls" or "mean
 batching_seeds: int | None = None  # runs of the batching check with random batches; None: the profile's (cpu: MRPC x 3)
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -51,7 +49,7 @@ from repro.units import glue_unit
 check_parameters(globals())
 study = Study("glue_finetune", profile)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 tasks = list(tasks or P.glue_tasks)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 tokenizer = load_tokenizer(P.checkpoint)

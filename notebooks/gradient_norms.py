@@ -33,8 +33,6 @@ seeds: list | None = None  # None: the profile seeds
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -49,7 +47,7 @@ from repro.units import grad_norm_unit
 check_parameters(globals())
 study = Study("gradient_norms", profile)
 P = get_profile(profile)
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 seeds = list(seeds if seeds is not None else P.seeds)
 print(f"profile {P.name}: shapes {P.grad_shapes} at init over seeds {seeds}, {P.grad_batches} batches of "
       f"{P.grad_batch} x {P.seq_len} tokens; {P.grad_trained} after {P.grad_train_steps} steps (seed {seeds[0]})")

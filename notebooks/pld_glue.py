@@ -43,8 +43,6 @@ gamma: float | None = None
 variant: str = "paper"
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -61,7 +59,7 @@ check_parameters(globals())
 study = Study("pld_glue", profile)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
                             finetune_epochs=epochs))
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 tasks = list(tasks or P.glue_tasks)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 task_lr = {t: lr or P.pld_glue_lr or pld.paper_finetune_lr(t) for t in tasks}

@@ -45,8 +45,6 @@ gamma: float | None = None  # None: 100 / steps
 variant: str = "paper"  # PLD keep probabilities: "paper" or "code"
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -60,7 +58,7 @@ from repro.units import pld_comparison
 check_parameters(globals())
 study = Study("pld_pretraining", profile)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs)))
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 seed = list(seeds if seeds is not None else P.seeds)[0]
 tokens = pld.pretraining_tokens(P)
 print(f"profile {P.name}: {P.layers} layers x {P.hidden} ({P.heads} heads, FFN {P.intermediate}), seq {P.seq_len}, "

@@ -45,8 +45,6 @@ gamma: float | None = None  # the measured runs' gamma; None: 100/steps (theta r
 variant: str = "paper"  # the variant the conclusion and the report lead with (both are measured)
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -59,10 +57,10 @@ from repro.study import Study
 from repro.units import pld_schedule_unit
 
 check_parameters(globals())
-study = Study("pld_schedule", profile)
 P = get_profile(profile)
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
-seed = list(seeds if seeds is not None else P.seeds)[0]
+seed = list(seeds if seeds is not None else P.seeds)[0]  # one run per variant
+study = Study("pld_schedule", profile)
+out = study.out(output_dir)
 L, t = layers_analytic, np.linspace(0, horizon, 501)  # the curves are smooth: 501 points draw them
 
 # %%

@@ -48,8 +48,6 @@ pretrain_recipe: dict | None = None  # overrides of earlybert_runs.PretrainRecip
 checkpoints: int = 60  # tickets per matrix (evenly spread over the recorded steps)
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -65,7 +63,7 @@ check_parameters(globals())
 study = Study("ticket_mask_distance", profile)
 P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples,
                 task_max_train=() if max_train_examples else None, eb_pretrain_steps=pretrain_steps)
-out = Path(output_dir) if output_dir else results.output_dir(profile, study.notebook)
+out = study.out(output_dir)
 R, PR = ebr.recipe(ebr.GLUE_RECIPE, recipe), ebr.recipe(ebr.PretrainRecipe(), pretrain_recipe)
 tasks = list(tasks or P.glue_tasks)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}

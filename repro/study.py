@@ -305,6 +305,12 @@ class Study:
     def __post_init__(self):
         _loaded_source()  # the code as imported, before anything trains
 
+    def out(self, output_dir=None) -> Path:
+        """Where the notebook writes its tables and figures: `output_dir` when given, else the
+        results folder of this notebook and profile (results.output_dir)."""
+        from .results import output_dir as default
+        return Path(output_dir) if output_dir else default(self.profile, self.notebook)
+
     # -- the store ---------------------------------------------------------------------------
     def records(self) -> dict:
         """unit key -> latest finished record (with a code fingerprint) of this profile."""
