@@ -57,6 +57,7 @@ recipe: dict | None = None  # overrides of earlybert_runs.Recipe, e.g. {"epsilon
 from IPython.display import Markdown, display
 
 from repro import earlybert_runs as ebr
+from repro import earlybert_tables as ebt
 from repro import results
 from repro.checks import check_parameters
 from repro.data import load_tokenizer
@@ -81,22 +82,22 @@ print(f"profile {P.name}: {P.checkpoint}; dense {P.finetune_epochs:g} epochs at 
 order = sorted(((s, t) for t in tasks for s in task_seeds[t]), key=lambda st: task_seeds[st[1]].index(st[0]))
 records = [r for seed, task in order
            for r in ebr.comparison_units(study, ebr.Setting(task, P, data_dir), seed, tokenizer, R, tickets, draw=draw)]
-runs = ebr.comparison([r for r in records if r is not None])
+runs = ebt.comparison([r for r in records if r is not None])
 searches = [r for r in records if r is not None and r["method"] == "search"]
 print(f"{study.status()['done']} of {len(study.units)} units done")
 
 # %%
-table = ebr.save_comparison(runs, draw, out, study.notebook, f"EarlyBERT ({draw} ticket) vs dense and random, {profile} profile")
+table = ebt.save_comparison(runs, draw, out, study.notebook, f"EarlyBERT ({draw} ticket) vs dense and random, {profile} profile")
 if table is not None:
-    display(ebr.shown(table)[["n", "metric", "value", "time_s", "time_saving_pct", "time_saving_official_pct",
+    display(ebt.shown(table)[["n", "metric", "value", "time_s", "time_saving_pct", "time_saving_official_pct",
                               "flops_saving_pct", "params"]])
-    eb = ebr.early_bird_table(runs[runs.method != "dense"])
-    results.save_table(ebr.shown(eb), out, "early_bird")
-    display(ebr.shown(eb))
+    eb = ebt.early_bird_table(runs[runs.method != "dense"])
+    results.save_table(ebt.shown(eb), out, "early_bird")
+    display(ebt.shown(eb))
 
 # %%
 summary = {"earlybert": draw, "tickets": tickets, "recipe": R.search_config() | {"ticket_lr": R.ticket_lr,
-           "ticket_epochs": R.ticket_epochs}, "dense_epochs": P.finetune_epochs, "paper_time_saving_pct": list(ebr.PAPER_TIME_SAVING),
+           "ticket_epochs": R.ticket_epochs}, "dense_epochs": P.finetune_epochs, "paper_time_saving_pct": list(ebt.PAPER_TIME_SAVING),
            "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples, "checkpoint": P.checkpoint,
            "searches": [{"task": r["task"], "seed": r["seed"], "steps_per_epoch": r["steps_per_epoch"],
                          **{k: t["fraction"] for k, t in r["tickets"].items()}, "found": r["metrics"]["found"]} for r in searches]}
@@ -104,7 +105,7 @@ if len(runs) and draw in set(runs.method):
     e = runs[runs.method == draw]
     summary |= {f"mean_{k}": dict(zip(("mean", "hw", "n"), results.mean_hw(e[k])))
                 for k in ("time_saving_pct", "time_saving_official_pct", "flops_saving_pct")}
-    summary["pairs"] = {f"{a}-{b}": results.mean_hw(ebr.paired(runs, a, b)) for a, b in (*ebr.PAIRS, (draw, "dense"))}
+    summary["pairs"] = {f"{a}-{b}": results.mean_hw(ebt.paired(runs, a, b)) for a, b in (*ebt.PAIRS, (draw, "dense"))}
 study.write_summary(out, summary)
 
 # %% [markdown]
@@ -113,12 +114,12 @@ study.write_summary(out, summary)
 # %%
 state = study.status()
 lines = [] if state["complete"] else [f"**Partial: {state['done']} of {state['planned']} units.**"]
-lines += ebr.comparison_text(table, draw, f"as run (dense {P.finetune_epochs:g} epochs, ticket {R.ticket_epochs:g})")
+lines += ebt.comparison_text(table, draw, f"as run (dense {P.finetune_epochs:g} epochs, ticket {R.ticket_epochs:g})")
 if "pairs" in summary:
     for key, (d, hw, n) in summary["pairs"].items():
         a, b = key.split("-")
         if n and b != "dense":
-            holds = ebr.early_tickets_hold(d, hw, b)
+            holds = ebt.early_tickets_hold(d, hw, b)
             lines.append(f"- Early-bird test, {a} ticket − {b} ticket: {results.format_pm(d, hw, signed=True)} points "
                          f"over {n} task-seed pairs: {'holds' if holds else 'does not hold'} "
                          f"({'as well as the late ticket' if b == 'end' else 'better than random'}).")
@@ -127,5 +128,5 @@ if searches:
     lines.append(f"- The detector fired in {len(fired)} of {len(searches)} searches"
                  + (f", at {100 * min(fired):.0f}-{100 * max(fired):.0f}% of the epoch (official fixed point: "
                     f"{100 * R.fixed_fraction:.0f}%)." if fired else "."))
-lines.append(ebr.timing_note(runs, profile))
+lines.append(ebt.timing_note(runs, profile))
 display(Markdown("\n".join(lines)))

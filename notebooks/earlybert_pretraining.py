@@ -54,6 +54,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import earlybert_runs as ebr
+from repro import earlybert_tables as ebt
 from repro import results
 from repro.checks import check_parameters
 from repro.data import load_tokenizer
@@ -84,7 +85,7 @@ fine = [glue_unit(study, task, P, s, tokenizer=tokenizer, method=m, data_dir=dat
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
                   checkpoint_id=r["unit"] if r else f"{m}: waiting", needs=[r]) for m, r in pre.items() for s in seeds]
 fine = results.to_frame([r for r in fine if r is not None])
-table = ebr.pretraining_table(pre, fine, f"metric.{main_metric(task)}")
+table = ebt.pretraining_table(pre, fine, f"metric.{main_metric(task)}")
 if len(table):
     results.save_table(table, out, "earlybert_pretraining")
     display(table)
@@ -97,19 +98,19 @@ if runs:
     for m, r in runs.items():
         c = pd.DataFrame(r["curve"])
         offset = r["times"]["search"] + r["times"]["draw"]  # a ticket's run starts after the search and the draw
-        axes[0].plot(offset + c["seconds"], c["val_loss"], "o-", color=ebr.COLORS[m], label=m, ms=3)
+        axes[0].plot(offset + c["seconds"], c["val_loss"], "o-", color=ebt.COLORS[m], label=m, ms=3)
         if offset:
-            axes[0].axvline(offset, color=ebr.COLORS[m], ls=":", lw=1)
+            axes[0].axvline(offset, color=ebt.COLORS[m], ls=":", lw=1)
     if search:
         c = pd.DataFrame(search["curve"])
-        axes[0].plot(c["seconds"], c["val_loss"], "o--", color=ebr.COLORS["earlybert"], ms=3,
+        axes[0].plot(c["seconds"], c["val_loss"], "o--", color=ebt.COLORS["earlybert"], ms=3,
                      label=f"search (to {PR.observe_fraction:.0%} of the run; charged to its draw)")
     axes[0].set(xlabel="pre-training time (s, wall-clock minus evaluation), search included (dotted: drawn)",
                 ylabel="MLM validation loss (nats/token)", title=f"Pre-training from scratch ({P.layers}x{P.hidden}, {steps} steps)")
     axes[0].legend(fontsize=7)
     for i, (m, g) in enumerate(fine.groupby("method", sort=False) if len(fine) else []):
         v = g[f"metric.{main_metric(task)}"]
-        axes[1].bar(i, v.mean(), 0.6, color=ebr.COLORS[m], label=m)
+        axes[1].bar(i, v.mean(), 0.6, color=ebt.COLORS[m], label=m)
         axes[1].scatter([i] * len(v), v, color="k", s=10, zorder=3)
     axes[1].set(ylabel=f"{task} dev {main_metric(task)} (0-100)", title=f"Fine-tuned for equal steps ({len(seeds)} seed(s))")
     axes[1].legend(fontsize=7)
@@ -142,5 +143,5 @@ if {"dense", "earlybert"} <= set(table.index):
 if len(fine):
     lines.append(f"- Fine-tuned on {task} for equal steps ({main_metric(task)}): " + ", ".join(
         f"{m} {results.format_pm(row['finetune'], row['finetune_hw'])}" for m, row in table.iterrows()) + ".")
-lines.append(ebr.timing_note(pd.DataFrame(list(runs.values())), profile))
+lines.append(ebt.timing_note(pd.DataFrame(list(runs.values())), profile))
 display(Markdown("\n".join(lines)))

@@ -51,6 +51,7 @@ recipe: dict | None = None  # overrides of earlybert_runs.Recipe (SQuAD: search 
 from IPython.display import Markdown, display
 
 from repro import earlybert_runs as ebr
+from repro import earlybert_tables as ebt
 from repro.checks import check_parameters
 from repro.data import load_tokenizer
 from repro.profiles import get_profile
@@ -78,23 +79,23 @@ if gate != "failed":  # waiting: the others are planned behind dense seed 0
         records += ebr.comparison_units(study, s, seed, tokenizer, R, [draw, "random"], draw=draw,
                                         with_dense=seed != seeds[0], needs=[first] if bar > 0 else [])
 records = [r for r in records if r is not None]
-runs = ebr.comparison(records)
+runs = ebt.comparison(records)
 print(f"gate: {gate}" + (f" (dense seed {seeds[0]} F1 {first['metrics']['f1']:.1f})" if first else "")
       + f"; {study.status()['done']} of {len(study.units)} units done")
 if first:
     print(f"{first['n_train']} training windows, {first['n_eval']} evaluation questions")
 
 # %%
-table = ebr.save_comparison(runs, draw, out, study.notebook, f"SQuAD v1.1: EarlyBERT ({draw} ticket) vs dense and random")
+table = ebt.save_comparison(runs, draw, out, study.notebook, f"SQuAD v1.1: EarlyBERT ({draw} ticket) vs dense and random")
 if table is not None:
-    display(ebr.shown(table)[["n", "exact_match", "value", "time_s", "time_saving_pct", "flops_saving_pct", "params"]])
+    display(ebt.shown(table)[["n", "exact_match", "value", "time_s", "time_saving_pct", "flops_saving_pct", "params"]])
 
 # %%
 summary = {"earlybert": draw, "gate": gate, "dense_f1_bar": bar, "seeds": seeds, "seq_len": P.squad_seq_len,
            "stride": P.squad_stride, "epochs": P.squad_epochs, "lr": cfg["lr"], "split": cfg["split"],
            "train_questions": P.squad_train_questions, "eval_questions": P.squad_eval_questions,
            "n_train_windows": first and first["n_train"], "n_eval_questions": first and first["n_eval"],
-           "paper_time_saving_pct": list(ebr.PAPER_TIME_SAVING)}
+           "paper_time_saving_pct": list(ebt.PAPER_TIME_SAVING)}
 if table is not None:
     summary["methods"] = table.loc[ebr.SQUAD, ["exact_match", "value", "time_s"]].to_dict("index")
 study.write_summary(out, summary)
@@ -109,6 +110,6 @@ if gate == "failed":
     lines.append(f"- Dense seed {seeds[0]} reached F1 {first['metrics']['f1']:.1f} < {bar:g}: the comparison was not run "
                  "(a model this weak says nothing about the ticket); more training questions or epochs first, or "
                  "`-p dense_f1_bar=0` to run it anyway.")
-lines += ebr.comparison_text(table, draw, "as run (equal epochs here)")
-lines.append(ebr.timing_note(runs, profile))
+lines += ebt.comparison_text(table, draw, "as run (equal epochs here)")
+lines.append(ebt.timing_note(runs, profile))
 display(Markdown("\n".join(lines)))

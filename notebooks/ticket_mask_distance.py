@@ -53,6 +53,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import earlybert_runs as ebr
+from repro import earlybert_tables as ebt
 from repro import results
 from repro.checks import check_parameters
 from repro.data import load_tokenizer
@@ -74,7 +75,7 @@ draw_kw = {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio}
 fine = [ebr.search_unit(study, ebr.Setting(t, P, data_dir), s, tokenizer, R) for t in tasks for s in task_seeds[t]]
 pre = ebr.pretrain_search_unit(study, P, P.seeds[0], PR, ln=ln, data_dir=data_dir) if pretrain else None
 found = {"fine-tuning": [r for r in fine if r], "pre-training": [pre] if pre else []}
-table = pd.concat([ebr.criterion_table(v, k) for k, v in found.items() if v] or [pd.DataFrame()], ignore_index=True)
+table = pd.concat([ebt.criterion_table(v, k) for k, v in found.items() if v] or [pd.DataFrame()], ignore_index=True)
 if len(table):
     results.save_table(table, out, "criterion")
     display(table)
@@ -88,7 +89,7 @@ for setting, r in (("fine-tuning", found["fine-tuning"][:1]), ("pre-training", f
         panels.append({"title": f"{setting} ({what})", "steps": steps, "matrices": mats, "fired": rec["fired"],
                        "fixed": rec["tickets"]["fixed"]["step"] if setting == "fine-tuning" else None})
 if panels:
-    results.save_figure(ebr.plot_mask_distance(panels), out, "mask_distance")
+    results.save_figure(ebt.plot_mask_distance(panels), out, "mask_distance")
 
 # %%
 traces = [(f"{k}: {r['task']} seed {r['seed']}", r) for k, v in found.items() for r in v[:1]]
@@ -97,7 +98,7 @@ if traces:
     for ax, (title, r) in zip(axes[0], traces):
         d = pd.DataFrame(r["draws"])
         for kind, style in (("heads", "-"), ("ffn", "--"), ("joint", ":")):
-            ax.plot(d["step"], d[f"max_dist_{kind}"].astype(float), style, label=ebr.CRITERIA_LONG[kind])
+            ax.plot(d["step"], d[f"max_dist_{kind}"].astype(float), style, label=ebt.CRITERIA_LONG[kind])
         ax.axhline(R.epsilon, color="k", lw=0.8, label=f"epsilon = {R.epsilon}")
         ax.set(xlabel="training step", ylabel=f"max distance to the last {R.window - 1} tickets",
                title=f"Early-bird detector, {title}")

@@ -332,7 +332,7 @@ def _dense_learned(s: Store, df: pd.DataFrame) -> tuple[list[str], list[str], st
 
 
 def _eb_glue(s: Store) -> dict:
-    from .earlybert_runs import paired
+    from .earlybert_tables import paired
 
     df, e = _eb_runs(s, "earlybert_glue")
     all_tasks = sorted(df["task"].unique())
@@ -351,7 +351,7 @@ def _eb_glue(s: Store) -> dict:
 
 
 def _early_ticket(s: Store) -> dict:
-    from .earlybert_runs import early_tickets_hold, paired
+    from .earlybert_tables import early_tickets_hold, paired
 
     df = s.table("earlybert_glue", "runs")
     learned, tasks, floor_text = _dense_learned(s, df)
@@ -407,7 +407,7 @@ def _eb_time(s: Store) -> dict:
 
 
 def _eb_squad(s: Store) -> dict:
-    from .earlybert_runs import paired
+    from .earlybert_tables import paired
 
     summ = s.summary("earlybert_squad")
     scale = (f"SQuAD v1.1 split by article, {summ.get('n_train_windows') or '?'} training windows, "

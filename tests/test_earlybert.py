@@ -4,6 +4,7 @@ import torch
 
 from conftest import tiny_mlm_data
 from repro import earlybert_runs as ebr
+from repro import earlybert_tables as ebt
 from repro.earlybert import (EarlyBird, Slimming, distance_matrix, draw_masks, enable_slimming, fixed_step, flat_mask,
                              kept_counts, l1_penalty, mask_distance, masked_copy, prune, random_masks, search_plan, snapshot)
 from repro.model import Bert, flops_per_step, flops_per_token
@@ -433,7 +434,7 @@ def test_comparison_savings_both_ways():
     recs = [_record("dense", 0, 80.0, train_s=30.0, steps=30),
             _record("detector", 0, 79.0, search=4.0, draw=1.0, train_s=12.0, steps=20, search_steps=3),
             _record("random", 0, 75.0, draw=1.0, train_s=12.0, steps=20)]
-    df = ebr.comparison(recs).set_index("method")
+    df = ebt.comparison(recs).set_index("method")
     e = df.loc["detector"]
     assert e["time_s"] == 17.0 and df.loc["dense", "time_s"] == 30.0
     assert e["time_saving_official_pct"] == pytest.approx(100 * (1 - 17 / 30))  # as run
@@ -450,14 +451,14 @@ def test_early_bird_table_pairs_by_seed_and_its_rule():
     for seed, noise in enumerate((-2.0, 0.0, 2.0)):  # seed effects cancel in the paired differences
         recs += [_record("dense", seed, 80 + noise)] + [_record(t, seed, v + noise) for t, v in
                                                         (("detector", 79.5), ("fixed", 79.0), ("end", 80.0), ("random", 76.0))]
-    table = ebr.early_bird_table(ebr.comparison(recs)).loc["all tasks"]
+    table = ebt.early_bird_table(ebt.comparison(recs)).loc["all tasks"]
     assert table["detector-end"] == pytest.approx(-0.5) and table["fixed-random"] == pytest.approx(3.0)
     assert table["detector-end_hw"] == pytest.approx(0.0, abs=1e-9) and table["n"] == 3
     assert table["detector"] == pytest.approx(79.5) and table["detector_hw"] > 1  # unpaired: the seeds' spread
-    assert ebr.early_tickets_hold(-0.5, 0.1, "end") and not ebr.early_tickets_hold(-2.0, 0.5, "end")
-    assert ebr.early_tickets_hold(-2.0, 2.5, "end")  # the interval reaches 0
-    assert ebr.early_tickets_hold(0.2, 5.0, "random") and not ebr.early_tickets_hold(-0.1, 0.0, "random")
-    assert not ebr.early_tickets_hold(float("nan"), float("nan"), "end")
+    assert ebt.early_tickets_hold(-0.5, 0.1, "end") and not ebt.early_tickets_hold(-2.0, 0.5, "end")
+    assert ebt.early_tickets_hold(-2.0, 2.5, "end")  # the interval reaches 0
+    assert ebt.early_tickets_hold(0.2, 5.0, "random") and not ebt.early_tickets_hold(-0.1, 0.0, "random")
+    assert not ebt.early_tickets_hold(float("nan"), float("nan"), "end")
 
 
 def test_recipe_overrides_and_the_squad_gate():
