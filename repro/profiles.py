@@ -273,6 +273,9 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
         # notebooks derive lengths and cadences from pretrain_steps (a search of 20% of it, a record
         # every 1/60 of it): at 5x the cap, 20% of it is still the cap, and every cadence fires
         pretrain_steps=min(P.pretrain_steps, 5 * steps),
+        # the PLD comparison's own length and its pilot's (a pilot stops inside the capped steps)
+        pld_steps=None if P.pld_steps is None else min(P.pld_steps, 5 * steps),
+        pld_pilot_steps=None if P.pld_pilot_steps is None else min(P.pld_pilot_steps, steps),
         grad_accum=accum, max_steps=_cap(P.max_steps, steps),
         max_train_examples=_cap(P.max_train_examples, ft_b * steps),
         max_eval_examples=_cap(P.max_eval_examples, eval_examples),

@@ -162,6 +162,9 @@ def test_clip_caps(no_env):
     assert c.max_train_examples == 2 * gpu.finetune_batch
     assert c.max_corpus_chars >= 2 * gpu.pretrain_batch * gpu.seq_len * 5  # two steps' worth of blocks
     assert PR.clip(c) == c  # idempotent
+    for P in (gpu, paper, PR.PROFILES["cpu"]):  # the PLD comparison's pilot stops inside the capped steps
+        Q = PR.pld_profile(PR.clip(P))
+        assert 0 < Q.pld_pilot_steps <= Q.max_steps < Q.pretrain_steps <= 5 * Q.max_steps, P.name
     cp = PR.clip(paper)
     assert cp.grad_accum == 2 and cp.pretrain_batch == 256  # accumulation kept, two micro-batches
     small = PR.clip(gpu, batch=8)
