@@ -409,8 +409,9 @@ class Study:
         try:
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="repro-probe-") as tmp:
-                run(UnitContext(ctx.key, Path(tmp)))  # no checkpoint of the probe survives it
-            return time.perf_counter() - t0  # a unit with no training loop ran whole: its time
+                out = run(UnitContext(ctx.key, Path(tmp)))  # no checkpoint of the probe survives it
+            # a unit with no training loop ran whole: the time it reports, else the time it took
+            return ((out or {}).get("times") or {}).get("total") or time.perf_counter() - t0
         except Probe as p:
             return p.seconds_per_step * p.steps
         except Exception as e:  # noqa: BLE001 - an estimate must never break the plan
