@@ -110,6 +110,20 @@ def steps_to_reach(xs: Sequence[float], ys: Sequence[float], target: float) -> f
     return None
 
 
+def timed(device, fn, times: int = 1) -> float:
+    """Seconds that `times` calls of `fn` take, the device's queued work finished before and after
+    (CUDA runs asynchronously): the study's one step timer (paired_step_times, the benchmark)."""
+    import time
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda _: None
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(times):
+        fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
 def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, warmup: int = 2) -> dict:
     """Seconds per training step (forward, backward, AdamW) of `model` on one fixed `batch`:
     dense (gates=None) vs gated (the rows of `gate_rows` replayed in turn, e.g. a PLD run's
@@ -118,7 +132,6 @@ def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, 
     returns the medians of the dense and gated times and of the per-pair ratio gated / dense.
     The model's weights are updated (use a model you no longer need, or a copy)."""
     import statistics
-    import time
 
     from .profiles import clip_enabled
     from .train import TrainConfig, build_optimizer
@@ -134,15 +147,13 @@ def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, 
     model.train()
 
     def step(gates) -> float:
-        t0 = time.perf_counter()
-        with amp:
-            loss = model(**batch, gates=gates)["loss"]
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - t0
+        def one():
+            with amp:
+                loss = model(**batch, gates=gates)["loss"]
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return timed(device, one)
 
     dense, gated = [], []
     for i in range(warmup + pairs):

@@ -60,6 +60,7 @@ from pathlib import Path
 
 import torch
 
+from .analysis import timed
 from .earlybert import draw_masks, prune, random_masks
 from .model import Bert, flops_per_step
 from .pld import PLD
@@ -124,7 +125,7 @@ def matmul_peak_tflops(device, amp: bool, reps: int = 5) -> float:
     this device and precision really reach on the kernel that dominates BERT."""
     n, dtype = (8192, torch.bfloat16) if amp else (2048, torch.float32)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    best = min(_timed(device, lambda: a @ b) for _ in range(reps + 1))  # the first warms up
+    best = min(timed(device, lambda: a @ b) for _ in range(reps + 1))  # the first warms up
     return 2 * n ** 3 / best / 1e12
 
 
@@ -168,18 +169,7 @@ class Case:
         # a ticket step on CPU, which inflated every saving measured against the slower case).
         self.step()
         self.i = 0  # every repetition replays the same gates
-        return _timed(self.device, self.step, steps)
-
-
-def _timed(device, fn, times: int = 1) -> float:
-    """Seconds that `times` calls of fn take, the device's queued work finished before and after."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else lambda _: None
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(times):
-        fn()
-    sync(device)
-    return time.perf_counter() - t0
+        return timed(self.device, self.step, steps)
 
 
 def _ours(size: BenchSize, ln: str, head: str = "mlm", **kw) -> Bert:
@@ -299,7 +289,7 @@ class LoopCase(_Timings):
     def turn(self) -> None:
         self.warm()
         before = (self.count.padded, self.count.real)
-        self.add(_timed(self.device, self._epoch), self.count, before)
+        self.add(timed(self.device, self._epoch), self.count, before)
 
 
 def _trainer_rounds(ours: list[LoopCase], warmup: int, warm_batch: dict, device):

@@ -247,3 +247,15 @@ def test_paired_step_times_sees_skipped_blocks():
     r = paired_step_times(model, batch, [[None] * 5 + [1.0]], pairs=6)  # 1 block of 6 computed
     assert len(r["times"]["dense"]) == 6 and r["dense_s"] > 0 and r["gated_s"] > 0
     assert r["ratio"] < 1  # the gated step does less work
+
+
+def test_timed_is_the_one_step_timer():
+    """analysis.timed: every call of fn inside the clock; paired_step_times and the benchmark use it."""
+    import time
+
+    from repro import bench
+    from repro.analysis import timed
+    calls = []
+    seconds = timed(torch.device("cpu"), lambda: (calls.append(1), time.sleep(0.01)), times=3)
+    assert len(calls) == 3 and 0.03 <= seconds < 1.0
+    assert bench.timed is timed
