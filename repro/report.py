@@ -30,7 +30,10 @@ from .results import fewer_flops, format_pm, from_jsonable, load_runs, load_runs
 RULE_VERDICTS = ("reproduced", "partly", "not reproduced", "not measured")  # what a rule may say
 SMOKE_VERDICT = "smoke: not a measurement"  # every verdict at the smoke profile
 PARTIAL_VERDICT = "partial"  # some of the claim's runs are still to run: no final verdict yet
-VERDICTS = RULE_VERDICTS + (PARTIAL_VERDICT, SMOKE_VERDICT)
+# made by code that is no longer the package's (stale runs, or outputs from before run-level
+# resume, when code was not tracked): shown, never given a verdict until the notebook re-runs
+OUTDATED_VERDICT = "outdated"
+VERDICTS = RULE_VERDICTS + (PARTIAL_VERDICT, OUTDATED_VERDICT, SMOKE_VERDICT)
 NO_VERDICT_PROFILES = ("smoke",)
 
 
@@ -76,6 +79,24 @@ class Store:
         """(done, planned) units when the notebook's outputs are partial; None when complete."""
         summary = self.summary(notebook)
         return None if summary.get("complete", True) else (summary.get("done", 0), summary.get("planned", 0))
+
+    def outdated(self, notebook: str) -> str | None:
+        """Why the notebook's outputs are not what the package computes now, or None: stale runs
+        (code_state), or outputs made before run-level resume by a notebook whose source changed
+        since (the runner's run.json keeps the source's hash)."""
+        import hashlib
+
+        from .runner import NOTEBOOKS_DIR
+        summary = self.summary(notebook)
+        if "run_ids" in summary:
+            codes = {r["run_id"]: r.get("code") for r in load_runs_raw(self.profile, root=self.root)}
+            state = code_state(summary, codes)
+            return None if state == "current" else state
+        made = read_json(self.finished(notebook) / "run.json").get("request", {}).get("source_sha256")
+        source = NOTEBOOKS_DIR / f"{notebook}.py"
+        if made and source.exists() and made != hashlib.sha256(source.read_bytes()).hexdigest():
+            return "made before run-level resume by an earlier version of the notebook"
+        return None
 
     def figure(self, notebook: str, name: str) -> str | None:
         """The figure's path relative to <results>/<profile>/, where REPORT.md is."""
@@ -508,6 +529,12 @@ def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
         if partial:  # numbers from some of the runs: shown, never given a final verdict
             runs = "; ".join(f"{nb} {k} of {n} runs" for nb, (k, n) in partial)
             got = {**got, "verdict": PARTIAL_VERDICT, "ours": f"partial ({runs}): {got['ours']}"}
+        old = [(nb, why) for nb in c.notebooks if got["verdict"] != "not measured"
+               and (store.dir(nb) / "summary.json").exists() and (why := store.outdated(nb))]
+        if old:  # numbers the package's code no longer computes: shown, no verdict
+            why = "; ".join(f"{nb}: {state}" for nb, state in old)
+            got = {**got, "verdict": OUTDATED_VERDICT,
+                   "ours": f"outdated ({why}; re-run {', '.join(nb for nb, _ in old)}): {got['ours']}"}
         if profile in NO_VERDICT_PROFILES:
             got["verdict"] = SMOKE_VERDICT
         rows.append({"claim": c.claim, "paper": c.paper, "value": None, "hw": None, **got, "rule": c.rule,
@@ -569,7 +596,7 @@ def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str
                  f"\"{SMOKE_VERDICT}\", and the numbers are the pipeline's output, not findings. "
                  "Run the `cpu` profile or larger for verdicts.\n")
     else:
-        tally = "Verdicts: " + ", ".join(f"{v} {counts.get(v, 0)}" for v in RULE_VERDICTS + (PARTIAL_VERDICT,)) + ".\n"
+        tally = "Verdicts: " + ", ".join(f"{v} {counts.get(v, 0)}" for v in VERDICTS if v != SMOKE_VERDICT) + ".\n"
     # at smoke, "no verdicts" comes first, before any text about verdicts
     first = [tally, header] if profile in NO_VERDICT_PROFILES else [header, tally]
     parts = [f"# Reproduction report, `{profile}` profile\n", *first,

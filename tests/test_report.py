@@ -308,7 +308,7 @@ def test_a_partial_notebook_gets_no_final_verdict_and_stale_runs_are_named(tmp_p
     put(tmp_path, "gradient_norms", grads(0.5, 1.0) | {"complete": True, "run_ids": [current["run_id"]]})
     prov = report.provenance("cpu", tmp_path)
     assert prov.loc[0, "code"] == "stale: 1 of 1 runs made before model changed"
-    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "reproduced"
+    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "outdated"  # shown, never current
 
 
 def test_smoke_gives_no_verdicts_but_still_runs_the_rules(tmp_path):
@@ -363,3 +363,29 @@ def test_a_negative_saving_reads_as_more_time(tmp_path):
     for text in (eb, pld):
         assert not re.search(r"-\s*\d[\d.]*\s*%", text) and "−" not in text, text  # no negative percentage
     assert claims.loc["earlybert_time", "verdict"] == "not reproduced"
+
+
+def test_numbers_the_code_no_longer_computes_get_no_verdict(tmp_path):
+    """Outputs made before run-level resume by an earlier version of the notebook, or from stale
+    runs, are shown as "outdated" with what to re-run; the same numbers from the current notebook
+    get the rule's verdict."""
+    import hashlib
+
+    from repro.runner import NOTEBOOKS_DIR
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, 2.0, 38.0))])
+    assert report.assess("cpu", tmp_path).loc["earlybert_glue", "verdict"] == "reproduced"
+    run_json = tmp_path / "cpu" / "earlybert_glue" / "run.json"
+    made = json.loads(run_json.read_text())
+    made["request"] = {"source_sha256": "0" * 64}  # another version of the notebook made them
+    run_json.write_text(json.dumps(made))
+    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    assert row["verdict"] == "outdated" and "re-run earlybert_glue" in row["ours"] and "earlier version" in row["ours"]
+    made["request"] = {"source_sha256": hashlib.sha256((NOTEBOOKS_DIR / "earlybert_glue.py").read_bytes()).hexdigest()}
+    run_json.write_text(json.dumps(made))
+    assert report.assess("cpu", tmp_path).loc["earlybert_glue", "verdict"] == "reproduced"
+    # a run whose code changed since: stale, so outdated
+    rec = record(notebook="gradient_norms", profile="cpu", task="12x256", method="postln", seed=0, metrics={},
+                 times={}, config={}, root=tmp_path, code={"metrics.py::glue_metrics": "0" * 12})
+    put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": [rec["run_id"]]})
+    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    assert row["verdict"] == "outdated" and "stale: 1 of 1 runs" in row["ours"]
