@@ -15,6 +15,7 @@ Savings are written as "12.3% less time" or "4.5% more time", never as a negativ
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,11 @@ class Store:
 
     def dir(self, notebook: str) -> Path:
         return self.root / self.profile / notebook
+
+    @functools.cached_property
+    def codes(self) -> dict:
+        """run id -> the code fingerprint of its record, read once per report."""
+        return {r["run_id"]: r.get("code") for r in load_runs_raw(self.profile, root=self.root)}
 
     def finished(self, notebook: str) -> Path:
         """The notebook's output folder, or Missing when it holds no finished run."""
@@ -89,8 +95,7 @@ class Store:
         from .runner import NOTEBOOKS_DIR
         summary = self.summary(notebook)
         if "run_ids" in summary:
-            codes = {r["run_id"]: r.get("code") for r in load_runs_raw(self.profile, root=self.root)}
-            state = code_state(summary, codes)
+            state = code_state(summary, self.codes)
             return None if state == "current" else state
         made = read_json(self.finished(notebook) / "run.json").get("request", {}).get("source_sha256")
         source = NOTEBOOKS_DIR / f"{notebook}.py"
@@ -552,14 +557,13 @@ def provenance(profile: str, root: Path | str | None = None, notebooks=None) -> 
     from .runner import ORDER
 
     store, rows = Store(profile, Path(root or results_root())), []
-    codes = {r["run_id"]: r.get("code") for r in load_runs_raw(profile, root=store.root)}
     for nb in notebooks or [n for n in ORDER if n != "report"]:
         d = store.dir(nb)
         if not (d / "run.json").exists() or not (d / "summary.json").exists():
             continue
         run, summary = read_json(d / "run.json"), read_json(d / "summary.json")
         prov = summary.get("provenance", {})
-        code = code_state(summary, codes)
+        code = code_state(summary, store.codes)
         rows.append({"notebook": nb, "runs": f"{summary.get('done', '?')} of {summary.get('planned', '?')}",
                      "code": code, "minutes": round(run["seconds"] / 60, 1), "finished (UTC)": run["finished"][:16],
                      "git": (run["git_rev"] or "?")[:7] + ("+dirty" if run.get("git_dirty") else ""),
