@@ -59,17 +59,21 @@ print(f"profile {P.name}: checkpoint {P.checkpoint}, {P.finetune_epochs:g} epoch
 
 # %%
 # one unit per task x seed, reused when recorded. Seed 0 of every task first (a stopped run has a
-# baseline of each), then the batching check (its task's first seeds with length-grouped batches,
-# the study's default, and with random batches), then the other seeds, seed-major.
+# baseline of each), then the rate check (its task's first seed at other rates), then the batching
+# check (its task's first seeds with length-grouped batches, the study's default, and with random
+# batches), then the other seeds, seed-major. A unit: (task, seed, grouped, rate; None: the profile's)
 check_task, n_check = P.batching_check or (None, 0)
 check_seeds = task_seeds.get(check_task, [])[:batching_seeds or n_check]
-order = [(t, s[0], True) for t, s in task_seeds.items()]
-order += [(check_task, s, g) for s in check_seeds for g in (True, False) if (check_task, s, g) not in order]
-order += sorted(((t, s, True) for t in tasks for s in task_seeds[t] if (t, s, True) not in order),
+lr_task, check_lrs = P.lr_check if P.lr_check and P.lr_check[0] in tasks and lr is None else (None, ())
+order = [(t, s[0], True, None) for t, s in task_seeds.items()]
+order += [(lr_task, task_seeds[lr_task][0], True, r) for r in check_lrs if r != P.finetune_lr]
+order += [(check_task, s, g, None) for s in check_seeds for g in (True, False) if (check_task, s, g, None) not in order]
+order += sorted(((t, s, True, None) for t in tasks for s in task_seeds[t] if (t, s, True, None) not in order),
                 key=lambda u: (task_seeds[u[0]].index(u[1]), tasks.index(u[0])))
 RANDOM = "dense, random batches"
-rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling,
-                  method="dense" if grouped else RANDOM, group_by_length=grouped) for task, seed, grouped in order]
+rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling, lr=rate,
+                  method=("dense" if grouped else RANDOM) if rate is None else f"dense, lr {rate:g}",
+                  group_by_length=grouped) for task, seed, grouped, rate in order]
 rows = [r for r in rows if r is not None]
 for r in rows:
     print(f"{r['task']} seed {r['seed']} ({r['method']}): {r['metrics']} in {r['times']['total']:.1f}s")
@@ -111,7 +115,14 @@ if check:
     print(f"{check_task}, length-grouped vs random batches over seeds {check['seeds']}: {check['metric']} "
           f"{check['a_mean']:.1f} vs {check['b_mean']:.1f} (difference {results.format_pm(check['diff'], check['diff_hw'])}); "
           f"training examples/s x{check['speedup']:.2f} ({check['a_train_s']:.0f} s vs {check['b_train_s']:.0f} s per run)")
-study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check,
+# the rate check: the first seed's dev metric at each rate (the profile's rate is the "dense" run)
+rate_runs = runs[(runs["task"] == lr_task) & (runs["seed"] == task_seeds[lr_task][0])] if rows and lr_task else runs[:0]
+lr_check = {f"{r['config.lr']:g}": r[f"metric.{main_metric(lr_task)}"] for _, r in rate_runs.iterrows()
+            if r["method"] == "dense" or r["method"].startswith("dense, lr")}
+if lr_check:
+    print(f"{lr_task} seed {task_seeds[lr_task][0]}, {main_metric(lr_task)} by learning rate: "
+          + ", ".join(f"{k}: {v:.1f}" for k, v in lr_check.items()))
+study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check, "lr_check": lr_check,
                           "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples})
 state = study.status()
 display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.** ")
