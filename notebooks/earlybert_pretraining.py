@@ -61,7 +61,7 @@ from repro.data import load_tokenizer
 from repro.metrics import main_metric
 from repro.profiles import get_profile
 from repro.study import Study
-from repro.units import glue_unit
+from repro.units import glue_unit, scratch_vs_checkpoint
 
 check_parameters(globals())
 study = Study("earlybert_pretraining", profile)
@@ -83,7 +83,8 @@ pre = {"dense": ebr.pretrain_dense_unit(study, P, seed, ln=ln, data_dir=data_dir
           for m in ("earlybert", "random")}}
 fine = [glue_unit(study, task, P, s, tokenizer=tokenizer, method=m, data_dir=data_dir,
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
-                  checkpoint_id=r["unit"] if r else f"{m}: waiting", needs=[r]) for m, r in pre.items() for s in seeds]
+                  checkpoint_id=r["unit"] if r else f"{m}: waiting", needs=[r],
+                  like=("glue_finetune", "dense", task, scratch_vs_checkpoint(P))) for m, r in pre.items() for s in seeds]
 fine = results.to_frame([r for r in fine if r is not None])
 table = ebt.pretraining_table(pre, fine, f"metric.{main_metric(task)}")
 if len(table):

@@ -53,7 +53,7 @@ from repro.metrics import main_metric
 from repro.checks import check_parameters
 from repro.profiles import get_profile, pld_profile
 from repro.study import Study
-from repro.units import glue_unit, pld_comparison, unigram_unit
+from repro.units import glue_unit, pld_comparison, scratch_vs_checkpoint, unigram_unit
 
 check_parameters(globals())
 study = Study("pld_glue", profile)
@@ -72,9 +72,10 @@ cmp = pld_comparison(study, P, list(seeds if seeds is not None else P.seeds)[0],
                      gamma=gamma, variant=variant, measure=False, data_dir=data_dir)
 pre, diverged = pld.models_to_finetune(cmp["runs"])
 methods = list(pre)
+like = lambda t: ("glue_finetune", "dense", t, scratch_vs_checkpoint(P))  # plan estimate while pre-training runs
 rows = [glue_unit(study, t, P, s, tokenizer=tokenizer, method=n, data_dir=data_dir, lr=task_lr[t],
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
-                  checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r])
+                  checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r], like=like(t))
         for n, r in pre.items() for t in tasks for s in task_seeds[t]]
 runs = results.to_frame([r for r in rows if r is not None])
 print(f"{sum(r is not None for r in rows)} of {len(rows)} fine-tuning runs done; diverged in pre-training: {diverged or 'none'}")

@@ -184,6 +184,12 @@ class Setting:
     def flops_per_step(self, config) -> float:
         return flops_per_step(config, self.seq_len, self.P.finetune_batch)
 
+    def like_dense(self, epochs: float | None, cost: float = 1.0) -> tuple:
+        """Study.unit's `like`: the plan estimates a unit waiting for the search (or SQuAD's gate)
+        as the dense run x its epochs over the dense run's x `cost` per step."""
+        dense = self.config()["epochs"]
+        return (self.notebook if self.squad else DENSE_NOTEBOOK, "dense", self.task, (epochs or dense) / dense * cost)
+
 
 def _status(r) -> str:
     return "diverged" if r.status == "diverged" else "ok"  # a hook's stop is a finished run
@@ -240,7 +246,7 @@ def search_unit(study: Study, s: Setting, seed: int, tokenizer, R: Recipe = GLUE
                 "fired": hook.fired_steps(), "draws": hook.draws, "draw_every": hook.draw_every,
                 "units": _units(hook), "loadavg": _loadavg()}
     return study.unit(task=s.task, method="search", seed=seed, config=config, run=run, needs=needs, artifact="search",
-                      notebook=s.notebook)
+                      notebook=s.notebook, like=s.like_dense(R.search_epochs))
 
 
 def ticket_draws(hook: Slimming, r, at: dict, reference: int) -> dict:
@@ -319,7 +325,14 @@ def ticket_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | N
                 "flops_per_step": s.flops_per_step(pruned.config), "dense": dense, **kept_counts(masks),
                 "history": r.history, "n_train": out["n_train"], "n_eval": out["n_eval"], "loadavg": _loadavg()}
     return study.unit(task=s.task, method=ticket, seed=seed, config=config, run=run, needs=[ok, *needs],
-                      notebook=s.notebook)
+                      notebook=s.notebook, like=s.like_dense(config["train"]["epochs"], nominal_cost(R)))
+
+
+def nominal_cost(R: Search) -> float:
+    """A ticket's cost per step relative to the dense model's, for plan estimates only: the share
+    of a block's weight multiply-adds it keeps (Q, K, V, out: 4 h^2 per token, by the heads kept;
+    BERT's 4x FFN: 8 h^2, by the neurons kept). The measured ratio is the ticket's record."""
+    return (4 * (1 - R.head_ratio) + 8 * (1 - R.ffn_ratio)) / 12
 
 
 def squad_gate(dense0: dict | None, bar: float) -> str:
@@ -484,4 +497,4 @@ def pretrain_ticket_unit(study: Study, P: Profile, seed: int, search: dict | Non
         return {**_mlm_record(r, pruned, P, times, {"search": drawn["step"], "train": r.steps}),
                 "draw_step": drawn["step"], "found": drawn["found"]}
     return study.unit(task="MLM", method=method, seed=seed, config=config, run=run, needs=[ok], artifact="model",
-                      notebook=PRE_NOTEBOOK)
+                      notebook=PRE_NOTEBOOK, like=(PRE_NOTEBOOK, "dense", "MLM", (1 - R.search_fraction) * nominal_cost(R)))

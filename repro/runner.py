@@ -677,7 +677,9 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
         state = _state(job, profile, root, units)
         line = (f"  {job.name:<22} {state}: {n['done']} done, {n['stale']} stale, {len(todo)} to run"
                 + (f", ~{_hms(seconds[job.name])}" if todo else "")
-                + (f" ({len(todo) - len(est)} without an estimate)" if len(todo) > len(est) else ""))
+                + (f" ({len(todo) - len(est)} without an estimate)" if len(todo) > len(est) else "")
+                + (f" ({scaled} scaled from related runs: they wait for others' outputs)"
+                   if (scaled := sum(bool(u.get("scaled_from")) for u in todo)) else ""))
         print(line, flush=True)
         rows.append({"notebook": job.name, "state": state, "units": units, "seconds": seconds[job.name]})
     total = schedule(seconds, jobs, parallel)

@@ -338,6 +338,9 @@ class Study:
         a checkpoint; a stored record whose artifact is gone is re-run (and says so).
         `notebook`: the notebook the unit belongs to, when another notebook asks for it (a
         checkpoint pre-trained by `pld_pretraining`, used by `pld_glue`).
+        `like`: (notebook, method, task, factor), the plan's estimate of this unit while it
+        waits for `needs` (nothing to probe yet): that unit's recorded or probed seconds x factor,
+        e.g. a ticket as its dense run x epochs and FLOPs kept.
         """
         try:
             return self._unit(**kw)
@@ -346,7 +349,7 @@ class Study:
                 self._save_plan()
 
     def _unit(self, *, task, method: str, seed, config: dict, run, needs=(), artifact: str | None = None,
-              notebook: str | None = None, checkpoint_minutes: float = 5.0) -> dict | None:
+              notebook: str | None = None, checkpoint_minutes: float = 5.0, like: tuple | None = None) -> dict | None:
         notebook = notebook or self.notebook
         chash = config_hash(config)
         key = self.key(notebook, task, method, seed, chash)
@@ -368,7 +371,7 @@ class Study:
             print(f"{key}: re-running: {why}", flush=True)
         if any(n is None for n in needs):
             entry["state"] = "waiting"
-            entry["estimate"] = self._estimate(entry, None)
+            entry["estimate"] = self._estimate(entry, None, like)
             return None
         if plan_mode():
             entry["estimate"] = self._estimate(entry, lambda: self._probe(run, ctx))
@@ -423,19 +426,36 @@ class Study:
                 os.environ["REPRO_PROBE_STEPS"] = before
         return None
 
-    def _estimate(self, entry: dict, probe) -> float | None:
-        """Median recorded seconds of the most similar finished units; else a probe."""
+    def _estimate(self, entry: dict, probe, like: tuple | None = None) -> float | None:
+        """Median recorded seconds of the most similar finished units; else a probe; else, for a
+        unit waiting for another's output, `like`'s unit scaled (see unit)."""
+        own = self._recorded_seconds(entry)
+        if own is not None:
+            return own
+        group = (entry["notebook"], entry["method"], entry["task"])
+        if group not in self._estimates and probe is not None:
+            self._estimates[group] = probe()
+        if self._estimates.get(group) is not None or like is None:
+            return self._estimates.get(group)
+        notebook, method, task, factor = like
+        base = self._recorded_seconds({"notebook": notebook, "method": method, "task": task, "length": None})
+        base = base if base is not None else self._estimates.get((notebook, method, task))
+        if base is None:
+            return None
+        entry["scaled_from"] = f"{notebook}/{task}/{method} x {factor:.2f}"
+        return base * factor
+
+    def _recorded_seconds(self, entry: dict) -> float | None:
+        """Median seconds of the finished units of entry's notebook with its method and task, else
+        with its task and length keys (a pilot's time is no full run's estimate)."""
         done = [r for r in self.records().values() if r.get("notebook") == entry["notebook"]]
-        for match in (("method", "task"), ("task", "length")):  # a pilot's time is no full run's estimate
+        for match in (("method", "task"), ("task", "length")):
             secs = sorted((r.get("times") or {}).get("total") for r in done
                           if all((_length(r.get("config") or {}) if k == "length" else r.get(k)) == entry[k] for k in match)
                           and (r.get("times") or {}).get("total"))
             if secs:
                 return secs[len(secs) // 2]
-        group = (entry["notebook"], entry["method"], entry["task"])
-        if group not in self._estimates and probe is not None:
-            self._estimates[group] = probe()
-        return self._estimates.get(group)
+        return None
 
     # -- what the notebook writes ------------------------------------------------------------
     def status(self) -> dict:

@@ -41,12 +41,13 @@ def glue_config(task: str, P: Profile, *, lr: float | None = None, epochs: float
 def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, method: str = "dense",
               data_dir=None, lr: float | None = None, epochs: float | None = None, pooling: str | None = None,
               notebook: str | None = None, checkpoint: str | None = None, checkpoint_id: str | None = None,
-              needs=(), **train_kw) -> dict | None:
+              needs=(), like: tuple | None = None, **train_kw) -> dict | None:
     """Dense fine-tuning of a checkpoint on one GLUE task (dev metrics, training curve): the
     profile's, or `checkpoint`, a model folder such as another unit's artifact. `checkpoint_id`
     names that model in the config (a folder's path differs between machines, the producing
-    unit's key does not); `needs`: the units that produce it. `pooling`: see resolved_pooling
-    (a model pre-trained here keeps the pooling it was saved with: BERT's pooler)."""
+    unit's key does not); `needs`: the units that produce it; `like`: its plan estimate
+    meanwhile (Study.unit). `pooling`: see resolved_pooling (a model pre-trained here keeps the
+    pooling it was saved with: BERT's pooler)."""
     own = checkpoint is not None or checkpoint_id is not None
     train_kw.setdefault("group_by_length", True)  # the study's fine-tuning default, recorded in the config
     config = glue_config(task, P, lr=lr, epochs=epochs, pooling=pooling or ("pooler" if own else None), **train_kw)
@@ -61,7 +62,26 @@ def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, meth
         r = out["result"]
         return {"metrics": out["metrics"] | {"train_loss": r.history[-1]["loss"]}, "times": r.times,
                 "status": r.status, "history": r.history, "n_train": out["n_train"], "n_eval": out["n_eval"]}
-    return study.unit(task=task, method=method, seed=seed, config=config, run=run, needs=needs, notebook=notebook)
+    return study.unit(task=task, method=method, seed=seed, config=config, run=run, needs=needs, notebook=notebook,
+                      like=like)
+
+
+def matmul_cost(layers: int, hidden: int, intermediate: int) -> int:
+    """Multiply-adds per token of a BERT's blocks' weight matrices (Q, K, V, out: 4 h^2; FFN:
+    2 h x intermediate): what sizes compare by in plan estimates, not a FLOP count (model.flops_per_step)."""
+    return layers * hidden * (4 * hidden + 2 * intermediate)
+
+
+def scratch_vs_checkpoint(P: Profile) -> float:
+    """Fine-tuning cost of the profile's scratch model (pre-trained here) relative to its
+    checkpoint's, by matmul_cost: glue_finetune's recorded times scaled to estimate pld_glue's runs."""
+    import json
+
+    from .data import checkpoint_folder
+
+    raw = json.loads((checkpoint_folder(P.checkpoint) / "config.json").read_text())
+    return matmul_cost(P.layers, P.hidden, P.intermediate) / matmul_cost(
+        raw["num_hidden_layers"], raw["hidden_size"], raw["intermediate_size"])
 
 
 # -- the PLD pre-training comparison (pld_pretraining; pld_glue asks for the same units) --------
@@ -125,8 +145,15 @@ def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *
                 "times": r.times, "status": "ok" if ok else "diverged", "steps_done": r.steps, "samples": r.samples,
                 "curve": [{"step": e["step"], "val_loss": e["val_loss"], "seconds": seconds.get(e["step"])} for e in r.evals],
                 "train_curve": [{"step": h["step"], "loss": h["loss"]} for h in r.history], **extra}
+    # while a full run waits for the pilot, the plan scales the pilot's time by the steps
+    like = None if pilot else (PLD_NOTEBOOK, arch, "mlm_pilot", steps_ratio(P))
     return study.unit(task="mlm_pilot" if pilot else "mlm", method=arch, seed=seed, config=config, run=run,
-                      needs=needs, artifact=None if pilot else "model", notebook=PLD_NOTEBOOK)
+                      needs=needs, artifact=None if pilot else "model", notebook=PLD_NOTEBOOK, like=like)
+
+
+def steps_ratio(P: Profile) -> float:
+    """A full pre-training run's steps over a pilot's (plan estimates)."""
+    return P.pretrain_steps / max(1, P.pld_pilot_steps or 1)
 
 
 def unigram_unit(study: Study, P: Profile, *, data_dir=None) -> dict | None:

@@ -302,3 +302,23 @@ def test_another_method_estimates_a_missing_unit_only_at_the_same_length(store, 
     st.unit(task="T", method="trained", seed=0, config={"train_steps": 300}, run=trained)
     st.unit(task="T", method="random", seed=0, config={"epochs": 3, "group": False}, run=trained)
     assert [u["estimate"] for u in st.units] == [450.0, 2.0] and len(probed) == 1
+
+
+def test_a_waiting_unit_is_estimated_from_the_unit_it_is_like(store, monkeypatch, tmp_path):
+    """A unit that waits for another's output cannot be probed: the plan scales `like`'s recorded
+    (or, in the same plan, probed) time, says so, and leaves it unestimated when neither exists."""
+    def quick(u):
+        return {"metrics": {"x": 1.0}, "times": {"total": 100.0}}
+    S.Study("dense_nb", "smoke").unit(task="T", method="dense", seed=0, config={"epochs": 3}, run=quick)
+    monkeypatch.setenv("REPRO_PLAN", str(tmp_path / "plan.json"))
+    st = S.Study("nb", "smoke")
+    search = st.unit(task="T", method="search", seed=0, config={"epochs": 1}, run=lambda u: (_ for _ in ()).throw(S.Probe(2.0, 10)))
+    assert search is None and st.units[0]["estimate"] == 20.0  # probed
+    st.unit(task="T", method="ticket", seed=0, config={"epochs": 2}, run=quick, needs=[search],
+            like=("dense_nb", "dense", "T", 0.4))
+    st.unit(task="T", method="late", seed=0, config={"epochs": 2}, run=quick, needs=[search],
+            like=("nb", "search", "T", 3.0))
+    st.unit(task="U", method="ticket", seed=0, config={"epochs": 2}, run=quick, needs=[search],
+            like=("dense_nb", "dense", "U", 0.4))
+    assert [u["estimate"] for u in st.units[1:]] == [40.0, 60.0, None]
+    assert st.units[1]["scaled_from"] == "dense_nb/T/dense x 0.40" and "scaled_from" not in st.units[3]
