@@ -117,11 +117,12 @@ if check:
           f"training examples/s x{check['speedup']:.2f} ({check['a_train_s']:.0f} s vs {check['b_train_s']:.0f} s per run)")
 # the rate check: the first seed's dev metric at each rate (the profile's rate is the "dense" run)
 rate_runs = runs[(runs["task"] == lr_task) & (runs["seed"] == task_seeds[lr_task][0])] if rows and lr_task else runs[:0]
-lr_check = {f"{r['config.lr']:g}": r[f"metric.{main_metric(lr_task)}"] for _, r in rate_runs.iterrows()
-            if r["method"] == "dense" or r["method"].startswith("dense, lr")}
+by_rate = {f"{r['config.lr']:g}": r[f"metric.{main_metric(lr_task)}"] for _, r in rate_runs.iterrows()
+           if r["method"] == "dense" or r["method"].startswith("dense, lr")}
+lr_check = {"task": lr_task, "seed": task_seeds[lr_task][0], "metric": main_metric(lr_task), "by_rate": by_rate} if by_rate else None
 if lr_check:
-    print(f"{lr_task} seed {task_seeds[lr_task][0]}, {main_metric(lr_task)} by learning rate: "
-          + ", ".join(f"{k}: {v:.1f}" for k, v in lr_check.items()))
+    print(f"{lr_task} seed {lr_check['seed']}, {lr_check['metric']} by learning rate: "
+          + ", ".join(f"{k}: {v:.1f}" for k, v in by_rate.items()))
 study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check, "lr_check": lr_check,
                           "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples})
 state = study.status()

@@ -585,8 +585,38 @@ def code_state(summary: dict, codes: dict) -> str:
     return f"stale: {len(stale)} of {len(changed)} runs made before {', '.join(sorted({m for c in stale for m in c}))} changed"
 
 
-def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str = "") -> str:
-    """REPORT.md: the claims table, the rules, the figures, and where the numbers were made."""
+def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The dense GLUE baselines every EarlyBERT comparison stands on (glue_finetune's summary):
+    per task its score against the floors and whether it learned, and the recipe checks in words
+    (learning rate, length-grouped batches). Empty when glue_finetune has not run."""
+    s = Store(profile, Path(root or results_root()))
+    try:
+        summary = s.summary("glue_finetune")
+    except Missing:
+        return pd.DataFrame(), []
+    rows = [{"task": t, "metric": h["metric"], "dense": round(h["mean"], 1), "seeds": h["n_seeds"],
+             "input-blind": round(h["blind"], 1),
+             "zero-shot": None if h.get("zero_shot") is None else round(h["zero_shot"], 1),
+             "learned": "yes" if h["learned"] else "no", "why": h["floors"]} for t, h in summary["tasks"].items()]
+    notes = []
+    c = summary.get("lr_check")
+    if c:
+        notes.append(f"Learning rate, {c['task']} seed {c['seed']}: {c['metric']} "
+                     + ", ".join(f"{v:.1f} at {k}" for k, v in c["by_rate"].items()) + ".")
+    b = summary.get("batching_check")
+    if b:
+        notes.append(f"Length-grouped vs random batches, {b.get('task', 'MRPC')} seeds {b['seeds']}: {b['metric']} "
+                     f"{b['a_mean']:.1f} vs {b['b_mean']:.1f} (difference {format_pm(b['diff'], b['diff_hw'])}); "
+                     f"{b['speedup']:.2f}x the training examples per second.")
+    if not summary.get("complete", True):
+        notes.append(f"Partial: {summary.get('done')} of {summary.get('planned')} runs.")
+    return pd.DataFrame(rows), notes
+
+
+def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str = "",
+             base: tuple[pd.DataFrame, list[str]] | None = None) -> str:
+    """REPORT.md: the claims table, the dense baselines, the rules, the figures, and where the
+    numbers were made."""
     from .results import markdown_table
 
     def cell(x):  # a table cell: no pipes or newlines
@@ -606,8 +636,12 @@ def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str
     parts = [f"# Reproduction report, `{profile}` profile\n", *first,
              "## Claims\n", markdown_table(claims[SHOWN].map(cell)),
              "\nIntervals are 95% Student-t over seeds (paired differences where the claim compares two methods). "
-             "Timings are wall-clock on the machine below; see each notebook for its timing conditions.\n",
-             "## Rules\n", markdown_table(claims[["claim", "rule", "notebooks"]].map(cell)),
+             "Timings are wall-clock on the machine below; see each notebook for its timing conditions.\n"]
+    if base is not None and len(base[0]):
+        parts += ["## Dense baselines (glue_finetune)\n",
+                  "What EarlyBERT's GLUE comparisons stand on: a task counts only where dense fine-tuning "
+                  f"learned it. The rule: {LEARNED_RULE}.\n", markdown_table(base[0].map(cell)), *[f"\n{n}" for n in base[1]], ""]
+    parts += ["## Rules\n", markdown_table(claims[["claim", "rule", "notebooks"]].map(cell)),
              "\n## Figures\n"]
     for key, row in claims.iterrows():
         if isinstance(row["figure"], str):

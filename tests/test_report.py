@@ -236,6 +236,27 @@ def test_markdown_links_existing_figures_and_lists_provenance(tmp_path):
     assert "| postln_gradients |" in text and "reproduced 1," in text
 
 
+def test_the_dense_baselines_section_shows_floors_and_recipe_checks(tmp_path):
+    assert report.baselines("cpu", tmp_path)[0].empty  # glue_finetune has not run: no section
+    tasks = {"SST-2": {"metric": "accuracy", "mean": 87.2, "n_seeds": 3, "blind": 50.9, "zero_shot": None,
+                       "learned": True, "floors": "SST-2 87.2 vs input-blind 50.9: learned"},
+             "STS-B": {"metric": "pearson", "mean": 86.0, "n_seeds": 1, "blind": 0.0, "zero_shot": 87.0,
+                       "learned": False, "floors": "needs >= 87.0, set by the zero-shot floor"}}
+    batching = {"task": "MRPC", "seeds": [0, 1, 2], "metric": "f1", "a_mean": 85.5, "b_mean": 84.5, "diff": 1.0,
+                "diff_hw": 0.5, "speedup": 1.18}
+    lr = {"task": "STS-B", "seed": 0, "metric": "pearson", "by_rate": {"5e-05": 86.0, "2e-05": 86.4}}
+    put(tmp_path, "glue_finetune", {"tasks": tasks, "batching_check": batching, "lr_check": lr,
+                                    "complete": False, "done": 8, "planned": 24})
+    table, notes = report.baselines("cpu", tmp_path)
+    assert list(table["learned"]) == ["yes", "no"] and table.loc[1, "zero-shot"] == 87.0
+    assert notes == ["Learning rate, STS-B seed 0: pearson 86.0 at 5e-05, 86.4 at 2e-05.",
+                     "Length-grouped vs random batches, MRPC seeds [0, 1, 2]: f1 85.5 vs 84.5 (difference 1.0 ± 0.5); "
+                     "1.18x the training examples per second.", "Partial: 8 of 24 runs."]
+    text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "",
+                           (table, notes))
+    assert text.index("## Dense baselines") < text.index("## Rules") and "| STS-B | pearson | 86.0 |" in text
+
+
 def test_runner_reruns_the_report_when_an_input_changes(tmp_path):
     put(tmp_path, "gradient_norms", grads(0.5, 1.0), execution="first")
     [job] = runner.plan(["report"], "cpu")

@@ -171,8 +171,8 @@ def test_unwritable_cache_is_one_clear_error(tmp_path):
 
 @pytest.mark.notebook
 def test_a_killed_notebook_continues_where_it_stopped(tmp_path):
-    """glue_finetune at smoke with two seeds (3 units: seed 1, and seed 0 with length-grouped and
-    with random batches, the batching check), killed (SIGKILL) once its first unit is recorded,
+    """glue_finetune at smoke with two seeds (4 units: seed 1, and seed 0 with length-grouped and
+    with random batches, the batching check, and at another rate, the rate check), killed (SIGKILL) once its first unit is recorded,
     then re-run: only the missing units train, and the outputs equal an uninterrupted run's. The
     uninterrupted run is also the quiet-success check: no ERROR or warning line from kernels or
     papermill, the notebook's own progress lines, and the last line names the report."""
@@ -191,7 +191,7 @@ def test_a_killed_notebook_continues_where_it_stopped(tmp_path):
     done = subprocess.run(cmd + ["--results-dir", str(tmp_path / "a")], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(list(runs.glob("*.json"))) == 3  # only the missing units trained
+    assert len(list(runs.glob("*.json"))) == 4  # only the missing units trained
     with_report = cmd[:5] + ["report"] + cmd[5:]  # ... run glue_finetune report --profile smoke ...
     whole = subprocess.run(with_report + ["--results-dir", str(tmp_path / "b")], cwd=REPO_ROOT, env=env,
                            capture_output=True, text=True, timeout=300)
@@ -205,7 +205,7 @@ def test_a_killed_notebook_continues_where_it_stopped(tmp_path):
     for col in ("metric.f1", "metric.accuracy", "metric.train_loss"):
         assert a[col].tolist() == pytest.approx(b[col].tolist(), abs=1e-6)
     summary = json.loads((tmp_path / "a" / "smoke" / "glue_finetune" / "summary.json").read_text())
-    assert summary["complete"] and summary["done"] == 3
+    assert summary["complete"] and summary["done"] == 4
 
 
 def test_the_fingerprint_covers_the_functions_a_unit_called_and_only_those(store):
