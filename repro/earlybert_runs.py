@@ -335,6 +335,21 @@ def nominal_cost(R: Search) -> float:
     return (4 * (1 - R.head_ratio) + 8 * (1 - R.ffn_ratio)) / 12
 
 
+def by_value(tasks, profile: str) -> list[str]:
+    """`tasks` in the order their EarlyBERT runs are worth the core-hours: those whose dense
+    baseline learned (glue_finetune's summary, by the floors rule) first, then those not judged
+    yet, then those that did not learn (the report counts only learned tasks; they may still
+    learn with more seeds). Only the order changes: every task still runs."""
+    from .report import Missing, Store
+    from .results import results_root
+
+    try:
+        judged = {t: h["learned"] for t, h in Store(profile, results_root()).summary("glue_finetune")["tasks"].items()}
+    except Missing:
+        return list(tasks)
+    return sorted(tasks, key=lambda t: {True: 0, None: 1, False: 2}[judged.get(t)])
+
+
 def squad_gate(dense0: dict | None, bar: float) -> str:
     """Is the SQuAD comparison worth its hours? "passed" when dense seed 0 reached F1 `bar`,
     "failed" when it did not, "waiting" while it has not run, "off" when bar <= 0 (no gate)."""

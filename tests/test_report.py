@@ -410,3 +410,13 @@ def test_numbers_the_code_no_longer_computes_get_no_verdict(tmp_path):
     put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": [rec["run_id"]]})
     row = report.assess("cpu", tmp_path).loc["postln_gradients"]
     assert row["verdict"] == "outdated" and "stale: 1 of 1 runs" in row["ours"]
+
+
+def test_earlybert_runs_learned_tasks_first(tmp_path, monkeypatch):
+    from repro.earlybert_runs import by_value
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path))
+    tasks = ["SST-2", "STS-B", "MRPC", "RTE", "CoLA"]
+    assert by_value(tasks, "cpu") == tasks  # glue_finetune has not run: the profile's order
+    judged = {"SST-2": True, "STS-B": False, "MRPC": False, "CoLA": True}  # RTE: not run yet
+    put(tmp_path, "glue_finetune", {"tasks": {t: {"learned": v} for t, v in judged.items()}})
+    assert by_value(tasks, "cpu") == ["SST-2", "CoLA", "RTE", "STS-B", "MRPC"]
