@@ -299,6 +299,13 @@ def _this_python_kernel():
         def _transport_default(self):
             return "tcp" if os.name == "nt" else "ipc"
 
+        async def _async_interrupt_kernel(self):
+            # jupyter_client interrupts a kernel before asking it to shut down; after the last cell
+            # that only races ipykernel into logging "ERROR | KeyboardInterrupt caught in kernel".
+            # The shutdown request (then a kill) still ends it; a user's interrupt still interrupts.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
         @default("ip")
         def _ip_default(self):
             if self.transport != "ipc":
