@@ -59,21 +59,30 @@ print(f"profile {P.name}: checkpoint {P.checkpoint}, {P.finetune_epochs:g} epoch
 
 # %%
 # one unit per task x seed, reused when recorded. Seed 0 of every task first (a stopped run has a
-# baseline of each), then the rate check (its task's first seed at other rates), then the batching
-# check (its task's first seeds with length-grouped batches, the study's default, and with random
-# batches), then the other seeds, seed-major. A unit: (task, seed, grouped, rate; None: the profile's)
+# baseline of each), then the recipe check (its task's first seed at other rates and lengths), then
+# the batching check (its task's first seeds with length-grouped batches, the study's default, and
+# with random batches), then the other seeds, seed-major. A unit: (task, seed, grouped, recipe;
+# None: the profile's (lr, epochs))
 check_task, n_check = P.batching_check or (None, 0)
 check_seeds = task_seeds.get(check_task, [])[:batching_seeds or n_check]
-lr_task, check_lrs = P.lr_check if P.lr_check and P.lr_check[0] in tasks and lr is None else (None, ())
+own = lr is None and epochs is None and P.recipe_check and P.recipe_check[0] in tasks
+recipe_task, recipes = P.recipe_check if own else (None, ())
 order = [(t, s[0], True, None) for t, s in task_seeds.items()]
-order += [(lr_task, task_seeds[lr_task][0], True, r) for r in check_lrs if r != P.finetune_lr]
+order += [(recipe_task, task_seeds[recipe_task][0], True, r) for r in recipes if r != (P.finetune_lr, P.finetune_epochs)]
 order += [(check_task, s, g, None) for s in check_seeds for g in (True, False) if (check_task, s, g, None) not in order]
 order += sorted(((t, s, True, None) for t in tasks for s in task_seeds[t] if (t, s, True, None) not in order),
                 key=lambda u: (task_seeds[u[0]].index(u[1]), tasks.index(u[0])))
 RANDOM = "dense, random batches"
-rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling, lr=rate,
-                  method=("dense" if grouped else RANDOM) if rate is None else f"dense, lr {rate:g}",
-                  group_by_length=grouped) for task, seed, grouped, rate in order]
+
+
+def method(grouped, recipe):  # the rate alone names a recipe of the profile's length (as first recorded)
+    if recipe is None:
+        return "dense" if grouped else RANDOM
+    return f"dense, lr {recipe[0]:g}" + (f", {recipe[1]:g} epochs" if recipe[1] != P.finetune_epochs else "")
+
+
+rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling, method=method(g, r),
+                  lr=r and r[0], epochs=r and r[1], group_by_length=g) for task, seed, g, r in order]
 rows = [r for r in rows if r is not None]
 for r in rows:
     print(f"{r['task']} seed {r['seed']} ({r['method']}): {r['metrics']} in {r['times']['total']:.1f}s")
@@ -115,15 +124,17 @@ if check:
     print(f"{check_task}, length-grouped vs random batches over seeds {check['seeds']}: {check['metric']} "
           f"{check['a_mean']:.1f} vs {check['b_mean']:.1f} (difference {results.format_pm(check['diff'], check['diff_hw'])}); "
           f"training examples/s x{check['speedup']:.2f} ({check['a_train_s']:.0f} s vs {check['b_train_s']:.0f} s per run)")
-# the rate check: the first seed's dev metric at each rate (the profile's rate is the "dense" run)
-rate_runs = runs[(runs["task"] == lr_task) & (runs["seed"] == task_seeds[lr_task][0])] if rows and lr_task else runs[:0]
-by_rate = {f"{r['config.lr']:g}": r[f"metric.{main_metric(lr_task)}"] for _, r in rate_runs.iterrows()
-           if r["method"] == "dense" or r["method"].startswith("dense, lr")}
-lr_check = {"task": lr_task, "seed": task_seeds[lr_task][0], "metric": main_metric(lr_task), "by_rate": by_rate} if by_rate else None
-if lr_check:
-    print(f"{lr_task} seed {lr_check['seed']}, {lr_check['metric']} by learning rate: "
-          + ", ".join(f"{k}: {v:.1f}" for k, v in by_rate.items()))
-study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check, "lr_check": lr_check,
+# the recipe check: the first seed's dev metric with each rate and length (the profile's is "dense")
+seed0 = task_seeds[recipe_task][0] if recipe_task else None
+recipe_runs = [{"lr": r["config.lr"], "epochs": r["config.epochs"], "value": r[f"metric.{main_metric(recipe_task)}"]}
+               for _, r in runs.iterrows() if r["task"] == recipe_task and r["seed"] == seed0
+               and (r["method"] == "dense" or r["method"].startswith("dense, lr"))] if rows else []
+recipe_check = {"task": recipe_task, "seed": seed0, "metric": main_metric(recipe_task),
+                "runs": sorted(recipe_runs, key=lambda x: (x["epochs"], x["lr"]))} if recipe_runs else None
+if recipe_check:
+    print(f"{recipe_task} seed {seed0}, {recipe_check['metric']} by recipe: "
+          + ", ".join(f"{x['value']:.1f} (lr {x['lr']:g}, {x['epochs']:g} epochs)" for x in recipe_check["runs"]))
+study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check, "recipe_check": recipe_check,
                           "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples})
 state = study.status()
 display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.** ")

@@ -58,9 +58,9 @@ class Profile:
     # glue_finetune's check of length-grouped batching: (task, n) runs the task's first n seeds
     # also with random batches, to compare dev metrics and speed paired by seed (None: no check)
     batching_check: tuple[str, int] | None = None
-    # glue_finetune's check of the fine-tuning rate: (task, rates) runs the task's first seed at
-    # each of these rates too (same recipe otherwise), to tell a recipe problem from a model limit
-    lr_check: tuple[str, tuple[float, ...]] | None = None
+    # glue_finetune's check of the fine-tuning recipe: (task, ((lr, epochs), ...)) runs the task's
+    # first seed with each of these rates and lengths too, to tell a recipe problem from a model limit
+    recipe_check: tuple[str, tuple[tuple[float, float], ...]] | None = None
     # the PLD pre-training comparison (pld_pretraining, pld_glue); None: the shared value above
     pld_layers: int | None = None
     pld_hidden: int | None = None
@@ -124,7 +124,7 @@ PROFILES: dict[str, Profile] = {
         pretrain_steps=40, pretrain_batch=16, pretrain_lr=1e-3, eval_every=20,
         checkpoint=MINILM, finetune_seq_len=64, finetune_batch=16, finetune_epochs=1.0,
         finetune_lr=5e-5, max_train_examples=96, max_eval_examples=64,
-        seeds=(0,), glue_tasks=("MRPC",), batching_check=("MRPC", 1), lr_check=("MRPC", (1e-4,)),
+        seeds=(0,), glue_tasks=("MRPC",), batching_check=("MRPC", 1), recipe_check=("MRPC", ((1e-4, 2.0),)),
         pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
         grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
@@ -141,7 +141,8 @@ PROFILES: dict[str, Profile] = {
         checkpoint=MINILM, finetune_seq_len=128, finetune_batch=32, finetune_epochs=3.0,
         finetune_lr=5e-5, max_train_examples=None, max_eval_examples=None,
         task_max_train=(("SST-2", 10_000),), task_seeds=(("MRPC", 5), ("RTE", 5)), batching_check=("MRPC", 3),
-        lr_check=("STS-B", (2e-5, 3e-5)),  # dense STS-B (5e-5) ended below the checkpoint's zero-shot score
+        # dense STS-B (5e-5) ended below the checkpoint's zero-shot score: lower rates, and a longer run
+        recipe_check=("STS-B", ((2e-5, 3.0), (3e-5, 3.0), (5e-5, 6.0))),
         seeds=(0, 1, 2), glue_tasks=("SST-2", "STS-B", "MRPC", "RTE", "CoLA"),
         # PLD: Google's BERT L-12/H-128 miniature (12 layers deep, where PostLN's trouble with a large
         # rate shows; the 4 x 256 model above is too shallow). 2.6 s/step on one loaded core: a full run
@@ -273,7 +274,7 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
     return replace(
         P, seeds=P.seeds[:1], glue_tasks=P.glue_tasks[:1], pretrain_batch=pre_b, finetune_batch=ft_b,
         schedule_batch=min(P.schedule_batch, batch) if batch else P.schedule_batch,
-        task_max_train=(), task_seeds=(), batching_check=None, lr_check=None, pld_lrs=P.pld_lrs[:2],
+        task_max_train=(), task_seeds=(), batching_check=None, recipe_check=None, pld_lrs=P.pld_lrs[:2],
         # notebooks derive lengths and cadences from pretrain_steps (a search of 20% of it, a record
         # every 1/60 of it): at 5x the cap, 20% of it is still the cap, and every cadence fires
         pretrain_steps=min(P.pretrain_steps, 5 * steps),

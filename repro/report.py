@@ -588,7 +588,7 @@ def code_state(summary: dict, codes: dict) -> str:
 def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The dense GLUE baselines every EarlyBERT comparison stands on (glue_finetune's summary):
     per task its score against the floors and whether it learned, and the recipe checks in words
-    (learning rate, length-grouped batches). Empty when glue_finetune has not run."""
+    (learning rate and length, length-grouped batches). Empty when glue_finetune has not run."""
     s = Store(profile, Path(root or results_root()))
     try:
         summary = s.summary("glue_finetune")
@@ -599,10 +599,10 @@ def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFram
              "zero-shot": None if h.get("zero_shot") is None else round(h["zero_shot"], 1),
              "learned": "yes" if h["learned"] else "no", "why": h["floors"]} for t, h in summary["tasks"].items()]
     notes = []
-    c = summary.get("lr_check")
+    c = summary.get("recipe_check")
     if c:
-        notes.append(f"Learning rate, {c['task']} seed {c['seed']}: {c['metric']} "
-                     + ", ".join(f"{v:.1f} at {k}" for k, v in c["by_rate"].items()) + ".")
+        notes.append(f"Recipe check, {c['task']} seed {c['seed']}: {c['metric']} "
+                     + ", ".join(f"{x['value']:.1f} (lr {x['lr']:g}, {x['epochs']:g} epochs)" for x in c["runs"]) + ".")
     b = summary.get("batching_check")
     if b:
         notes.append(f"Length-grouped vs random batches, {b.get('task', 'MRPC')} seeds {b['seeds']}: {b['metric']} "

@@ -244,12 +244,13 @@ def test_the_dense_baselines_section_shows_floors_and_recipe_checks(tmp_path):
                        "learned": False, "floors": "needs >= 87.0, set by the zero-shot floor"}}
     batching = {"task": "MRPC", "seeds": [0, 1, 2], "metric": "f1", "a_mean": 85.5, "b_mean": 84.5, "diff": 1.0,
                 "diff_hw": 0.5, "speedup": 1.18}
-    lr = {"task": "STS-B", "seed": 0, "metric": "pearson", "by_rate": {"5e-05": 86.0, "2e-05": 86.4}}
-    put(tmp_path, "glue_finetune", {"tasks": tasks, "batching_check": batching, "lr_check": lr,
+    recipes = {"task": "STS-B", "seed": 0, "metric": "pearson",
+               "runs": [{"lr": 2e-5, "epochs": 3.0, "value": 83.4}, {"lr": 5e-5, "epochs": 6.0, "value": 87.5}]}
+    put(tmp_path, "glue_finetune", {"tasks": tasks, "batching_check": batching, "recipe_check": recipes,
                                     "complete": False, "done": 8, "planned": 24})
     table, notes = report.baselines("cpu", tmp_path)
     assert list(table["learned"]) == ["yes", "no"] and table.loc[1, "zero-shot"] == 87.0
-    assert notes == ["Learning rate, STS-B seed 0: pearson 86.0 at 5e-05, 86.4 at 2e-05.",
+    assert notes == ["Recipe check, STS-B seed 0: pearson 83.4 (lr 2e-05, 3 epochs), 87.5 (lr 5e-05, 6 epochs).",
                      "Length-grouped vs random batches, MRPC seeds [0, 1, 2]: f1 85.5 vs 84.5 (difference 1.0 ± 0.5); "
                      "1.18x the training examples per second.", "Partial: 8 of 24 runs."]
     text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "",
