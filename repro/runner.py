@@ -670,27 +670,33 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
 
     root = Path(results_dir or results_root()).resolve()
     revs = {r["run_id"]: (r.get("provenance") or {}).get("git_rev") for r in load_runs_raw(profile, root)}
-    seconds, rows, unknown = {}, [], 0
+    seconds, rows, unknown, counted = {}, [], 0, set()
     print(f"Plan for profile {profile} (results in {root / profile}):", flush=True)
     for job in jobs:
         units = [] if job.name == "report" else plan_units(job, profile, root)
         for u in units:
             u["git_rev"] = revs.get(u.get("run_id"))
         todo = [u for u in units if u["state"] in ("missing", "waiting")]
-        est = [u["estimate"] for u in todo if u.get("estimate")]
-        unknown += len(todo) - len(est)
+        # a unit another notebook asks for too (EarlyBERT's dense runs are glue_finetune's, pld_glue's
+        # pre-training is pld_pretraining's) trains once: its time counts in the first notebook only
+        own = [u for u in todo if u["key"] not in counted]
+        counted.update(u["key"] for u in todo)
+        est = [u["estimate"] for u in own if u.get("estimate")]
+        unknown += len(own) - len(est)
         seconds[job.name] = sum(est) if job.name != "report" else 30.0
         n = {k: sum(u["state"] == k for u in units) for k in ("done", "stale")}
         state = _state(job, profile, root, units)
         line = (f"  {job.name:<22} {state}: {n['done']} done, {n['stale']} stale, {len(todo)} to run"
-                + (f", ~{_hms(seconds[job.name])}" if todo else "")
-                + (f" ({len(todo) - len(est)} without an estimate)" if len(todo) > len(est) else "")
+                + (f", ~{_hms(seconds[job.name])}" if own else "")
+                + (f" ({len(todo) - len(own)} counted above)" if len(own) < len(todo) else "")
+                + (f" ({len(own) - len(est)} without an estimate)" if len(own) > len(est) else "")
                 + (f" ({scaled} scaled from related runs: they wait for others' outputs)"
-                   if (scaled := sum(bool(u.get("scaled_from")) for u in todo)) else ""))
+                   if (scaled := sum(bool(u.get("scaled_from")) for u in own)) else ""))
         print(line, flush=True)
         rows.append({"notebook": job.name, "state": state, "units": units, "seconds": seconds[job.name]})
     total = schedule(seconds, jobs, parallel)
-    print(f"Estimated: ~{_hms(total)} at --jobs {parallel} ({cores()} cores)"
+    print(f"Estimated: ~{_hms(total)} at --jobs {parallel} ({cores()} cores), "
+          f"{sum(seconds.values()) / 3600:.1f} h of runs in all"
           + (f"; {unknown} unit(s) without an estimate not counted" if unknown else "")
           + ". Units already recorded are reused; a stopped run continues where it stopped.", flush=True)
     return {"notebooks": rows, "seconds": total}

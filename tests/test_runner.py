@@ -107,6 +107,21 @@ def test_plan_parses_and_routes_values(nb_dir):
     assert jobs["bad"].params == {}  # only what a notebook declares is injected into it
 
 
+def test_a_unit_two_notebooks_ask_for_counts_once_in_the_plan(monkeypatch, capsys, nb_dir, tmp_path):
+    """EarlyBERT's dense runs are glue_finetune's units: the plan's time counts them once, in the
+    first notebook that lists them (here "bad": notebooks outside ORDER run alphabetically)."""
+    def unit(key, estimate, state="missing"):
+        return {"key": key, "state": state, "estimate": estimate, "run_id": None}
+    units = {"good": [unit("shared", 100.0), unit("own-a", 50.0)],
+             "bad": [unit("shared", 100.0), unit("own-b", 30.0), unit("done", None, "done")]}
+    monkeypatch.setattr(runner, "plan_units", lambda job, profile, root: units[job.name])
+    out = runner.print_plan(runner.plan(["good", "bad"], "smoke", nb_dir=nb_dir), "smoke", tmp_path, parallel=1)
+    assert [(r["notebook"], r["seconds"]) for r in out["notebooks"]] == [("bad", 130.0), ("good", 50.0)]
+    assert out["seconds"] == 180.0
+    printed = capsys.readouterr().out
+    assert "2 to run, ~1m (1 counted above)" in printed and "0.1 h of runs in all" in printed
+
+
 def test_list_command(capsys, nb_dir):
     rc, out, _ = cli(capsys, "list", "--notebooks-dir", nb_dir)
     assert rc == 0
