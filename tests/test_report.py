@@ -186,11 +186,18 @@ def test_pld_time_rule(tmp_path):
     assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(21) and row["hw"] > 0
     assert row["ours"].startswith("paper formula (the verdict), 12 x 256") and "code formula, 12 x 256: 17.0" in row["ours"]
     assert "pld_pretraining (12 layers): paired steps 12.0%" in row["ours"] and "12 x 256 (layers x width), paper" in row["scale"]
+    partial = {"complete": False, "done": 3, "planned": 21}  # pld_pretraining unfinished: the verdict is pld_schedule's
+    put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.12, pld_time_per_sample_saving_vs_preln=0.1,
+                                                 pld_compute_fraction={"realized": 0.7}, **partial))
+    assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "reproduced"
     put(tmp_path, "pld_schedule", {"default_variant": "code", "timing": timing})  # led by the official code's variant
     assert report.assess("cpu", tmp_path).loc["pld_time", ["verdict", "value"]].tolist() == ["partly", pytest.approx(17)]
     (tmp_path / "cpu" / "pld_schedule" / "summary.json").unlink()
-    claims = report.assess("cpu", tmp_path)  # without pld_schedule: pld_pretraining's paired timing, 12%
-    assert claims.loc["pld_time", "verdict"] == "partly" and claims.loc["pld_time", "value"] == pytest.approx(12)
+    claims = report.assess("cpu", tmp_path)  # without pld_schedule: pld_pretraining's paired timing, 12%, partial
+    assert claims.loc["pld_time", "verdict"] == "partial" and claims.loc["pld_time", "value"] == pytest.approx(12)
+    put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.12, pld_time_per_sample_saving_vs_preln=0.1,
+                                                 pld_compute_fraction={"realized": 0.7}))
+    assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "partly"
     put(tmp_path, "pld_pretraining", pld_summary())  # no paired timing anywhere: not measured
     assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "not measured"
 
