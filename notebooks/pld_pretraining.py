@@ -72,7 +72,9 @@ pilot = pld.pilot_table([r for r in cmp["pilot"] if r])
 results.save_table(pilot, out, "lr_pilot")
 fig, ax = plt.subplots(figsize=(6.5, 4))
 for i, (arch, g) in enumerate(pilot.groupby("arch", sort=False)):
-    ax.plot(g["lr"], g["final_val_loss"], marker="o", color=f"C{i}", label=f"{arch} (best {cmp['chosen'].get(arch, {}).get('best')})")
+    best = cmp["chosen"].get(arch, {}).get("best")
+    note = f"best {best:g}" if best else "no stable rate" if cmp["chosen"] else "pilot not complete"
+    ax.plot(g["lr"], g["final_val_loss"], marker="o", color=f"C{i}", label=f"{arch} ({note})")
     bad = g[~g["stable"]]  # unstable: drawn at their final loss, or their start when it went non-finite
     ax.scatter(bad["lr"], bad["final_val_loss"].fillna(bad["start_loss"]), marker="x", s=80, color=f"C{i}", zorder=3)
 if unigram:
