@@ -78,10 +78,8 @@ print(f"profile {P.name}: {P.checkpoint}; dense {P.finetune_epochs:g} epochs at 
       + "; ".join(f"{t}: seeds {s}, {P.max_train(t) or 'all'} examples" for t, s in task_seeds.items()))
 
 # %%
-# seed-major, learned tasks first: a stopped run has every task's first seed before any task's
-# second, and the tasks the report can judge before the others
-order = sorted(((s, t) for t in ebr.by_value(tasks, profile) for s in task_seeds[t]), key=lambda st: task_seeds[st[1]].index(st[0]))
-records = [r for seed, task in order
+# seed-major, and within a seed the tasks the report can judge (dense learned) first
+records = [r for seed, task in ebr.run_order(task_seeds, profile)
            for r in ebr.comparison_units(study, ebr.Setting(task, P, data_dir), seed, tokenizer, R, tickets, draw=draw)]
 runs = ebt.comparison([r for r in records if r is not None])
 searches = [r for r in records if r is not None and r["method"] == "search"]

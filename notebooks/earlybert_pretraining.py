@@ -81,10 +81,10 @@ search = ebr.pretrain_search_unit(study, P, seed, PR, ln=ln, data_dir=data_dir)
 pre = {"dense": ebr.pretrain_dense_unit(study, P, seed, ln=ln, data_dir=data_dir),
        **{m: ebr.pretrain_ticket_unit(study, P, seed, search, m, PR, draw=draw, ln=ln, data_dir=data_dir)
           for m in ("earlybert", "random")}}
+like = ("glue_finetune", "dense", task, scratch_vs_checkpoint(P))  # plan estimate while pre-training runs
 fine = [glue_unit(study, task, P, s, tokenizer=tokenizer, method=m, data_dir=data_dir,
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
-                  checkpoint_id=r["unit"] if r else f"{m}: waiting", needs=[r],
-                  like=("glue_finetune", "dense", task, scratch_vs_checkpoint(P))) for m, r in pre.items() for s in seeds]
+                  checkpoint_id=r["unit"] if r else f"{m}: waiting", needs=[r], like=like) for m, r in pre.items() for s in seeds]
 fine = results.to_frame([r for r in fine if r is not None])
 table = ebt.pretraining_table(pre, fine, f"metric.{main_metric(task)}")
 if len(table):

@@ -126,9 +126,9 @@ if check:
           f"training examples/s x{check['speedup']:.2f} ({check['a_train_s']:.0f} s vs {check['b_train_s']:.0f} s per run)")
 # the recipe check: the first seed's dev metric with each rate and length (the profile's is "dense")
 seed0 = task_seeds[recipe_task][0] if recipe_task else None
+names = {method(True, r) for r in (None, *recipes)}
 recipe_runs = [{"lr": r["config.lr"], "epochs": r["config.epochs"], "value": r[f"metric.{main_metric(recipe_task)}"]}
-               for _, r in runs.iterrows() if r["task"] == recipe_task and r["seed"] == seed0
-               and (r["method"] == "dense" or r["method"].startswith("dense, lr"))] if rows else []
+               for _, r in runs.iterrows() if r["task"] == recipe_task and r["seed"] == seed0 and r["method"] in names] if rows else []
 recipe_check = {"task": recipe_task, "seed": seed0, "metric": main_metric(recipe_task),
                 "runs": sorted(recipe_runs, key=lambda x: (x["epochs"], x["lr"]))} if recipe_runs else None
 if recipe_check:

@@ -72,7 +72,8 @@ cmp = pld_comparison(study, P, list(seeds if seeds is not None else P.seeds)[0],
                      gamma=gamma, variant=variant, measure=False, data_dir=data_dir)
 pre, diverged = pld.models_to_finetune(cmp["runs"])
 methods = list(pre)
-like = lambda t: ("glue_finetune", "dense", t, scratch_vs_checkpoint(P))  # plan estimate while pre-training runs
+size = scratch_vs_checkpoint(P)  # plan estimates while pre-training runs: glue_finetune's runs x size
+like = lambda t: ("glue_finetune", "dense", t, size)
 rows = [glue_unit(study, t, P, s, tokenizer=tokenizer, method=n, data_dir=data_dir, lr=task_lr[t],
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
                   checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r], like=like(t))

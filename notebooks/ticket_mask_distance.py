@@ -72,9 +72,8 @@ tokenizer = load_tokenizer(P.checkpoint)
 draw_kw = {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio}
 
 # %%
-# seed-major, learned tasks first (as earlybert_glue, whose searches these are)
-order = sorted(((s, t) for t in ebr.by_value(tasks, profile) for s in task_seeds[t]), key=lambda st: task_seeds[st[1]].index(st[0]))
-fine = [ebr.search_unit(study, ebr.Setting(t, P, data_dir), s, tokenizer, R) for s, t in order]
+# in earlybert_glue's order (these are its searches)
+fine = [ebr.search_unit(study, ebr.Setting(t, P, data_dir), s, tokenizer, R) for s, t in ebr.run_order(task_seeds, profile)]
 pre = ebr.pretrain_search_unit(study, P, P.seeds[0], PR, ln=ln, data_dir=data_dir) if pretrain else None
 found = {"fine-tuning": [r for r in fine if r], "pre-training": [pre] if pre else []}
 table = pd.concat([ebt.criterion_table(v, k) for k, v in found.items() if v] or [pd.DataFrame()], ignore_index=True)

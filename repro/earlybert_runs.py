@@ -45,7 +45,7 @@ from .study import Study
 from .tasks import (corpus_data, finetune_glue, finetune_squad, glue_data, glue_model, pretrain_mlm, scratch_model,
                     squad_data, squad_model, steps_for)
 from .train import Hook, train_seconds
-from .units import glue_config, glue_unit
+from .units import glue_config, glue_unit, matmul_cost
 
 SQUAD = "SQuAD"
 TICKETS = ("detector", "fixed", "end", "random")  # where a ticket is drawn from the search
@@ -330,9 +330,9 @@ def ticket_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | N
 
 def nominal_cost(R: Search) -> float:
     """A ticket's cost per step relative to the dense model's, for plan estimates only: the share
-    of a block's weight multiply-adds it keeps (Q, K, V, out: 4 h^2 per token, by the heads kept;
-    BERT's 4x FFN: 8 h^2, by the neurons kept). The measured ratio is the ticket's record."""
-    return (4 * (1 - R.head_ratio) + 8 * (1 - R.ffn_ratio)) / 12
+    of a block's weight multiply-adds (units.matmul_cost, BERT's 4x FFN) it keeps. The measured
+    ratio is the ticket's record."""
+    return matmul_cost(1, 1, 4 * (1 - R.ffn_ratio), heads_kept=1 - R.head_ratio) / matmul_cost(1, 1, 4)
 
 
 def by_value(tasks, profile: str) -> list[str]:
@@ -348,6 +348,13 @@ def by_value(tasks, profile: str) -> list[str]:
     except Missing:
         return list(tasks)
     return sorted(tasks, key=lambda t: {True: 0, None: 1, False: 2}[judged.get(t)])
+
+
+def run_order(task_seeds: dict, profile: str) -> list[tuple[int, str]]:
+    """(seed, task) in the order the EarlyBERT notebooks run them: seed-major (a stopped run has
+    every task's first seed before any task's second), tasks by_value within a seed."""
+    return sorted(((s, t) for t in by_value(task_seeds, profile) for s in task_seeds[t]),
+                  key=lambda st: task_seeds[st[1]].index(st[0]))
 
 
 def squad_gate(dense0: dict | None, bar: float) -> str:

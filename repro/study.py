@@ -429,7 +429,7 @@ class Study:
     def _estimate(self, entry: dict, probe, like: tuple | None = None) -> float | None:
         """Median recorded seconds of the most similar finished units; else a probe; else, for a
         unit waiting for another's output, `like`'s unit scaled (see unit)."""
-        own = self._recorded_seconds(entry)
+        own = self._recorded_seconds(entry["notebook"], entry["method"], entry["task"], entry["length"])
         if own is not None:
             return own
         group = (entry["notebook"], entry["method"], entry["task"])
@@ -438,23 +438,23 @@ class Study:
         if self._estimates.get(group) is not None or like is None:
             return self._estimates.get(group)
         notebook, method, task, factor = like
-        base = self._recorded_seconds({"notebook": notebook, "method": method, "task": task, "length": None})
+        base = self._recorded_seconds(notebook, method, task)
         base = base if base is not None else self._estimates.get((notebook, method, task))
         if base is None:
             return None
         entry["scaled_from"] = f"{notebook}/{task}/{method} x {factor:.2f}"
         return base * factor
 
-    def _recorded_seconds(self, entry: dict) -> float | None:
-        """Median seconds of the finished units of entry's notebook with its method and task, else
-        with its task and length keys (a pilot's time is no full run's estimate)."""
-        done = [r for r in self.records().values() if r.get("notebook") == entry["notebook"]]
-        for match in (("method", "task"), ("task", "length")):
-            secs = sorted((r.get("times") or {}).get("total") for r in done
-                          if all((_length(r.get("config") or {}) if k == "length" else r.get(k)) == entry[k] for k in match)
-                          and (r.get("times") or {}).get("total"))
-            if secs:
-                return secs[len(secs) // 2]
+    def _recorded_seconds(self, notebook: str, method: str, task, length: list | None = None) -> float | None:
+        """Median seconds of the notebook's finished units of this method and task, else (given
+        `length`) of this task and length keys (a pilot's time is no full run's estimate)."""
+        rows = [(r, (r.get("times") or {}).get("total")) for r in self.records().values() if r.get("notebook") == notebook]
+        rows = [(r, t) for r, t in rows if t]
+        for same in (lambda r: (r.get("method"), r.get("task")) == (method, task),
+                     lambda r: length is not None and r.get("task") == task and _length(r.get("config") or {}) == length):
+            found = sorted(t for r, t in rows if same(r))
+            if found:
+                return found[len(found) // 2]
         return None
 
     # -- what the notebook writes ------------------------------------------------------------

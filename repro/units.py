@@ -66,10 +66,11 @@ def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, meth
                       like=like)
 
 
-def matmul_cost(layers: int, hidden: int, intermediate: int) -> int:
-    """Multiply-adds per token of a BERT's blocks' weight matrices (Q, K, V, out: 4 h^2; FFN:
-    2 h x intermediate): what sizes compare by in plan estimates, not a FLOP count (model.flops_per_step)."""
-    return layers * hidden * (4 * hidden + 2 * intermediate)
+def matmul_cost(layers: int, hidden: float, intermediate: float, heads_kept: float = 1.0) -> float:
+    """Multiply-adds per token of a BERT's blocks' weight matrices (Q, K, V, out: 4 h^2, times the
+    share of heads kept; FFN: 2 h x intermediate): what sizes compare by in plan estimates, not a
+    FLOP count (model.flops_per_step)."""
+    return layers * hidden * (4 * hidden * heads_kept + 2 * intermediate)
 
 
 def scratch_vs_checkpoint(P: Profile) -> float:
