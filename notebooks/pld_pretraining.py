@@ -81,6 +81,8 @@ if unigram:
     ax.axhline(unigram, color="grey", ls=":", label=f"unigram plateau {unigram:.2f}")
 ax.set(xscale="log", xlabel="peak learning rate", ylabel=f"validation MLM loss after {P.pld_pilot_steps} steps (nats)",
        title="Learning-rate pilot (x: unstable)")
+ax.set_xticks(P.pld_lrs, [f"{x:g}" for x in P.pld_lrs])  # the grid's rates, not log-axis minor labels
+ax.minorticks_off()
 ax.legend(fontsize=8)
 results.save_figure(fig, out, "lr_pilot")
 pilot

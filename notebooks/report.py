@@ -92,7 +92,7 @@ header = (
     "below the papers' (see the scale column): a claim that does not hold here is a finding at this scale, "
     "not a refutation of the paper.\n\n![claims](report/claims.png)\n")
 path = out.parent / "REPORT.md"
-path.write_text(report.markdown(claims, prov, profile, header, report.baselines(profile, root)))
+path.write_text(report.markdown(claims, prov, profile, header, report.sections(profile, root)))
 counts = claims["verdict"].value_counts()
 results.write_summary(out, {"verdicts": claims["verdict"].to_dict(), "counts": {v: int(counts.get(v, 0)) for v in report.VERDICTS},
                             "values": {k: {"value": v, "hw": h, "unit": u} for k, v, h, u in

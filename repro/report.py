@@ -359,6 +359,12 @@ def _dense_learned(s: Store, df: pd.DataFrame) -> tuple[list[str], list[str], st
     return learned, learned or sorted(df["task"].unique()), text
 
 
+def _paired_seeds(df: pd.DataFrame, a: str, b: str) -> dict:
+    """task -> how many seeds have both a and b (the tasks a paired difference is over)."""
+    ran = df[df["method"].isin([a, b])].groupby(["task", "seed"])["method"].nunique()
+    return {t: int(n) for t, n in (ran == 2).groupby(level="task").sum().items() if n}
+
+
 def _eb_glue(s: Store) -> dict:
     from .earlybert_tables import paired
 
@@ -370,10 +376,13 @@ def _eb_glue(s: Store) -> dict:
     r, hwr, _ = mean_hw(paired(counted, e, "random"))
     if n == 0:
         raise Missing("earlybert_glue has no EarlyBERT ticket with its dense run yet")
+    seeds = _paired_seeds(counted, e, "dense")
     ours = (f"EarlyBERT ({e} ticket) − dense {pm(d, hwd)} points, EarlyBERT − random ticket {pm(r, hwr)} points "
-            f"(over {', '.join(tasks)}; dense against the floors: {floor_text})"
+            f"(over {', '.join(seeds)}; dense against the floors: {floor_text})"
             + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
-    return {"ours": ours, "n": f"{len(tasks)} tasks × {n // max(1, len(tasks))} seeds", "value": d, "hw": hwd,
+    per = set(seeds.values())
+    return {"ours": ours, "n": f"{len(seeds)} tasks × {per.pop()} seeds" if len(per) == 1 else
+            f"{n} task-seed pairs over {len(seeds)} tasks", "value": d, "hw": hwd,
             "unit": "points vs dense", "scale": f"{', '.join(all_tasks)}; {_subset(df)} training examples",
             "verdict": grade(d >= -1.5 and r > 0, d >= -1.5 or r > 0) if learned else "not measured"}
 
@@ -393,7 +402,7 @@ def _early_ticket(s: Store) -> dict:
             parts.append(f"{a} − {b} {pm(d, hw)}")
     if n == 0:
         raise Missing("run earlybert_glue with all four tickets (detector, fixed, end, random)")
-    ours = ("; ".join(parts) + f" points (over {', '.join(tasks)}; dense against the floors: {floor_text})"
+    ours = ("; ".join(parts) + f" points (over {', '.join(_paired_seeds(counted, 'detector', 'end'))}; dense against the floors: {floor_text})"
             + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
     d, hw, _ = mean_hw(paired(counted, "detector", "end"))
     return {"ours": ours, "n": f"{n} task-seed pairs", "value": d, "hw": hw,
@@ -616,10 +625,50 @@ def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFram
     return pd.DataFrame(rows), notes
 
 
+def tickets(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The early-bird test behind the early_ticket claim (earlybert_glue's runs): per task, each
+    ticket's score (mean ± 95% interval over seeds) and the paired differences early − late
+    (end-of-epoch ticket) and early − random; then the same over the tasks the claim counts (those
+    dense learned). Empty until two kinds of ticket have trained."""
+    from .earlybert_tables import TICKETS, early_bird_table, shown
+    s = Store(profile, Path(root or results_root()))
+    try:
+        df = s.table("earlybert_glue", "runs")
+    except Missing:
+        return pd.DataFrame(), []
+    tk = df[df["method"].isin(TICKETS)]
+    if tk["method"].nunique() < 2:
+        return pd.DataFrame(), []
+    learned, counted, _ = _dense_learned(s, df)
+    per_task = early_bird_table(tk).drop(index="all tasks")
+    over = early_bird_table(tk[tk["task"].isin(counted)]).loc[["all tasks"]]
+    table = shown(pd.concat([per_task, over.rename(index={"all tasks": f"counted: {', '.join(counted)}"})]))
+    table.insert(0, "dense learned", [("yes" if t in learned else "no") if t in per_task.index else "" for t in table.index])
+    seeds = _paired_seeds(tk, "detector", "end")  # the pairs early − late is over (n is the last pair's)
+    table["n"] = [seeds.get(t, 0) for t in per_task.index] + [sum(seeds.get(t, 0) for t in counted)]
+    table = table[[c for c in table if c != "n"] + ["n"]].rename(columns={"n": "detector-end pairs"})
+    notes = [] if learned else ["Dense learned none of these tasks, so the differences say nothing about the claim."]
+    if (p := s.progress("earlybert_glue")):
+        notes.append(f"Partial: {p[0]} of {p[1]} runs.")
+    return table.reset_index(), notes
+
+
+def sections(profile: str, root: Path | str | None = None) -> list[tuple[str, str, pd.DataFrame, list[str]]]:
+    """REPORT.md's sections after the claims: (title, what it is, table, notes), those with a table."""
+    made = [("Dense baselines (glue_finetune)", "What EarlyBERT's GLUE comparisons stand on: a task counts only "
+             f"where dense fine-tuning learned it. The rule: {LEARNED_RULE}.", *baselines(profile, root)),
+            ("Early, late and random tickets (earlybert_glue)", "The early_ticket claim's numbers: every ticket "
+             "trained alike from the rewound weights for the same epochs; detector = drawn when the stopping rule "
+             "fires, fixed = at 20% of the search epoch (the official code), end = at the end of the epoch, "
+             "random = heads and neurons drawn at random in the EarlyBERT ticket's per-layer numbers. Differences are paired by task and seed.",
+             *tickets(profile, root))]
+    return [m for m in made if len(m[2])]
+
+
 def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str = "",
-             base: tuple[pd.DataFrame, list[str]] | None = None) -> str:
-    """REPORT.md: the claims table, the dense baselines, the rules, the figures, and where the
-    numbers were made."""
+             extra: list[tuple[str, str, pd.DataFrame, list[str]]] = ()) -> str:
+    """REPORT.md: the claims table, the extra sections (`sections`: the dense baselines, the
+    tickets), the rules, the figures, and where the numbers were made."""
     from .results import markdown_table
 
     def cell(x):  # a table cell: no pipes or newlines
@@ -640,10 +689,8 @@ def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str
              "## Claims\n", markdown_table(claims[SHOWN].map(cell)),
              "\nIntervals are 95% Student-t over seeds (paired differences where the claim compares two methods). "
              "Timings are wall-clock on the machine below; see each notebook for its timing conditions.\n"]
-    if base is not None and len(base[0]):
-        parts += ["## Dense baselines (glue_finetune)\n",
-                  "What EarlyBERT's GLUE comparisons stand on: a task counts only where dense fine-tuning "
-                  f"learned it. The rule: {LEARNED_RULE}.\n", markdown_table(base[0].map(cell)), *[f"\n{n}" for n in base[1]], ""]
+    for title, intro, table, notes in extra:
+        parts += [f"## {title}\n", f"{intro}\n", markdown_table(table.map(cell)), *[f"\n{n}" for n in notes], ""]
     parts += ["## Rules\n", markdown_table(claims[["claim", "rule", "notebooks"]].map(cell)),
              "\n## Figures\n"]
     for key, row in claims.iterrows():

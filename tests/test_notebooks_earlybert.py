@@ -2,6 +2,7 @@
 runner into one results folder, and what they produce."""
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -169,3 +170,6 @@ def test_report_gives_the_earlybert_claims_a_verdict(root):
     claims = check_report(root, ["early_bird", "early_ticket", "earlybert_glue", "earlybert_time", "earlybert_squad"])
     assert "equal epochs" in claims.loc["earlybert_time", "ours"] and "as run" in claims.loc["earlybert_time", "ours"]
     assert math.isfinite(claims.loc["earlybert_time", "value"])
+    text = (root / "smoke" / "REPORT.md").read_text()  # the early-bird test's table, every ticket beside the others
+    assert "## Early, late and random tickets (earlybert_glue)" in text
+    assert re.search(r"\| counted: [^|]+ \|  \| \d+\.\d", text)

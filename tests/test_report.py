@@ -95,6 +95,17 @@ def test_earlybert_glue_and_time_rules(tmp_path, gap_dense, gap_random, saving, 
     assert f"{report.saving(saving + 25, 0.0)} as run" in claims.loc["earlybert_time", "ours"]
 
 
+def test_earlybert_glue_counts_only_the_pairs_that_ran(tmp_path):
+    df = eb_runs(-0.5, 2.0, 38.0)  # MRPC and RTE learned; RTE's tickets have run for seed 0 only
+    df = df[(df["task"] == "MRPC") | (df["method"] == "dense") | (df["seed"] == 0)]
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
+    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    assert row["n"] == "4 task-seed pairs over 2 tasks" and "(over MRPC, RTE;" in row["ours"]
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df[(df["task"] == "MRPC") | (df["method"] == "dense")])])
+    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]  # RTE learned, but no ticket of it has run
+    assert row["n"] == "1 tasks × 3 seeds" and "(over MRPC;" in row["ours"]
+
+
 def test_time_rule_ignores_the_official_accounting(tmp_path):
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, 2.0, 10.0, official=40.0))])
     assert report.assess("cpu", tmp_path).loc["earlybert_time", "verdict"] == "not reproduced"
@@ -261,8 +272,27 @@ def test_the_dense_baselines_section_shows_floors_and_recipe_checks(tmp_path):
                      "Length-grouped vs random batches, MRPC seeds [0, 1, 2]: f1 85.5 vs 84.5 (difference 1.0 ± 0.5); "
                      "1.18x the training examples per second.", "Partial: 8 of 24 runs."]
     text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "",
-                           (table, notes))
+                           report.sections("cpu", tmp_path))
     assert text.index("## Dense baselines") < text.index("## Rules") and "| STS-B | pearson | 86.0 |" in text
+    assert "## Early, late and random tickets" not in text  # earlybert_glue has not run
+
+
+def test_the_tickets_section_pairs_early_late_and_random_by_task(tmp_path):
+    df = eb_runs(-0.5, 2.0, 38.0, early=(-0.5, 0.2))
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df[df["method"] != "end"])])
+    assert report.tickets("cpu", tmp_path)[0].columns[1] == "dense learned"  # detector, fixed, random: shown
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df[df["method"].isin(["dense", "detector"])])])
+    assert report.tickets("cpu", tmp_path)[0].empty  # one kind of ticket: nothing to compare
+    put(tmp_path, "earlybert_glue", EB_SUMMARY | {"complete": False, "done": 30, "planned": 40}, [("runs", df)])
+    table, notes = report.tickets("cpu", tmp_path)
+    assert list(table["task"]) == ["MRPC", "RTE", "counted: MRPC, RTE"] and list(table["dense learned"]) == ["yes", "yes", ""]
+    assert set(table["detector-end"]) == {"-0.5 ± 0.0"} and set(table["fixed-end"]) == {"+0.2 ± 0.0"}
+    assert table.loc[2, "detector-random"].startswith("+2.0 ± ") and notes == ["Partial: 30 of 40 runs."]
+    assert list(table["detector-end pairs"]) == [3, 3, 6]
+    text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "",
+                           report.sections("cpu", tmp_path))
+    assert text.index("## Early, late and random tickets") < text.index("## Rules")
+    assert "| counted: MRPC, RTE |  |" in text
 
 
 def test_runner_reruns_the_report_when_an_input_changes(tmp_path):
