@@ -94,14 +94,18 @@ def paired(runs: pd.DataFrame, a: str, b: str, col: str = "value", keys=("task",
 
 def early_bird_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The early-bird test: per task and over all tasks, each ticket's metric and the paired
-    differences early − late (end of the epoch) and early − random, mean ± 95% t-interval."""
+    differences early − late (end of the epoch) and early − random, mean ± 95% t-interval; n: the
+    seeds detector − end pairs over."""
     rows = []
     for task, g in [*runs.groupby("task"), ("all tasks", runs)]:
         row = {"task": task}
         for t in TICKETS:
             row[t], row[f"{t}_hw"], _ = mean_hw(g.loc[g.method == t, "value"])
+        n = []
         for a, b in PAIRS:
-            row[f"{a}-{b}"], row[f"{a}-{b}_hw"], row["n"] = mean_hw(paired(g, a, b))
+            row[f"{a}-{b}"], row[f"{a}-{b}_hw"], k = mean_hw(paired(g, a, b))
+            n.append(k)
+        row["n"] = n[0]
         rows.append(row)
     return pd.DataFrame(rows).set_index("task")
 

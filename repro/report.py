@@ -644,9 +644,7 @@ def tickets(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame,
     over = early_bird_table(tk[tk["task"].isin(counted)]).loc[["all tasks"]]
     table = shown(pd.concat([per_task, over.rename(index={"all tasks": f"counted: {', '.join(counted)}"})]))
     table.insert(0, "dense learned", [("yes" if t in learned else "no") if t in per_task.index else "" for t in table.index])
-    seeds = _paired_seeds(tk, "detector", "end")  # the pairs early − late is over (n is the last pair's)
-    table["n"] = [seeds.get(t, 0) for t in per_task.index] + [sum(seeds.get(t, 0) for t in counted)]
-    table = table[[c for c in table if c != "n"] + ["n"]].rename(columns={"n": "detector-end pairs"})
+    table = table.rename(columns={"n": "detector-end pairs"})
     notes = [] if learned else ["Dense learned none of these tasks, so the differences say nothing about the claim."]
     if (p := s.progress("earlybert_glue")):
         notes.append(f"Partial: {p[0]} of {p[1]} runs.")
