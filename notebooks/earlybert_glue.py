@@ -32,9 +32,12 @@
 # Where we differ from the official code: it draws at the fixed point and has no detector (`draw`
 # picks which ticket is "EarlyBERT"); its search runs inside a 3-epoch schedule (here one epoch:
 # the search is at most one); its random control thresholds random scores, so its per-layer sizes
-# are random too (here they are the ticket's). Time (wall-clock minus evaluation) saved against
-# dense both ways: **equal epochs** (the ticket's measured seconds per step times dense's steps;
-# the report's rule) and **as run** (dense 3 epochs, the ticket 2: the official accounting).
+# are random too (here they are the ticket's). Time saved against dense both ways: **equal
+# epochs** (the ticket trained as many steps as dense; the report's rule) and **as run** (dense 3
+# epochs, the ticket 2: the official accounting). Each run is charged its steps at per-step costs
+# timed side by side (**step_times**: rounds of one dense, one search and one step of each ticket,
+# the same batch each round), since runs of one comparison train hours apart under different
+# loads; their whole-run wall-clock saving (minus evaluation) stays in `runs.csv`.
 #
 # Outputs: `earlybert_glue.csv` (dense / EarlyBERT / random per task: metric, times, savings, FLOPs,
 # parameters, mean ± 95% t-interval over seeds), `early_bird.csv` (the early-bird test: each ticket's

@@ -169,3 +169,29 @@ def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, 
     med = statistics.median
     return {"dense_s": med(dense), "gated_s": med(gated), "ratio": med(g / d for g, d in zip(gated, dense)),
             "times": {"dense": dense, "gated": gated}}
+
+
+def rotated_step_times(steps: dict, device, rounds: int = 20, warmup: int = 1) -> dict:
+    """Seconds per call of each of `steps` (name -> a function doing one whole training step of
+    its own model), timed in rounds: every round calls each once, starting one further along each
+    time, so that load changes of a shared machine (slower than a round) hit all alike. The first
+    name is the reference. Returns {"seconds": {name: median}, "ratio": {name: median over rounds
+    of its time / the reference's}, "times": {name: [per round]}}: paired_step_times for more
+    than two models (EarlyBERT's dense model, its search and its tickets)."""
+    import statistics
+
+    from .profiles import clip_enabled
+
+    if clip_enabled():  # REPRO_CLIP: one round, no warm-up
+        rounds, warmup = min(rounds, 1), 0
+    names = list(steps)
+    times = {k: [] for k in names}
+    for i in range(warmup + rounds):
+        for j in range(len(names)):
+            k = names[(i + j) % len(names)]
+            t = timed(device, steps[k])
+            if i >= warmup:
+                times[k].append(t)
+    med, ref = statistics.median, times[names[0]]
+    return {"seconds": {k: med(v) for k, v in times.items()},
+            "ratio": {k: med(a / b for a, b in zip(v, ref)) for k, v in times.items()}, "times": times}

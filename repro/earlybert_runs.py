@@ -328,6 +328,64 @@ def ticket_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | N
                       notebook=s.notebook, like=s.like_dense(config["train"]["epochs"], nominal_cost(R)))
 
 
+def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | None, R: Recipe = GLUE_RECIPE,
+                    needs=()) -> dict | None:
+    """The costs a task and seed's runs are charged per step, measured side by side: one training
+    step of the dense model, of the search (coefficients, L1 term, recording and detector) and of
+    each ticket the search drew, taken in turn for s.P.eb_timing_rounds rounds
+    (analysis.rotated_step_times). Their loops share the seed, so every round gives them all the
+    same batch, and the rounds walk the epoch's batches of varied lengths. A run's whole-run
+    wall-clock mixes in whatever else the machine did while it trained (runs of one comparison
+    train hours apart); per-round ratios do not. A random ticket keeps the per-layer sizes of
+    the one it stands in for: its cost. Record "timing": seconds and ratio to dense per model."""
+    from .analysis import rotated_step_times
+    from .study import Probe, probe_steps
+    from .tasks import train_config
+    from .train import Loop
+
+    rounds = s.P.eb_timing_rounds
+    ok = search if search is not None and search["status"] == "ok" else None
+    config = {"kind": "earlybert_step_times", **s.config(), "search": search["unit"] if search else "waiting",
+              "rounds": rounds}
+
+    def run(u):
+        train_ex, _, collate = s.data(tokenizer, seed, eval_limit=SEARCH_EVAL)
+        rewound = s.model(seed, slimming=True)
+        rewound.load_state_dict(torch.load(study.cache_dir(search["unit"]) / "search" / "rewind.pt"))
+        drawn = trajectory(study, search, {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio})
+        per_epoch = steps_for(len(train_ex), s.P.finetune_batch, 1.0)  # the search's own hook, as search_unit builds it
+        n = max(1, math.ceil(R.search_epochs * per_epoch))
+        _, _, hook = search_plan(per_epoch, None, R.search_epochs, R.fixed_fraction, **R.slimming_kw(n))
+        models = {"dense": (s.model(seed), ()), "search": (s.model(seed, slimming=True), (hook,)),
+                  **{t: (draw_ticket(rewound, drawn, d["step"])[0], ()) for t, d in search["tickets"].items()}}
+        del rewound
+        cfg = train_config(s.P, steps=10 ** 6, seed=seed, lr=R.ticket_lr or s.config()["lr"], batch=s.P.finetune_batch)
+        loops = {k: Loop(m, train_ex, collate, cfg, hooks=h) for k, (m, h) in models.items()}
+
+        def one_step(loop):  # Loop.run's step without its logging, evaluation and checkpoints
+            def step():
+                loop.loss = loop.train_step()
+                loop.step += 1
+                for h in loop.hooks:
+                    h.on_step_end(loop)
+            return step
+        for loop in loops.values():
+            loop.model.train()
+        steps = {k: one_step(loop) for k, loop in loops.items()}
+        device = next(iter(loops.values())).device
+        t0 = time.perf_counter()
+        if probe_steps():  # plan mode: one round stands for all of them
+            rotated_step_times(steps, device, rounds=1, warmup=0)
+            raise Probe((time.perf_counter() - t0) / len(steps), len(steps) * (rounds + 1))
+        res = rotated_step_times(steps, device, rounds=rounds)
+        return {"metrics": {f"{k}_ratio": v for k, v in res["ratio"].items()},
+                "times": {"total": time.perf_counter() - t0, "eval": 0.0}, "timing": res,
+                "kept": {t: kept_counts(drawn.masks_at(d["step"])) for t, d in search["tickets"].items()},
+                "loadavg": _loadavg()}
+    return study.unit(task=s.task, method="step_times", seed=seed, config=config, run=run, needs=[ok, *needs],
+                      notebook=s.notebook)
+
+
 def nominal_cost(R: Search) -> float:
     """A ticket's cost per step relative to the dense model's, for plan estimates only: the share
     of a block's weight multiply-adds (units.matmul_cost, BERT's 4x FFN) it keeps. The measured
@@ -370,13 +428,13 @@ def squad_gate(dense0: dict | None, bar: float) -> str:
 def comparison_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, tickets, *, draw: str = "detector",
                      with_dense: bool = True, needs=()) -> list[dict | None]:
     """A task and seed's units: dense (unless the caller asked for it already), the search (the
-    whole one when a ticket other than `draw` and random is wanted, else stopped at `draw`) and the
-    tickets."""
+    whole one when a ticket other than `draw` and random is wanted, else stopped at `draw`), the
+    tickets, and their costs per step timed side by side (step_times_unit)."""
     stop = None if set(tickets) - {draw, "random"} else draw
     rows = [dense_unit(study, s, seed, tokenizer, needs=needs)] if with_dense else []
     search = search_unit(study, s, seed, tokenizer, R, stop=stop, needs=needs)
     rows += [ticket_unit(study, s, seed, tokenizer, search, t, R, like=draw, needs=needs) for t in tickets]
-    return rows + [search]
+    return rows + [search, step_times_unit(study, s, seed, tokenizer, search, R, needs=needs)]
 
 
 # ----------------------------------------------------------------------------- when tickets emerge

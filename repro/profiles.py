@@ -96,6 +96,9 @@ class Profile:
     max_valid_blocks: int | None = None  # held-out blocks of an MLM validation loss
     # EarlyBERT (earlybert_*, ticket_mask_distance); its GLUE runs use the fine-tuning fields above
     eb_pretrain_steps: int | None = None  # earlybert_pretraining: each run's length; None: pretrain_steps
+    # rounds of dense / search / ticket training steps timed side by side per task and seed
+    # (earlybert_runs.step_times_unit): each run is charged its steps at those per-step costs
+    eb_timing_rounds: int = 20
     # SQuAD v1.1 (earlybert_squad): dev-v1.1.json split by article into a training and an evaluation half
     squad_seq_len: int = 384  # the official window and stride
     squad_stride: int = 128
@@ -129,7 +132,7 @@ PROFILES: dict[str, Profile] = {
         pld_corpus_chars=300_000,
         grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
         schedule_shape=(4, 64), schedule_batch=8, schedule_steps=20, schedule_pairs=4,
-        eb_pretrain_steps=8, squad_seq_len=128, squad_stride=64, squad_epochs=1.0, squad_train_questions=16,
+        eb_pretrain_steps=8, eb_timing_rounds=2, squad_seq_len=128, squad_stride=64, squad_epochs=1.0, squad_train_questions=16,
         squad_eval_questions=16,
     ),
     "cpu": Profile(

@@ -446,6 +446,29 @@ def test_comparison_savings_both_ways():
     assert list(df["value"]) == [80.0, 79.0, 75.0]
 
 
+def test_comparison_charges_each_run_its_steps_at_the_paired_costs():
+    # the same runs, timed under different loads (the ticket's wall-clock says it saved nothing), and
+    # their step costs measured side by side: a search step 1.1 dense steps, a ticket step 0.7 (dense: 2 s)
+    recs = [_record("dense", 0, 80.0, train_s=30.0, steps=30),
+            _record("detector", 0, 79.0, search=10.0, draw=1.0, train_s=40.0, steps=20, search_steps=3),
+            _record("random", 0, 75.0, draw=1.0, train_s=40.0, steps=20) | {"config": {"like": "detector"}},
+            {"task": "MRPC", "seed": 0, "method": "step_times",
+             "timing": {"seconds": {"dense": 2.0}, "ratio": {"dense": 1.0, "search": 1.1, "detector": 0.7}}}]
+    df = ebt.comparison(recs).set_index("method")
+    e, r = df.loc["detector"], df.loc["random"]
+    assert e["timing"] == r["timing"] == "paired" and df.loc["dense", "timing"] == "wall-clock"
+    search = 3 * 1.1 + 1.0 / 2.0  # in dense steps: the search's 3 steps and the 1 s draw
+    assert e["time_saving_pct"] == pytest.approx(100 * (1 - (search + 30 * 0.7) / 30))  # equal epochs
+    assert e["time_saving_official_pct"] == pytest.approx(100 * (1 - (search + 20 * 0.7) / 30))  # as run
+    assert r["time_saving_pct"] == pytest.approx(100 * (1 - (0.5 + 30 * 0.7) / 30))  # the detector ticket's sizes
+    assert e["time_saving_wall_pct"] == pytest.approx(100 * (1 - (10 + 1 + 60) / 30))  # the wall-clock one, kept
+    # another seed without a timing record keeps its wall-clock saving
+    more = ebt.comparison(recs + [_record("dense", 1, 80.0, train_s=30.0, steps=30),
+                                  _record("detector", 1, 79.0, search=4.0, draw=1.0, train_s=12.0, steps=20, search_steps=3)])
+    other = more[(more.seed == 1) & (more.method == "detector")].iloc[0]
+    assert other["timing"] == "wall-clock" and other["time_saving_pct"] == pytest.approx(100 * (1 - 23 / 30))
+
+
 def test_early_bird_table_pairs_by_seed_and_its_rule():
     recs = []
     for seed, noise in enumerate((-2.0, 0.0, 2.0)):  # seed effects cancel in the paired differences

@@ -88,11 +88,18 @@ def test_earlybert_glue_units_tables_and_time_both_ways(root):
     assert runs.loc["random", "params"] == runs.loc["detector", "params"]  # the detector ticket's per-layer sizes
     ticket = store[store["method"] == "detector"].iloc[0]
     assert list(ticket["heads_per_layer"]) == [8] * 6  # 4 of 12 heads pruned in every layer (the paper's 1/3)
-    # both accountings, from the table's own columns: as run, and with the ticket trained as many steps as dense
+    # both accountings: as run, and with the ticket trained as many steps as dense; each run charged its
+    # steps at the costs its task and seed's step_times unit timed side by side (dense, search, each ticket)
     e, d = runs.loc["detector"], runs.loc["dense"]
-    assert e["time_saving_official_pct"] == pytest.approx(100 * (1 - e["time_s"] / d["time_s"]))
-    equal = e["search_s"] + e["draw_s"] + e["train_s"] * d["train_steps"] / e["train_steps"]
-    assert e["time_saving_pct"] == pytest.approx(100 * (1 - equal / d["time_s"]))
+    timing = store[(store["method"] == "step_times") & store["task"].isin(P.glue_tasks)].iloc[0]["timing"]
+    assert set(timing["ratio"]) == {"dense", "search", "detector", "fixed", "end"} and timing["ratio"]["dense"] == 1
+    assert all(len(v) == P.eb_timing_rounds for v in timing["times"].values())
+    assert (runs.loc[list(ebr.TICKETS), "timing"] == "paired").all()
+    search_cost = e["search_steps"] * timing["ratio"]["search"] + e["draw_s"] / timing["seconds"]["dense"]
+    for col, steps in (("time_saving_official_pct", e["train_steps"]), ("time_saving_pct", d["train_steps"])):
+        assert e[col] == pytest.approx(100 * (1 - (search_cost + steps * timing["ratio"]["detector"]) / d["train_steps"]))
+    equal = e["search_s"] + e["draw_s"] + e["train_s"] * d["train_steps"] / e["train_steps"]  # whole-run wall-clock
+    assert e["time_saving_wall_pct"] == pytest.approx(100 * (1 - equal / d["time_s"]))
     assert e["time_saving_pct"] > e["time_saving_official_pct"]  # smoke: dense 1 epoch, the ticket 2
     eb = pd.read_csv(out(root, name) / "early_bird.csv", index_col="task")
     assert list(eb.index) == [*P.glue_tasks, "all tasks"] and eb.loc["all tasks", "n"] == 1
@@ -158,11 +165,11 @@ def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch)
     jobs = runner.plan(["earlybert_squad", "earlybert_glue"], "smoke", ["max_train_examples=32"])
     units = {job.name: runner.plan_units(job, "smoke", tmp_path) for job in jobs}
     squad = units["earlybert_squad"]
-    assert [u["method"] for u in squad] == ["dense", "search", "detector", "random"]  # smoke: one seed
+    assert [u["method"] for u in squad] == ["dense", "search", "detector", "random", "step_times"]  # smoke: one seed
     assert squad[0]["state"] == "missing" and all(u["state"] == "waiting" for u in squad[1:])
     glue = units["earlybert_glue"]
-    assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS}
-    assert all(u["state"] == ("waiting" if u["method"] in ebr.TICKETS else "missing") for u in glue)
+    assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS, "step_times"}
+    assert all(u["state"] == ("missing" if u["method"] in ("dense", "search") else "waiting") for u in glue)
     assert [u["notebook"] for u in glue if u["method"] == "dense"] == ["glue_finetune"]
 
 

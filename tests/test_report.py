@@ -106,6 +106,17 @@ def test_earlybert_glue_counts_only_the_pairs_that_ran(tmp_path):
     assert row["n"] == "1 tasks × 3 seeds" and "(over MRPC;" in row["ours"]
 
 
+def test_the_time_claim_says_how_its_runs_were_timed(tmp_path):
+    df = eb_runs(-0.5, 2.0, 38.0)
+    for timing, said in (("wall-clock", "n=6; whole-run wall-clock, the runs timed under different loads)"),
+                         ("paired", "n=6; per-step costs timed side by side)")):
+        put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df.assign(timing=timing))])
+        assert said in report.assess("cpu", tmp_path).loc["earlybert_time", "ours"]
+    mixed = df.assign(timing=["paired" if s == 0 else "wall-clock" for s in df["seed"]])
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", mixed)])
+    assert "side by side for 2, whole-run wall-clock for 4" in report.assess("cpu", tmp_path).loc["earlybert_time", "ours"]
+
+
 def test_time_rule_ignores_the_official_accounting(tmp_path):
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, 2.0, 10.0, official=40.0))])
     assert report.assess("cpu", tmp_path).loc["earlybert_time", "verdict"] == "not reproduced"
@@ -416,7 +427,7 @@ def test_a_negative_saving_reads_as_more_time(tmp_path):
     put(tmp_path, "pld_schedule", {"default_variant": "paper", "timing": timing})  # 5% slower steps with PLD
     claims = report.assess("cpu", tmp_path)
     eb, pld = claims.loc["earlybert_time", "ours"], claims.loc["pld_time", "ours"]
-    assert "glue: 75.9 ± 0.0% more time with equal epochs, 50.9 ± 0.0% more time as run (34.0% fewer FLOPs, n=6)" in eb, eb
+    assert "glue: 75.9 ± 0.0% more time with equal epochs, 50.9 ± 0.0% more time as run (34.0% fewer FLOPs, n=6;" in eb, eb
     assert "pre-training: 3.0% more time (24.0% fewer FLOPs, n=1)" in eb
     assert pld.startswith("paper formula (the verdict), 12 x 256: 5.0 ± ") and "% more time per step" in pld
     for text in (eb, pld):
