@@ -269,6 +269,9 @@ def criterion_table(searches: list[dict], setting: str) -> pd.DataFrame:
 
 
 MARKERS = {"heads": ("tab:red", ":"), "ffn": ("tab:orange", "--"), "joint": ("tab:pink", "-."), "found": ("red", "-")}
+# legend labels short enough to stay inside the matrix (CRITERIA_LONG's are for tables and text)
+CRITERIA_SHORT = {"heads": "heads alone", "ffn": "FFN alone", "joint": "heads + FFN as one mask",
+                  "found": "both at one draw (stopping rule)"}
 
 
 def plot_mask_distance(panels: list[dict]):
@@ -288,7 +291,7 @@ def plot_mask_distance(panels: list[dict]):
                 step = p["fired"].get(crit)
                 if step is not None and step <= st[-1]:
                     ax.axvline(step, color=color, ls=style, lw=2.5 if crit == "found" else 1.2,
-                               label=f"{CRITERIA[crit]} ({CRITERIA_LONG[crit]}): step {step}")
+                               label=f"{CRITERIA_SHORT[crit]}: step {step}")
                     ax.axhline(step, color=color, ls=style, lw=2.5 if crit == "found" else 1.2)
             if p.get("fixed"):
                 ax.axvline(p["fixed"], color="white", ls="--", lw=1.5, label=f"official fixed point (step {p['fixed']})")
