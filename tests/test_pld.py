@@ -259,3 +259,18 @@ def test_timed_is_the_one_step_timer():
     seconds = timed(torch.device("cpu"), lambda: (calls.append(1), time.sleep(0.01)), times=3)
     assert len(calls) == 3 and 0.03 <= seconds < 1.0
     assert bench.timed is timed
+
+
+def test_rotated_step_times_rotates_the_order_and_times_every_round(monkeypatch):
+    """analysis.rotated_step_times (EarlyBERT's dense / search / ticket steps): every round calls each
+    step once, starting one further along; warm-up rounds are not kept; ratios are per round."""
+    from repro import analysis
+    monkeypatch.delenv("REPRO_CLIP", raising=False)
+    order = []
+    # a fake clock: a's steps take 1 s, b's 2 s and c's 3 s whatever the order
+    monkeypatch.setattr(analysis, "timed", lambda device, fn: (fn(), {"a": 1.0, "b": 2.0, "c": 3.0}[order[-1]])[1])
+    steps = {k: (lambda k=k: order.append(k)) for k in "abc"}
+    r = analysis.rotated_step_times(steps, torch.device("cpu"), rounds=3, warmup=1)
+    assert order == list("abc" "bca" "cab" "abc")  # 1 warm-up round + 3
+    assert all(len(v) == 3 for v in r["times"].values())
+    assert r["seconds"] == {"a": 1.0, "b": 2.0, "c": 3.0} and r["ratio"] == {"a": 1.0, "b": 2.0, "c": 3.0}
