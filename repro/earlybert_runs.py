@@ -397,15 +397,23 @@ def by_value(tasks, profile: str) -> list[str]:
     """`tasks` in the order their EarlyBERT runs are worth the core-hours: those whose dense
     baseline learned (glue_finetune's summary, by the floors rule) first, then those not judged
     yet, then those that did not learn (the report counts only learned tasks; they may still
-    learn with more seeds). Only the order changes: every task still runs."""
+    learn with more seeds), last those whose dense score is below the checkpoint's own zero-shot
+    score (more seeds will not lift them past it). Only the order changes: every task still runs."""
     from .report import Missing, Store
     from .results import results_root
 
     try:
-        judged = {t: h["learned"] for t, h in Store(profile, results_root()).summary("glue_finetune")["tasks"].items()}
+        judged = Store(profile, results_root()).summary("glue_finetune")["tasks"]
     except Missing:
         return list(tasks)
-    return sorted(tasks, key=lambda t: {True: 0, None: 1, False: 2}[judged.get(t)])
+
+    def rank(task) -> int:
+        h = judged.get(task) or {}
+        if h.get("learned") is None:
+            return 1
+        below = h.get("zero_shot") is not None and h.get("mean") is not None and h["mean"] < h["zero_shot"]
+        return 0 if h["learned"] else 3 if below else 2
+    return sorted(tasks, key=rank)
 
 
 def run_order(task_seeds: dict, profile: str) -> list[tuple[int, str]]:

@@ -469,3 +469,7 @@ def test_earlybert_runs_learned_tasks_first(tmp_path, monkeypatch):
     judged = {"SST-2": True, "STS-B": False, "MRPC": False, "CoLA": True}  # RTE: not run yet
     put(tmp_path, "glue_finetune", {"tasks": {t: {"learned": v} for t, v in judged.items()}})
     assert by_value(tasks, "cpu") == ["SST-2", "CoLA", "RTE", "STS-B", "MRPC"]
+    # below the checkpoint's zero-shot score (STS-B here): last, after the tasks more seeds may still lift
+    judged["STS-B"] = {"learned": False, "mean": 85.4, "zero_shot": 87.0}
+    put(tmp_path, "glue_finetune", {"tasks": {t: v if isinstance(v, dict) else {"learned": v} for t, v in judged.items()}})
+    assert by_value(tasks, "cpu") == ["SST-2", "CoLA", "RTE", "MRPC", "STS-B"]
