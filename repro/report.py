@@ -690,7 +690,7 @@ def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str
     parts = [f"# Reproduction report, `{profile}` profile\n", *first,
              "## Claims\n", markdown_table(claims[SHOWN].map(cell)),
              "\nIntervals are 95% Student-t over seeds (paired differences where the claim compares two methods). "
-             "Timings are wall-clock on the machine below; see each notebook for its timing conditions.\n"]
+             "Timings come from the machine below; each claim's text says how they were taken (steps timed side by side, or whole-run wall-clock) and each notebook its timing conditions.\n"]
     for title, intro, table, notes in extra:
         parts += [f"## {title}\n", f"{intro}\n", markdown_table(table.map(cell)), *[f"\n{n}" for n in notes], ""]
     parts += ["## Rules\n", markdown_table(claims[["claim", "rule", "notebooks"]].map(cell)),
