@@ -120,11 +120,10 @@ def early_bird_table(runs: pd.DataFrame) -> pd.DataFrame:
         row = {"task": task}
         for t in TICKETS:
             row[t], row[f"{t}_hw"], _ = mean_hw(g.loc[g.method == t, "value"])
-        n = []
-        for a, b in PAIRS:
-            row[f"{a}-{b}"], row[f"{a}-{b}_hw"], k = mean_hw(paired(g, a, b))
-            n.append(k)
-        row["n"] = n[0]
+        pairs = {f"{a}-{b}": mean_hw(paired(g, a, b)) for a, b in PAIRS}
+        for key, (d, hw, _) in pairs.items():
+            row[key], row[f"{key}_hw"] = d, hw
+        row["n"] = pairs["detector-end"][2]
         rows.append(row)
     return pd.DataFrame(rows).set_index("task")
 
