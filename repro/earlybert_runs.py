@@ -184,6 +184,20 @@ class Setting:
     def flops_per_step(self, config) -> float:
         return flops_per_step(config, self.seq_len, self.P.finetune_batch)
 
+    def dense_steps(self) -> int:
+        """The dense run's steps, counted without tokenising (plan estimates only): SQuAD counts
+        questions, a few % fewer than its windows (a long context gives more than one)."""
+        from . import data as D
+        from .tasks import glue_task
+        if self.squad:
+            train_json, _ = D.squad_article_split(D.load_squad(data_dir=self.data_dir),
+                                                  eval_fraction=SQUAD_SPLIT["eval_fraction"], seed=SQUAD_SPLIT["seed"])
+            n = len(D.squad_examples(train_json))
+            n = min(n, self.P.squad_train_questions or n)
+        else:
+            n = len(D.load_glue(self.task, "train", data_dir=self.data_dir, limit=self.P.max_train(glue_task(self.task).name)))
+        return steps_for(n, self.P.finetune_batch, self.config()["epochs"])
+
     def like_dense(self, epochs: float | None, cost: float = 1.0) -> tuple:
         """Study.unit's `like`: the plan estimates a unit waiting for the search (or SQuAD's gate)
         as the dense run x its epochs over the dense run's x `cost` per step."""
@@ -329,7 +343,7 @@ def ticket_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | N
 
 
 def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | None, R: Recipe = GLUE_RECIPE,
-                    needs=()) -> dict | None:
+                    needs=(), tickets=TICKETS) -> dict | None:
     """The costs a task and seed's runs are charged per step, measured side by side: one training
     step of the dense model, of the search (coefficients, L1 term, recording and detector) and of
     each ticket the search drew, taken in turn for s.P.eb_timing_rounds rounds
@@ -382,8 +396,12 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
                 "times": {"total": time.perf_counter() - t0, "eval": 0.0}, "timing": res,
                 "kept": {t: kept_counts(drawn.masks_at(d["step"])) for t, d in search["tickets"].items()},
                 "loadavg": _loadavg()}
+    like = None
+    if ok is None or any(n is None for n in needs):  # waiting: the plan counts its steps in dense steps
+        timed = (rounds + 1) * (2 + len(tickets) * nominal_cost(R))  # a warm-up round, then `rounds`
+        like = s.like_dense(None, timed / s.dense_steps())
     return study.unit(task=s.task, method="step_times", seed=seed, config=config, run=run, needs=[ok, *needs],
-                      notebook=s.notebook)
+                      notebook=s.notebook, like=like)
 
 
 def nominal_cost(R: Search) -> float:
@@ -442,7 +460,7 @@ def comparison_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, 
     rows = [dense_unit(study, s, seed, tokenizer, needs=needs)] if with_dense else []
     search = search_unit(study, s, seed, tokenizer, R, stop=stop, needs=needs)
     rows += [ticket_unit(study, s, seed, tokenizer, search, t, R, like=draw, needs=needs) for t in tickets]
-    return rows + [search, step_times_unit(study, s, seed, tokenizer, search, R, needs=needs)]
+    return rows + [search, step_times_unit(study, s, seed, tokenizer, search, R, needs=needs, tickets=tickets)]
 
 
 # ----------------------------------------------------------------------------- when tickets emerge

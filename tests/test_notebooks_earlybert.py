@@ -167,6 +167,8 @@ def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch)
     squad = units["earlybert_squad"]
     assert [u["method"] for u in squad] == ["dense", "search", "detector", "random", "step_times"]  # smoke: one seed
     assert squad[0]["state"] == "missing" and all(u["state"] == "waiting" for u in squad[1:])
+    assert all(u["estimate"] > 0 for u in squad), squad  # waiting units: the dense probe, scaled
+    assert squad[-1]["scaled_from"].startswith("earlybert_squad/SQuAD/dense x ")  # step timing, in dense steps
     glue = units["earlybert_glue"]
     assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS, "step_times"}
     assert all(u["state"] == ("missing" if u["method"] in ("dense", "search") else "waiting") for u in glue)
