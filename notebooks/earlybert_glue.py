@@ -81,7 +81,7 @@ print(f"profile {P.name}: {P.checkpoint}; dense {P.finetune_epochs:g} epochs at 
       + "; ".join(f"{t}: seeds {s}, {P.max_train(t) or 'all'} examples" for t, s in task_seeds.items()))
 
 # %%
-# seed-major, and within a seed the tasks the report can judge (dense learned) first
+# every task's first seed, then the further seeds of the tasks the report can judge (dense learned) first
 records = [r for seed, task in ebr.run_order(task_seeds, profile)
            for r in ebr.comparison_units(study, ebr.Setting(task, P, data_dir), seed, tokenizer, R, tickets, draw=draw)]
 runs = ebt.comparison([r for r in records if r is not None])

@@ -411,34 +411,48 @@ def nominal_cost(R: Search) -> float:
     return matmul_cost(1, 1, 4 * (1 - R.ffn_ratio), heads_kept=1 - R.head_ratio) / matmul_cost(1, 1, 4)
 
 
-def by_value(tasks, profile: str) -> list[str]:
-    """`tasks` in the order their EarlyBERT runs are worth the core-hours: those whose dense
-    baseline learned (glue_finetune's summary, by the floors rule) first, then those not judged
-    yet, then those that did not learn (the report counts only learned tasks; they may still
-    learn with more seeds), last those whose dense score is below the checkpoint's own zero-shot
-    score (more seeds will not lift them past it). Only the order changes: every task still runs."""
+def value_tiers(tasks, profile: str) -> dict[str, int]:
+    """How much `tasks`' EarlyBERT runs are worth the core-hours, 0 the most: 0 those whose dense
+    baseline learned (glue_finetune's summary, by the floors rule), 1 those not judged yet, 2 those
+    that did not learn (the report counts only learned tasks; they may still learn with more
+    seeds), 3 those whose dense score is below the checkpoint's own zero-shot score (more seeds
+    will not lift them past it)."""
     from .report import Missing, Store
     from .results import results_root
 
     try:
         judged = Store(profile, results_root()).summary("glue_finetune")["tasks"]
     except Missing:
-        return list(tasks)
+        return {t: 1 for t in tasks}
 
-    def rank(task) -> int:
+    def tier(task) -> int:
         h = judged.get(task) or {}
         if h.get("learned") is None:
             return 1
         below = h.get("zero_shot") is not None and h.get("mean") is not None and h["mean"] < h["zero_shot"]
         return 0 if h["learned"] else 3 if below else 2
-    return sorted(tasks, key=rank)
+    return {t: tier(t) for t in tasks}
+
+
+def by_value(tasks, profile: str) -> list[str]:
+    """`tasks` by value_tiers (a stable sort: the profile's order within a tier). Only the order
+    changes: every task still runs."""
+    tiers = value_tiers(tasks, profile)
+    return sorted(tasks, key=tiers.get)
 
 
 def run_order(task_seeds: dict, profile: str) -> list[tuple[int, str]]:
-    """(seed, task) in the order the EarlyBERT notebooks run them: seed-major (a stopped run has
-    every task's first seed before any task's second), tasks by_value within a seed."""
-    return sorted(((s, t) for t in by_value(task_seeds, profile) for s in task_seeds[t]),
-                  key=lambda st: task_seeds[st[1]].index(st[0]))
+    """(seed, task) in the order the EarlyBERT notebooks run them: every task's first seed (by
+    value), so that a stopped run has seen each task once; then the further seeds tier by tier
+    (value_tiers), seed-major within a tier: the seeds of the tasks the report counts come before
+    those of the tasks it cannot (yet)."""
+    tiers, order = value_tiers(task_seeds, profile), by_value(task_seeds, profile)
+
+    def key(st):
+        seed, task = st
+        i = task_seeds[task].index(seed)
+        return (i > 0, tiers[task] if i > 0 else 0, i, order.index(task))
+    return sorted(((s, t) for t in task_seeds for s in task_seeds[t]), key=key)
 
 
 def squad_gate(dense0: dict | None, bar: float) -> str:

@@ -462,7 +462,7 @@ def test_numbers_the_code_no_longer_computes_get_no_verdict(tmp_path):
 
 
 def test_earlybert_runs_learned_tasks_first(tmp_path, monkeypatch):
-    from repro.earlybert_runs import by_value
+    from repro.earlybert_runs import by_value, run_order
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path))
     tasks = ["SST-2", "STS-B", "MRPC", "RTE", "CoLA"]
     assert by_value(tasks, "cpu") == tasks  # glue_finetune has not run: the profile's order
@@ -473,3 +473,8 @@ def test_earlybert_runs_learned_tasks_first(tmp_path, monkeypatch):
     judged["STS-B"] = {"learned": False, "mean": 85.4, "zero_shot": 87.0}
     put(tmp_path, "glue_finetune", {"tasks": {t: v if isinstance(v, dict) else {"learned": v} for t, v in judged.items()}})
     assert by_value(tasks, "cpu") == ["SST-2", "CoLA", "RTE", "MRPC", "STS-B"]
+    # first seeds by value, then the further seeds tier by tier: the counted tasks' before the others'
+    order = run_order({"SST-2": [0, 1, 2], "MRPC": [0, 1, 2, 3], "CoLA": [0, 1, 2], "STS-B": [0, 1]}, "cpu")
+    assert order == [(0, "SST-2"), (0, "CoLA"), (0, "MRPC"), (0, "STS-B"),
+                     (1, "SST-2"), (1, "CoLA"), (2, "SST-2"), (2, "CoLA"),
+                     (1, "MRPC"), (2, "MRPC"), (3, "MRPC"), (1, "STS-B")]
