@@ -172,6 +172,7 @@ def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch)
     glue = units["earlybert_glue"]
     assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS, "step_times"}
     assert all(u["state"] == ("missing" if u["method"] in ("dense", "search") else "waiting") for u in glue)
+    assert all(u["estimate"] > 0 for u in glue), glue
     assert [u["notebook"] for u in glue if u["method"] == "dense"] == ["glue_finetune"]
 
 
