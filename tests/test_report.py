@@ -156,7 +156,7 @@ def pld_summary(speed=2.2, status="ok", target=5.0, unigram=6.6, paired=True, **
     ({"speed": 2.2, "paired": False}, "partly", 2.2 * 0.9),  # no paired timing: whole-run wall-clock
     ({"speed": None}, "not reproduced", None),  # PLD never reached the baseline's loss
     ({"status": "diverged"}, "not reproduced", None),
-    ({"target": 6.0}, "not measured", None),  # 0.6 nats below the unigram plateau: nothing learned
+    ({"target": 6.0}, "not measured", None),  # only 0.6 nats below the unigram plateau: too little learned
 ])
 def test_pld_speedup_rule(tmp_path, kw, verdict, value):
     put(tmp_path, "pld_pretraining", pld_summary(**kw))
@@ -164,7 +164,7 @@ def test_pld_speedup_rule(tmp_path, kw, verdict, value):
     assert row["verdict"] == verdict
     assert (row["value"] is None or pd.isna(row["value"])) if value is None else row["value"] == pytest.approx(value)
     if verdict == "not measured":
-        assert "learned nothing beyond token frequencies" in row["ours"]
+        assert "only 0.60 nats below the unigram plateau" in row["ours"] and "It would take" in row["ours"]
     if kw.get("status") == "diverged":
         assert "diverged" in row["ours"]
 
