@@ -365,7 +365,7 @@ def test_squad_rule_needs_a_dense_model_that_learned(tmp_path):
     # dense seed 0 below the bar: the comparison never ran, and the row says why
     put(tmp_path, "earlybert_squad", summ | {"gate": "failed"}, [("runs", runs(30.0, -1.0).query("method == 'dense'"))])
     row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
-    assert row["verdict"] == "not measured" and "below the bar of 50" in row["ours"]
+    assert row["verdict"] == "not measured" and "reached F1 30.0, below the bar of 50" in row["ours"]
 
 
 def test_a_partial_notebook_gets_no_final_verdict_and_stale_runs_are_named(tmp_path):
