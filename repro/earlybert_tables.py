@@ -184,10 +184,11 @@ def plot_comparison(runs: pd.DataFrame, methods, title: str):
     metrics = runs.groupby("task")["metric"].first()
     axes[0].set_xticks(range(len(tasks)), [f"{t}\n({metrics[t]})" for t in tasks])
     axes[0].set(ylabel="dev metric (0-100)", title="Task metric (bars: mean over seeds; dots: seeds)")
-    axes[0].legend(fontsize=8)
     axes[1].set_xticks(range(len(tasks)), tasks)
     axes[1].set(ylabel="training wall-clock time (s)", title="Time per run, search included (mean over seeds)")
-    axes[1].legend(fontsize=7)
+    for ax, size, ncol, room in ((axes[0], 8, len(methods), 1.2), (axes[1], 7, 2, 1.5)):
+        ax.set_ylim(top=ax.get_ylim()[1] * room)  # headroom: the legend sits above the bars, not on them
+        ax.legend(fontsize=size, ncol=ncol, loc="upper right")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
