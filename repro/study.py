@@ -273,8 +273,10 @@ def changed_modules(code: dict | None) -> list[str] | None:
 # config keys that set how long a unit trains: another method of the same task estimates a
 # missing unit only when these agree (a gradient measurement at initialisation is no estimate of
 # one after 300 training steps; a run with random batches is one of a length-grouped run), and the
-# kind of unit agrees too (an EarlyBERT search or ticket carries its dense run's epochs, but is none)
-LENGTH_KEYS = ("kind", "steps", "train_steps", "stop_at", "epochs", "max_train_examples", "seq_len", "layers", "hidden")
+# kind of unit agrees too: an EarlyBERT search, ticket or step timing carries its dense run's
+# config (epochs, kind) but is none; its "search" key tells it apart
+LENGTH_KEYS = ("kind", "search", "steps", "train_steps", "stop_at", "epochs", "max_train_examples", "seq_len", "layers",
+               "hidden")
 
 
 def _length(config: dict) -> list:

@@ -292,7 +292,7 @@ def test_another_method_estimates_a_missing_unit_only_at_the_same_length(store, 
         return {"metrics": {"x": 1.0}, "times": {"total": 2.0}}
     S.Study("nb", "smoke").unit(task="T", method="init", seed=0, config={"train_steps": 0}, run=quick)
     S.Study("nb", "smoke").unit(task="T", method="grouped", seed=0, config={"epochs": 3, "group": True}, run=quick)
-    S.Study("nb", "smoke").unit(task="T", method="dense", seed=0, config={"kind": "dense", "epochs": 2}, run=quick)
+    S.Study("nb", "smoke").unit(task="T", method="dense", seed=0, config={"kind": "glue", "epochs": 2}, run=quick)
     monkeypatch.setenv("REPRO_PLAN", str(tmp_path / "plan.json"))
     probed = []
 
@@ -305,7 +305,7 @@ def test_another_method_estimates_a_missing_unit_only_at_the_same_length(store, 
     assert [u["estimate"] for u in st.units] == [450.0, 2.0] and len(probed) == 1
     # the same length but another kind of unit (a search carries its dense run's epochs): probed
     st = S.Study("nb", "smoke")
-    st.unit(task="T", method="search", seed=0, config={"kind": "search", "epochs": 2}, run=trained)
+    st.unit(task="T", method="search", seed=0, config={"kind": "glue", "epochs": 2, "search": {"lr": 2e-5}}, run=trained)
     assert st.units[-1]["estimate"] == 450.0 and len(probed) == 2
 
 
