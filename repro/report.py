@@ -462,7 +462,7 @@ def _eb_squad(s: Store) -> dict:
         except (Missing, KeyError, IndexError):
             reached = ""
         return {"ours": f"not run: dense seed 0 reached {reached}below the bar of {summ['dense_f1_bar']:g} that the "
-                        "comparison waits for (a dense model this weak leaves a ticket nothing to match). It would take "
+                        "comparison waits for (dense learned too little for a ticket to be compared with it). It would take "
                         "more training questions than the offline dev half (SQuAD's own training set has 88k) or a "
                         "stronger checkpoint (the gpu profile's bert-base-uncased)", "n": "1 seed", "scale": scale,
                 "verdict": "not measured"}
