@@ -446,7 +446,8 @@ def run_order(task_seeds: dict, profile: str) -> list[tuple[int, str]]:
     value), so that a stopped run has seen each task once; then the further seeds tier by tier
     (value_tiers), seed-major within a tier: the seeds of the tasks the report counts come before
     those of the tasks it cannot (yet)."""
-    tiers, order = value_tiers(task_seeds, profile), by_value(task_seeds, profile)
+    tiers = value_tiers(task_seeds, profile)
+    order = sorted(task_seeds, key=tiers.get)  # by_value's order, without reading the summary again
 
     def key(st):
         seed, task = st
