@@ -691,7 +691,9 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
                 + (f" ({len(todo) - len(own)} counted above)" if len(own) < len(todo) else "")
                 + (f" ({len(own) - len(est)} without an estimate)" if len(own) > len(est) else "")
                 + (f" ({scaled} scaled from related runs: they wait for others' outputs)"
-                   if (scaled := sum(bool(u.get("scaled_from")) for u in own)) else ""))
+                   if (scaled := sum(bool(u.get("scaled_from")) for u in own)) else "")
+                + (f" ({len(resumed)} resume from checkpoints holding {_hms(sum(resumed))} of training)"
+                   if (resumed := [u["resumed_seconds"] for u in own if u.get("resumed_seconds")]) else ""))
         print(line, flush=True)
         rows.append({"notebook": job.name, "state": state, "units": units, "seconds": seconds[job.name]})
     total = schedule(seconds, jobs, parallel)

@@ -215,22 +215,27 @@ def _code_digest() -> str:
     return hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _drop_checkpoints_of_other_code(ctx) -> dict:
-    """A unit's training checkpoints resume it only under the code that wrote them: a run resumed
-    across a code change would record numbers no single version of the code computes.
+def _checkpoint_code(ctx) -> tuple[list[str], dict]:
+    """What changed since a unit's training checkpoints were written ([]: nothing, they resume it)
+    and the fingerprint a resumed run carries over.
 
     `code.txt` holds what wrote them: the fingerprint of the functions the run had called when it
-    stopped at a deadline (then only a change to one of those discards them: editing another
-    notebook's code does not), else the digest of the whole numeric package (a run killed
-    outright: any change discards them). Returns the fingerprint a resumed run carries over."""
+    stopped at a deadline (then only a change to one of those counts: editing another notebook's
+    code does not), else the digest of the whole numeric package (a run killed outright: any
+    change counts)."""
     stamp = ctx.cache / "code.txt"
     text = stamp.read_text().strip() if stamp.exists() else ""
-    carried = {}
     if text.startswith("{"):
         carried = json.loads(text)
-        changed = changed_modules(carried)
-    else:
-        changed = ["the package"] if text and text != _code_digest() else []
+        return changed_modules(carried), carried
+    return (["the package"] if text and text != _code_digest() else []), {}
+
+
+def _drop_checkpoints_of_other_code(ctx) -> dict:
+    """A unit's training checkpoints resume it only under the code that wrote them: a run resumed
+    across a code change would record numbers no single version of the code computes. Returns
+    the fingerprint a resumed run carries over (_checkpoint_code)."""
+    changed, carried = _checkpoint_code(ctx)
     if changed:
         carried = {}
         for ckpt in ctx.cache.glob("*/last.pt"):
@@ -238,8 +243,26 @@ def _drop_checkpoints_of_other_code(ctx) -> dict:
             print(f"{ctx.key}: the code changed since its checkpoint {ckpt} was written "
                   f"({', '.join(changed[:4])}): starting over", flush=True)
     if not carried:
-        stamp.write_text(_code_digest() + "\n")
+        (ctx.cache / "code.txt").write_text(_code_digest() + "\n")
     return carried
+
+
+def trained_seconds(ctx) -> float:
+    """Training time a unit's checkpoints already hold, over its stages (search, ticket, ...):
+    what resuming it saves. 0 when it has none, or when the code changed since they were written
+    (the run will start over)."""
+    import torch
+
+    ckpts = sorted(ctx.cache.glob("*/last.pt"))
+    if not ckpts or _checkpoint_code(ctx)[0]:
+        return 0.0
+    total = 0.0
+    for path in ckpts:
+        try:  # mmap: the loop's clock is read without pulling the weights into memory
+            total += torch.load(path, map_location="cpu", weights_only=False, mmap=True)["loop"]["times"]["total"]
+        except Exception as e:  # noqa: BLE001 - an estimate must never break the plan
+            print(f"{ctx.key}: checkpoint {path} unreadable ({type(e).__name__}): no credit for it", flush=True)
+    return total
 
 
 def _stamp_checkpoints(ctx, calls, carried: dict) -> None:
@@ -377,7 +400,12 @@ class Study:
             entry["estimate"] = self._estimate(entry, None, like)
             return None
         if plan_mode():
-            entry["estimate"] = self._estimate(entry, lambda: self._probe(run, ctx))
+            estimate = self._estimate(entry, lambda: self._probe(run, ctx))
+            if estimate and (spent := trained_seconds(ctx)):
+                # resumed from its checkpoints: what is left of it (never quite nothing: evaluation, recording)
+                entry["resumed_seconds"] = spent
+                estimate = max(estimate - spent, 0.05 * estimate)
+            entry["estimate"] = estimate
             return None
         if time_left() <= 0:
             return None

@@ -327,3 +327,35 @@ def test_a_waiting_unit_is_estimated_from_the_unit_it_is_like(store, monkeypatch
             like=("dense_nb", "dense", "U", 0.4))
     assert [u["estimate"] for u in st.units[1:]] == [40.0, 60.0, None]
     assert st.units[1]["scaled_from"] == "dense_nb/T/dense x 0.40" and "scaled_from" not in st.units[3]
+
+
+def test_the_plan_credits_the_training_a_units_checkpoints_hold(store, monkeypatch, tmp_path):
+    """A unit stopped at a deadline resumes from its checkpoints: the plan counts only what is
+    left of it, and nothing when the code changed since (the run would start over). Planning
+    never discards a checkpoint."""
+    examples, collate = tiny_mlm_data(64)
+
+    def quick(u):
+        return {"metrics": {"x": 1.0}, "times": {"total": 100.0}}
+
+    def run(u):
+        from repro.model import Bert
+        torch.manual_seed(0)
+        model = Bert.from_config(layers=1, hidden=32, heads=2, intermediate=64, vocab_size=500, head="mlm")
+        kw = {**u.train_kwargs(), "checkpoint_minutes": 1e-9}  # a checkpoint every step
+        train(model, examples, collate, TrainConfig(max_steps=5, batch_size=8, progress=False, **kw))
+        raise S.TimeUp("stopped")  # as at a deadline in a later stage
+    ask(S.Study("nb", "smoke"), quick, seed=0)  # 100 s: the estimate of a missing seed
+    st = S.Study("nb", "smoke")
+    assert ask(st, run, seed=1) is None
+    ckpt = next((st.cache_dir(st.units[0]["key"])).glob("*/last.pt"))
+    held = torch.load(ckpt, weights_only=False)["loop"]["times"]["total"]
+    assert held > 0
+    monkeypatch.setenv("REPRO_PLAN", str(tmp_path / "plan.json"))
+    st = S.Study("nb", "smoke")
+    ask(st, run, seed=1)
+    assert st.units[0]["resumed_seconds"] == pytest.approx(held) and st.units[0]["estimate"] == pytest.approx(100 - held)
+    (ckpt.parent.parent / "code.txt").write_text("another version\n")  # its checkpoint will not resume it
+    st = S.Study("nb", "smoke")
+    ask(st, run, seed=1)
+    assert st.units[0]["estimate"] == 100.0 and "resumed_seconds" not in st.units[0] and ckpt.exists()
