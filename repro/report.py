@@ -226,7 +226,30 @@ def _num(x) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
+def _pilot_text(p: dict) -> str:
+    """The learning-rate pilot's finding beside the speed-up: each method's best and largest stable
+    rate, and whether PostLN could train at PLD's best rate (the paper's premise: it cannot)."""
+    chosen, lrs = p.get("chosen") or {}, p.get("pilot_lrs") or []
+    if not chosen or not lrs:
+        return ""
+    parts = [f"{arch} best {c['best']:g}, stable up to {c['max_stable']:g}" if c.get("best") else f"{arch} no stable rate"
+             for arch, c in chosen.items()]
+    text = f"Pilot ({p.get('pilot_steps')} steps at {', '.join(f'{x:g}' for x in lrs)}): {'; '.join(parts)}"
+    base, pld = chosen.get("postln") or {}, chosen.get("preln_pld") or {}
+    if base.get("max_stable") and pld.get("best") and base["max_stable"] >= pld["best"]:
+        everywhere = " (and at every rate tried)" if base["max_stable"] >= max(lrs) else ""
+        text += (f". PostLN trains stably at PLD's best rate{everywhere}: the paper's premise, a rate PostLN "
+                 "cannot use, does not show at this size")
+    return text
+
+
 def _pld_speedup(s: Store) -> dict:
+    out = _pld_speedup_rule(s)
+    pilot = _pilot_text(s.summary("pld_pretraining"))
+    return out | {"ours": f"{out['ours']}. {pilot}" if pilot else out["ours"]}
+
+
+def _pld_speedup_rule(s: Store) -> dict:
     from .pld import LEARNED_NATS, speedup_text, uses_context
 
     p = s.summary("pld_pretraining")

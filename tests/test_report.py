@@ -169,6 +169,21 @@ def test_pld_speedup_rule(tmp_path, kw, verdict, value):
         assert "diverged" in row["ours"]
 
 
+def test_pld_speedup_states_the_pilots_finding(tmp_path):
+    """Beside the speed-up: each method's best and largest stable pilot rate, and whether PostLN
+    could use PLD's best rate (the premise of the paper's comparison)."""
+    pilot = {"pilot_steps": 300, "pilot_lrs": [5e-4, 1e-3, 2e-3, 4e-3]}
+    put(tmp_path, "pld_pretraining", pld_summary(**pilot, chosen={
+        "postln": {"best": 1e-3, "max_stable": 4e-3}, "preln_pld": {"best": 1e-3, "max_stable": 4e-3}}))
+    ours = report.assess("cpu", tmp_path).loc["pld_speedup", "ours"]
+    assert "Pilot (300 steps at 0.0005, 0.001, 0.002, 0.004): postln best 0.001, stable up to 0.004" in ours
+    assert "premise, a rate PostLN cannot use, does not show" in ours and "every rate tried" in ours
+    put(tmp_path, "pld_pretraining", pld_summary(**pilot, chosen={  # the paper's picture: PostLN breaks first
+        "postln": {"best": 5e-4, "max_stable": 1e-3}, "preln_pld": {"best": 2e-3, "max_stable": 4e-3}}))
+    ours = report.assess("cpu", tmp_path).loc["pld_speedup", "ours"]
+    assert "postln best 0.0005, stable up to 0.001" in ours and "premise" not in ours
+
+
 def schedule_record(variant, ratios, timed_fraction, layers=12):
     """A pld_schedule unit's record: paired step times with these gated / dense ratios."""
     from repro import pld
