@@ -498,7 +498,7 @@ def _eb_squad(s: Store) -> dict:
     learned = dense >= SQUAD_LEARNED_F1
     ours = (f"EarlyBERT − dense {pm(d, hw)} F1 (dense {dense:.1f}); EarlyBERT − random {pm(r, hwr)} F1"
             + ("" if learned else f": dense learned nothing at this scale (F1 < {SQUAD_LEARNED_F1:g}), so the differences say nothing"))
-    return {"ours": ours, "n": f"{n} seeds", "value": d, "hw": hw, "unit": "F1 vs dense", "scale": scale,
+    return {"ours": ours, "n": f"{n} seed{'s' * (n != 1)}", "value": d, "hw": hw, "unit": "F1 vs dense", "scale": scale,
             "verdict": grade(d >= -1.5, d >= -4) if learned else "not measured"}
 
 
