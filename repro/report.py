@@ -244,15 +244,14 @@ def _pilot_text(p: dict) -> str:
 
 
 def _pld_speedup(s: Store) -> dict:
-    out = _pld_speedup_rule(s)
-    pilot = _pilot_text(s.summary("pld_pretraining"))
+    p = s.summary("pld_pretraining")  # read once: the rule and the pilot's finding share it
+    out, pilot = _pld_speedup_rule(p), _pilot_text(p)
     return out | {"ours": f"{out['ours']}. {pilot}" if pilot else out["ours"]}
 
 
-def _pld_speedup_rule(s: Store) -> dict:
+def _pld_speedup_rule(p: dict) -> dict:
     from .pld import LEARNED_NATS, speedup_text, uses_context
 
-    p = s.summary("pld_pretraining")
     runs, target, unigram = p["runs"], _num(p.get("target_val_loss")), _num(p.get("unigram_loss"))
     scale = (f"{p['layers']} layers × {p['hidden']}, {p['steps']} MLM steps of {p['batch']} × {p['seq_len']} tokens; "
              "target: the PostLN baseline's final validation loss"
