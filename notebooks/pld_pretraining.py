@@ -92,7 +92,8 @@ timing = cmp["timing"]["metrics"] if cmp["timing"] else None
 table = pld.speedup_table(cmp["runs"], timing and timing["ratio"])
 runs = {n: r for n, r in cmp["runs"].items() if r is not None}
 for n, r in runs.items():  # each full run's model and tokenizer: a `checkpoint` for fine-tuning notebooks
-    print(f"{n}: checkpoint {study.cache_dir(r['unit']) / 'model'}")
+    path = study.cache_dir(r["unit"]) / "model"
+    print(f"{n}: checkpoint {path}" + ("" if path.exists() else " (not on this machine: a unit that needs it re-runs it)"))
 curves = pd.DataFrame([{"run": n, **c} for n, r in runs.items() for c in r["curve"]])
 results.save_table(table, out, "speedup")
 results.save_table(curves, out, "val_curves")

@@ -84,7 +84,9 @@ if len(table):
 # %%
 panels = []
 for setting, r in (("fine-tuning", found["fine-tuning"][:1]), ("pre-training", found["pre-training"])):
-    for rec in r:
+    for rec in map(study.need, r):  # the search's trajectory: re-run where it is gone (a new machine)
+        if rec is None:  # could not re-run (deadline)
+            continue
         steps, mats = ebr.distance_matrices(study, rec, checkpoints, **draw_kw)
         what = f"{rec['task']} seed {rec['seed']}" if setting == "fine-tuning" else f"MLM {P.layers}x{P.hidden}"
         panels.append({"title": f"{setting} ({what})", "steps": steps, "matrices": mats, "fired": rec["fired"],

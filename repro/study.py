@@ -327,6 +327,8 @@ class Study:
     units: list[dict] = field(default_factory=list)  # every unit asked for, in order, with its state
     _records: dict | None = None
     _estimates: dict = field(default_factory=dict)
+    _gone: dict = field(default_factory=dict)  # key -> (its unit() arguments, entry): recorded, artifact gone
+    _redone: dict = field(default_factory=dict)  # key -> the re-run's record, or None (deadline, plan mode)
 
     def __post_init__(self):
         _loaded_source()  # the code as imported, before anything trains
@@ -361,7 +363,9 @@ class Study:
         The record of this unit: reused when stored, else trained by `run(ctx)`, else None.
 
         `artifact`: a file or folder (relative to the unit's cache) the unit's users need, e.g.
-        a checkpoint; a stored record whose artifact is gone is re-run (and says so).
+        a checkpoint. A stored record whose artifact is gone (a new machine) is reused as it
+        stands, and re-run (saying so) only when a unit that lists it in `needs` has to run:
+        a search whose tickets are all recorded is not searched again.
         `notebook`: the notebook the unit belongs to, when another notebook asks for it (a
         checkpoint pre-trained by `pld_pretraining`, used by `pld_glue`).
         `like`: (notebook, method, task, factor), the plan's estimate of this unit while it
@@ -369,13 +373,14 @@ class Study:
         e.g. a ticket as its dense run x epochs and FLOPs kept.
         """
         try:
-            return self._unit(**kw)
+            return self._unit(kw, **kw)
         finally:
             if plan_mode():
                 self._save_plan()
 
-    def _unit(self, *, task, method: str, seed, config: dict, run, needs=(), artifact: str | None = None,
-              notebook: str | None = None, checkpoint_minutes: float = 5.0, like: tuple | None = None) -> dict | None:
+    def _unit(self, kw: dict, *, task, method: str, seed, config: dict, run, needs=(), artifact: str | None = None,
+              notebook: str | None = None, checkpoint_minutes: float = 5.0, like: tuple | None = None,
+              again: bool = False) -> dict | None:
         notebook = notebook or self.notebook
         chash = config_hash(config)
         key = self.key(notebook, task, method, seed, chash)
@@ -389,12 +394,16 @@ class Study:
             changed = changed_modules(rec.get("code"))
             gone = artifact is not None and not (ctx.cache / artifact).exists()
             rerun_stale = changed and _flag("REPRO_RERUN_STALE")
-            if not gone and not rerun_stale:
+            if not rerun_stale and not (gone and again):
                 entry.update(state="stale" if changed else "done", run_id=rec["run_id"], changed=changed or None,
                              seconds=(rec.get("times") or {}).get("total"))
+                if gone:  # re-run only if a unit that needs the artifact has to run (Study.need)
+                    self._gone[key] = (kw, entry)
                 return rec
-            why = f"its artifact {ctx.cache / artifact} is gone" if gone else f"code changed ({', '.join(changed)})"
+            why = (f"its artifact {ctx.cache / artifact} is gone and a unit that needs it has to run" if gone
+                   else f"code changed ({', '.join(changed)})")
             print(f"{key}: re-running: {why}", flush=True)
+        needs = [self.need(n) for n in needs]
         if any(n is None for n in needs):
             entry["state"] = "waiting"
             entry["estimate"] = self._estimate(entry, None, like)
@@ -432,6 +441,24 @@ class Study:
         if ctx.cache.exists() and not any(ctx.cache.iterdir()):
             ctx.cache.rmdir()
         return row
+
+    def need(self, need: dict | None) -> dict | None:
+        """`need`, a record whose artifact is about to be read: by a unit that has to run (its
+        `needs`), or by a notebook (ticket_mask_distance's figure reads a search's trajectory).
+        A record whose artifact is gone is re-run first, once per study. Its new record replaces the old one in place, so
+        that the code holding the old one (the unit's `run`) sees what the artifact comes from;
+        None while the re-run could not run (deadline, plan mode)."""
+        key = need.get("unit") if need else None
+        if key not in self._gone:
+            return need
+        if key not in self._redone:
+            kw, entry = self._gone[key]
+            self.units.remove(entry)  # the re-run appends its own entry
+            self._redone[key] = self._unit(kw, **kw, again=True)
+            if self._redone[key] is not None:
+                need.clear()
+                need.update(self._redone[key])
+        return need if self._redone[key] is not None else None
 
     # -- estimates ---------------------------------------------------------------------------
     def _probe(self, run, ctx: UnitContext) -> float | None:

@@ -56,7 +56,7 @@ def test_recorded_units_are_reused_and_only_new_ones_train(store):
     assert len(load_runs("smoke")) == 3
 
 
-def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit(store, monkeypatch, capsys):
+def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user_must_run(store, monkeypatch, capsys):
     run = Counter()
 
     def with_artifact(u):
@@ -66,9 +66,30 @@ def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit(store, monk
     row = ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
     ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
     assert run.calls == 1
+    user = Counter()
+    ask(S.Study("nb", "smoke"), user, seed=1, needs=[row])  # a unit that uses the artifact, recorded
+    assert user.calls == 1
     (S.Study("nb", "smoke").cache_dir(row["unit"]) / "model.pt").unlink()  # a new machine
-    ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
-    assert run.calls == 2 and "is gone" in capsys.readouterr().out
+    st = S.Study("nb", "smoke")
+    again = ask(st, with_artifact, artifact="model.pt")
+    ask(st, user, seed=1, needs=[again])  # its only user is recorded: nothing needs the artifact
+    assert run.calls == 1 and again["run_id"] == row["run_id"] and st.status()["complete"]
+    st = S.Study("nb", "smoke")
+    again = ask(st, with_artifact, artifact="model.pt")
+    old_id = again["run_id"]
+    users = [ask(st, user, seed=s, needs=[again]) for s in (2, 3)]  # two new users: one re-run
+    assert run.calls == 2 and user.calls == 3 and all(users) and "is gone" in capsys.readouterr().out
+    assert again["run_id"] != old_id  # the users' record of it is the re-run's, in place
+    assert (st.cache_dir(again["unit"]) / "model.pt").exists()
+    assert st.status() | {"run_ids": None} == {"complete": True, "done": 3, "planned": 3, "stale": 0,
+                                               "run_ids": None, "stale_modules": []}
+    (st.cache_dir(again["unit"]) / "model.pt").unlink()
+    monkeypatch.setenv("REPRO_PLAN", str(store / "plan.json"))  # the plan counts the re-run a new user causes
+    st = S.Study("nb", "smoke")
+    assert ask(st, user, seed=4, needs=[ask(st, with_artifact, artifact="model.pt")]) is None
+    assert sorted(u["state"] for u in json.loads((store / "plan.json").read_text())) == ["missing", "waiting"]
+    assert run.calls == 2 and user.calls == 3
+    monkeypatch.delenv("REPRO_PLAN")
     monkeypatch.setenv("REPRO_FORCE", "1")
     ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
     assert run.calls == 3
