@@ -83,7 +83,9 @@ if len(table):
 
 # %%
 panels = []
-for setting, r in (("fine-tuning", found["fine-tuning"][:1]), ("pre-training", found["pre-training"])):
+# one fine-tuning search: the first whose trajectory this machine holds (else the first, re-run)
+shown = sorted(found["fine-tuning"], key=study.gone)[:1]
+for setting, r in (("fine-tuning", shown), ("pre-training", found["pre-training"])):
     for rec in map(study.need, r):  # the search's trajectory: re-run where it is gone (a new machine)
         if rec is None:  # could not re-run (deadline)
             continue

@@ -442,6 +442,10 @@ class Study:
             ctx.cache.rmdir()
         return row
 
+    def gone(self, rec: dict) -> bool:
+        """Whether a record this study reused has lost its artifact (a new machine)."""
+        return rec["unit"] in self._gone and rec["unit"] not in self._redone
+
     def need(self, need: dict | None) -> dict | None:
         """`need`, a record whose artifact is about to be read: by a unit that has to run (its
         `needs`), or by a notebook (ticket_mask_distance's figure reads a search's trajectory).
@@ -455,6 +459,8 @@ class Study:
             kw, entry = self._gone[key]
             self.units.remove(entry)  # the re-run appends its own entry
             self._redone[key] = self._unit(kw, **kw, again=True)
+            if plan_mode():  # a notebook may call this itself, outside unit()
+                self._save_plan()
             if self._redone[key] is not None:
                 need.clear()
                 need.update(self._redone[key])

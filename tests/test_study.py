@@ -73,14 +73,14 @@ def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user
     st = S.Study("nb", "smoke")
     again = ask(st, with_artifact, artifact="model.pt")
     ask(st, user, seed=1, needs=[again])  # its only user is recorded: nothing needs the artifact
-    assert run.calls == 1 and again["run_id"] == row["run_id"] and st.status()["complete"]
+    assert run.calls == 1 and again["run_id"] == row["run_id"] and st.status()["complete"] and st.gone(again)
     st = S.Study("nb", "smoke")
     again = ask(st, with_artifact, artifact="model.pt")
     old_id = again["run_id"]
     users = [ask(st, user, seed=s, needs=[again]) for s in (2, 3)]  # two new users: one re-run
     assert run.calls == 2 and user.calls == 3 and all(users) and "is gone" in capsys.readouterr().out
     assert again["run_id"] != old_id  # the users' record of it is the re-run's, in place
-    assert (st.cache_dir(again["unit"]) / "model.pt").exists()
+    assert (st.cache_dir(again["unit"]) / "model.pt").exists() and not st.gone(again)
     assert st.status() | {"run_ids": None} == {"complete": True, "done": 3, "planned": 3, "stale": 0,
                                                "run_ids": None, "stale_modules": []}
     (st.cache_dir(again["unit"]) / "model.pt").unlink()
