@@ -693,7 +693,9 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
                 + (f" ({scaled} scaled from related runs: they wait for others' outputs)"
                    if (scaled := sum(bool(u.get("scaled_from")) for u in own)) else "")
                 + (f" ({len(resumed)} resume from checkpoints holding {_hms(sum(resumed))} of training)"
-                   if (resumed := [u["resumed_seconds"] for u in own if u.get("resumed_seconds")]) else ""))
+                   if (resumed := [u["resumed_seconds"] for u in own if u.get("resumed_seconds")]) else "")
+                + (f" ({remade} recorded, re-run to remake an artifact this machine lacks and a unit to run needs)"
+                   if (remade := sum(u.get("rerun") == "artifact gone" for u in own)) else ""))
         print(line, flush=True)
         rows.append({"notebook": job.name, "state": state, "units": units, "seconds": seconds[job.name]})
     total = schedule(seconds, jobs, parallel)

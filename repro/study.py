@@ -403,6 +403,7 @@ class Study:
             why = (f"its artifact {ctx.cache / artifact} is gone and a unit that needs it has to run" if gone
                    else f"code changed ({', '.join(changed)})")
             print(f"{key}: re-running: {why}", flush=True)
+            entry["rerun"] = "artifact gone" if gone else "stale"
         needs = [self.need(n) for n in needs]
         if any(n is None for n in needs):
             entry["state"] = "waiting"

@@ -87,7 +87,8 @@ def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user
     monkeypatch.setenv("REPRO_PLAN", str(store / "plan.json"))  # the plan counts the re-run a new user causes
     st = S.Study("nb", "smoke")
     assert ask(st, user, seed=4, needs=[ask(st, with_artifact, artifact="model.pt")]) is None
-    assert sorted(u["state"] for u in json.loads((store / "plan.json").read_text())) == ["missing", "waiting"]
+    planned = json.loads((store / "plan.json").read_text())
+    assert sorted((u["state"], u.get("rerun")) for u in planned) == [("missing", "artifact gone"), ("waiting", None)]
     assert run.calls == 2 and user.calls == 3
     monkeypatch.delenv("REPRO_PLAN")
     monkeypatch.setenv("REPRO_FORCE", "1")
