@@ -74,10 +74,12 @@ pre, diverged = pld.models_to_finetune(cmp["runs"])
 methods = list(pre)
 size = scratch_vs_checkpoint(P)  # plan estimates while pre-training runs: glue_finetune's runs x size
 like = lambda t: ("glue_finetune", "dense", t, size)
+# the models this machine holds are fine-tuned first, then one whose artifact is gone is pre-trained again
+order = sorted(pre.items(), key=lambda nr: nr[1] is not None and study.gone(nr[1]))
 rows = [glue_unit(study, t, P, s, tokenizer=tokenizer, method=n, data_dir=data_dir, lr=task_lr[t],
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
                   checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r], like=like(t))
-        for n, r in pre.items() for t in tasks for s in task_seeds[t]]
+        for n, r in order for t in tasks for s in task_seeds[t]]
 runs = results.to_frame([r for r in rows if r is not None])
 print(f"{sum(r is not None for r in rows)} of {len(rows)} fine-tuning runs done; diverged in pre-training: {diverged or 'none'}")
 
