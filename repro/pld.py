@@ -431,7 +431,8 @@ def glue_deltas(runs: pd.DataFrame, baseline: str, methods, tasks) -> pd.DataFra
         for t in tasks if m != baseline else ():
             g = runs[runs["task"] == t]
             for k in PAPER_GLUE_METRICS.get(t, ("", (main_metric(t),)))[1]:
-                wide = g.pivot_table(index="seed", columns="method", values=f"metric.{k}")
+                col = f"metric.{k}"  # absent while no run of the task is recorded (a partial study)
+                wide = g.pivot_table(index="seed", columns="method", values=col) if col in g else pd.DataFrame()
                 d = (wide[m] - wide[baseline]).dropna() if {m, baseline} <= set(wide.columns) else []
                 mean, hw, n = mean_hw(list(d))
                 pld, base = paper_glue_value("PLD", t, k), paper_glue_value("BERT-base (reimpl.)", t, k)

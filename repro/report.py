@@ -298,7 +298,8 @@ def _pld_glue(s: Store) -> dict:
     d, hw, n = mean_hw(deltas)
     ours = (f"{method} − {base}: {pm(d, hw, ' points')} (average over {', '.join(tasks)}; "
             f"{base} against the floors: {floor_text})"
-            + ("" if learned else ": the baseline learned nothing at this scale, so the difference says nothing"
+            + ("" if learned or not any(m == base for _, m, _ in score)  # no baseline run yet: nothing to say
+               else ": the baseline learned nothing at this scale, so the difference says nothing"
                + _pretraining_size(summ.get("pretraining"))))
     return {"ours": ours, "n": f"{len(tasks)} tasks × {n} seeds", "value": d, "hw": hw, "unit": "points vs baseline",
             "scale": f"fine-tuning the pre-trained models on {', '.join(all_tasks)}",
@@ -323,6 +324,9 @@ def _learned_tasks(scores: dict, checkpoint=None, tokenizer=None, max_eval=None)
     local GLUE data there are no floors: every task counts, and the text says so."""
     learned, parts = [], []
     for task, values in scores.items():
+        if not values:  # a partial study: nothing to compare yet
+            parts.append(f"{task}: no baseline run recorded yet")
+            continue
         mean, hw, _ = mean_hw(values)
         try:
             blind = blind_floor(task, max_eval_examples=max_eval)

@@ -2,6 +2,8 @@
 loop (dropped blocks really skipped, exact resume), and the per-layer analyses."""
 import math
 
+import pandas as pd
+
 import pytest
 import torch
 
@@ -274,3 +276,11 @@ def test_rotated_step_times_rotates_the_order_and_times_every_round(monkeypatch)
     assert order == list("abc" "bca" "cab" "abc")  # 1 warm-up round + 3
     assert all(len(v) == 3 for v in r["times"].values())
     assert r["seconds"] == {"a": 1.0, "b": 2.0, "c": 3.0} and r["ratio"] == {"a": 1.0, "b": 2.0, "c": 3.0}
+
+
+def test_glue_deltas_of_a_partial_study_leave_a_task_with_no_runs_empty():
+    # PLD's SST-2 runs recorded, the baseline's not yet, CoLA (metric mcc) not at all: no pairs, no error
+    runs = pd.DataFrame({"task": ["SST-2"] * 2, "method": ["preln_pld"] * 2, "seed": [0, 1],
+                         "metric.accuracy": [72.6, 74.2]})
+    d = pld.glue_deltas(runs, pld.BASELINE, ["postln", "preln_pld"], ["SST-2", "CoLA"]).set_index(["task", "metric"])
+    assert d.loc[("CoLA", "mcc"), "n_seeds"] == 0 and d.loc[("SST-2", "accuracy"), "n_seeds"] == 0
