@@ -447,15 +447,15 @@ class Study:
         """Whether a record this study reused has lost its artifact (a new machine)."""
         return rec["unit"] in self._gone and rec["unit"] not in self._redone
 
-    def need(self, need: dict | None) -> dict | None:
-        """`need`, a record whose artifact is about to be read: by a unit that has to run (its
+    def need(self, rec: dict | None) -> dict | None:
+        """`rec`, a record whose artifact is about to be read: by a unit that has to run (its
         `needs`), or by a notebook (ticket_mask_distance's figure reads a search's trajectory).
-        A record whose artifact is gone is re-run first, once per study. Its new record replaces the old one in place, so
-        that the code holding the old one (the unit's `run`) sees what the artifact comes from;
-        None while the re-run could not run (deadline, plan mode)."""
-        key = need.get("unit") if need else None
+        A record whose artifact is gone is re-run first, once per study. Its new record replaces
+        the old one in place, so that the code holding the old one (the unit's `run`) sees what
+        the artifact comes from; None while the re-run could not run (deadline, plan mode)."""
+        key = rec.get("unit") if rec else None
         if key not in self._gone:
-            return need
+            return rec
         if key not in self._redone:
             kw, entry = self._gone[key]
             self.units.remove(entry)  # the re-run appends its own entry
@@ -463,9 +463,9 @@ class Study:
             if plan_mode():  # a notebook may call this itself, outside unit()
                 self._save_plan()
             if self._redone[key] is not None:
-                need.clear()
-                need.update(self._redone[key])
-        return need if self._redone[key] is not None else None
+                rec.clear()
+                rec.update(self._redone[key])
+        return rec if self._redone[key] is not None else None
 
     # -- estimates ---------------------------------------------------------------------------
     def _probe(self, run, ctx: UnitContext) -> float | None:
