@@ -24,6 +24,14 @@ that does not touch its numbers is edited) but never reported as current: `statu
 and the report say so; `REPRO_RERUN_STALE=1` (`repro run --rerun-stale`) retrains them instead,
 and `REPRO_FORCE=1` (`repro run --force`) retrains every unit.
 Records written before run-level resume existed carry no hashes and are never reused.
+
+Artifacts: a unit's artifact (a checkpoint, a search's trajectory) lives in the cache, which a new
+machine lacks. Its record is reused as it stands; the unit is run again only when a unit that
+reads the artifact has to run (`Study.need`). That *remake* is recorded with `remake` = the
+measured record's run id and the metrics that came out otherwise (timings aside: same seed, same
+numbers, unless the thread count or machine changed the last bits). The measured record stays
+the unit's record: a lost file does not change what was measured, nor the conditions its timings
+were taken under; the units that read the artifact name the record they read in `used`.
 """
 from __future__ import annotations
 
@@ -44,6 +52,14 @@ from . import REPO_ROOT
 from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
 
 DONE = ("ok", "diverged")  # a diverged run is a result too
+TIMED = ("second", "time", "_s")  # a metric name holding one of these is a timing, free to differ
+
+
+def differs(old: dict, new: dict) -> dict:
+    """The metrics (name -> [old, new]) that two runs of one unit disagree on, timings aside."""
+    same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
+    return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
+            if not any(t in k for t in TIMED) and not same(old.get(k), new.get(k))}
 
 
 class TimeUp(Exception):
@@ -346,6 +362,8 @@ class Study:
             self._records = {}
             for row in load_runs_raw(self.profile, root=self.root):
                 if row.get("status") in DONE and row.get("unit") and isinstance(row.get("code"), dict):
+                    if row.get("remake") and row["unit"] in self._records:
+                        continue  # it remade an artifact: the measured record stays the unit's
                     self._records[row["unit"]] = row  # rows come oldest first: the latest wins
         return self._records
 
@@ -390,6 +408,7 @@ class Study:
                  "changed": None, "length": _length(config)}
         self.units.append(entry)
         rec = None if _flag("REPRO_FORCE") else self.records().get(key)
+        remade = None
         if rec is not None:
             changed = changed_modules(rec.get("code"))
             gone = artifact is not None and not (ctx.cache / artifact).exists()
@@ -404,6 +423,7 @@ class Study:
                    else f"code changed ({', '.join(changed)})")
             print(f"{key}: re-running: {why}", flush=True)
             entry["rerun"] = "artifact gone" if gone else "stale"
+            remade = rec if gone and not changed else None  # a remake: the same code, the same numbers due
         needs = [self.need(n) for n in needs]
         if any(n is None for n in needs):
             entry["state"] = "waiting"
@@ -429,8 +449,15 @@ class Study:
             print(f"{key}: stopped at the deadline; its checkpoint in {ctx.cache} resumes it", flush=True)
             return None
         out = dict(out)
+        metrics = out.pop("metrics", {})
+        if needs:  # the records whose artifacts it read (a remake's, when one was remade)
+            out["used"] = [n["run_id"] for n in needs]
+        if remade is not None:
+            out["remake"] = {"of": remade["run_id"], "differs": differs(remade.get("metrics") or {}, metrics)}
+            print(f"{key}: artifact remade, " + (f"other numbers than run {remade['run_id'][:8]}: {out['remake']['differs']}"
+                  if out["remake"]["differs"] else f"the same numbers as run {remade['run_id'][:8]}"), flush=True)
         row = record(notebook=notebook, profile=self.profile, task=task, method=method, seed=seed,
-                     config=config, metrics=out.pop("metrics", {}), times=out.pop("times", {}),
+                     config=config, metrics=metrics, times=out.pop("times", {}),
                      status=out.pop("status", "ok"), root=self.root, unit=key,
                      code={**carried, **code_fingerprint(calls)}, **out)
         entry.update(state="done", run_id=row["run_id"], seconds=row["times"].get("total"))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from repro import REPO_ROOT, study as S
-from repro.results import load_runs
+from repro.results import load_runs, load_runs_raw
 from repro.train import TrainConfig, train
 
 from conftest import tiny_mlm_data
@@ -80,6 +80,8 @@ def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user
     users = [ask(st, user, seed=s, needs=[again]) for s in (2, 3)]  # two new users: one re-run
     assert run.calls == 2 and user.calls == 3 and all(users) and "is gone" in capsys.readouterr().out
     assert again["run_id"] != old_id  # the users' record of it is the re-run's, in place
+    assert again["remake"] == {"of": old_id, "differs": {}} and all(u["used"] == [again["run_id"]] for u in users)
+    assert S.Study("nb", "smoke").records()[again["unit"]]["run_id"] == old_id  # the measured record stays
     assert (st.cache_dir(again["unit"]) / "model.pt").exists() and not st.gone(again)
     assert st.status() | {"run_ids": None} == {"complete": True, "done": 3, "planned": 3, "stale": 0,
                                                "run_ids": None, "stale_modules": []}
@@ -94,6 +96,24 @@ def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user
     monkeypatch.setenv("REPRO_FORCE", "1")
     ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
     assert run.calls == 3
+
+
+def test_a_remake_that_drew_other_numbers_says_which_and_leaves_the_measurement(store, capsys):
+    draws = iter([{"acc": 0.5, "loss": 1.0, "train_seconds": 9.0}, {"acc": 0.5, "loss": 1.25, "train_seconds": 5.0}])
+
+    def model(u):  # the second run: other bits (say, another thread count) and another speed
+        u.cache.mkdir(parents=True, exist_ok=True)
+        (u.cache / "model.pt").write_text("weights")
+        return {"metrics": next(draws), "times": {"total": 1.0}}
+    measured = ask(S.Study("nb", "smoke"), model, artifact="model.pt")
+    (S.Study("nb", "smoke").cache_dir(measured["unit"]) / "model.pt").unlink()
+    st = S.Study("nb", "smoke")
+    ask(st, Counter(), seed=1, needs=[ask(st, model, artifact="model.pt")])
+    assert "other numbers than run" in capsys.readouterr().out
+    remake = [r for r in load_runs_raw("smoke") if r["run_id"] != measured["run_id"] and r["seed"] == 0]
+    assert [r["remake"] for r in remake] == [{"of": measured["run_id"], "differs": {"loss": [1.0, 1.25]}}]
+    assert S.Study("nb", "smoke").records()[measured["unit"]]["metrics"]["train_seconds"] == 9.0
+    assert S.differs({"x": float("nan"), "time_per_sample": 1.0}, {"x": float("nan"), "time_per_sample": 2.0}) == {}
 
 
 def test_stale_units_are_reused_but_never_reported_as_current(store, monkeypatch):
