@@ -80,6 +80,10 @@ def add_run(sub):
     p.add_argument("--hours", type=float, default=None,
                    help="start no unit after this many hours (long units checkpoint and stop); "
                         "the notebooks are written from the units they have, marked partial")
+    p.add_argument("--fit", action="store_true",
+                   help="with --hours: start a unit only when its estimate (as `plan` makes it) fits in the "
+                        "time left, so that none stops at the deadline with a checkpoint a new machine lacks; "
+                        "the notebooks go on to their units that fit")
     p.add_argument("--clip", action="store_true",
                    help="a smoke test of the profile's code path on any machine: its model sizes and "
                         "data, but one seed and one task per notebook, at most 2 optimizer steps per "
@@ -119,6 +123,10 @@ def cmd_run(args) -> int:
         if args.hours <= 0:
             raise runner.UsageError(f"--hours must be positive, got {args.hours}")
         os.environ["REPRO_DEADLINE"] = str(time.time() + 3600 * args.hours)
+    if args.fit:
+        if args.hours is None:
+            raise runner.UsageError("--fit needs --hours: it starts the units that fit in them")
+        os.environ["REPRO_FIT"] = "1"
     if args.rerun_stale:
         os.environ["REPRO_RERUN_STALE"] = "1"
     from .study import check_cache_writable

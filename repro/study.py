@@ -14,6 +14,7 @@ checkpoint there every few minutes and resume from it).
 A unit returns None, instead of running, when
 - the deadline has passed (`REPRO_DEADLINE`, set by `repro run --hours/--until`): the notebook
   then writes its figures and tables from the units it has, and `status()` says it is partial;
+  with `REPRO_FIT` (`--fit`) also when its estimate does not fit in the time left;
 - a unit it needs (`needs=`) returned None;
 - the runner only wants the plan (`REPRO_PLAN`): nothing is trained, each missing unit's time
   is estimated from recorded units, or from a few timed steps of the training loop.
@@ -437,7 +438,7 @@ class Study:
                 estimate = max(estimate - spent, 0.05 * estimate)
             entry["estimate"] = estimate
             return None
-        if time_left() <= 0:
+        if time_left() <= 0 or (_flag("REPRO_FIT") and not self._fits(entry, run, ctx, like)):
             return None
         check_cache_writable(ctx.cache)
         carried = _drop_checkpoints_of_other_code(ctx)
@@ -495,6 +496,22 @@ class Study:
         return rec if self._redone[key] is not None else None
 
     # -- estimates ---------------------------------------------------------------------------
+    def _fits(self, entry: dict, run, ctx: UnitContext, like) -> bool:
+        """`repro run --hours H --fit`: is the unit expected to finish (less what its checkpoints
+        hold) before the deadline? One that is not would stop at the deadline and leave its
+        checkpoint in a cache the next session's machine may lack, so it is not started and
+        the notebook asks for its next unit. No estimate: it starts (and checkpoints)."""
+        estimate = self._estimate(entry, lambda: self._probe(run, ctx), like)
+        if estimate is None:
+            return True
+        left = max(estimate - trained_seconds(ctx), 0.05 * estimate)
+        if left <= time_left():
+            return True
+        entry["estimate"] = left
+        print(f"{entry['key']}: not started: it needs ~{left / 60:.0f} min, {time_left() / 60:.0f} min are left (--fit)",
+              flush=True)
+        return False
+
     def _probe(self, run, ctx: UnitContext) -> float | None:
         """Time a few steps of the unit's first training loop (plan mode only)."""
         import tempfile

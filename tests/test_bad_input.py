@@ -42,6 +42,7 @@ def _tree(root):
     (["run", "glue_finetune", "-p", "checkpoint='{tmp}/nope'"], "checkpoint '{tmp}/nope' does not exist"),
     (["run", "glue_finetune", "-p", "data_dir='{tmp}/nope'"], "-p data_dir '{tmp}/nope' does not exist"),
     (["run", "glue_finetune", "--profile", "laptop"], "unknown profile 'laptop'"),
+    (["run", "glue_finetune", "--fit"], "--fit needs --hours"),
 ])
 def test_runner_refuses_before_running(argv, expected, tmp_path, capsys):
     (tmp_path / "smoke" / "glue_finetune").mkdir(parents=True)

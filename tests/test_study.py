@@ -21,7 +21,7 @@ from conftest import tiny_mlm_data
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("REPRO_DEADLINE", "REPRO_PLAN", "REPRO_FORCE", "REPRO_RERUN_STALE", "REPRO_PROBE_STEPS"):
+    for var in ("REPRO_DEADLINE", "REPRO_PLAN", "REPRO_FORCE", "REPRO_RERUN_STALE", "REPRO_PROBE_STEPS", "REPRO_FIT"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -114,6 +114,19 @@ def test_a_remake_that_drew_other_numbers_says_which_and_leaves_the_measurement(
     assert [r["remake"] for r in remake] == [{"of": measured["run_id"], "differs": {"loss": [1.0, 1.25]}}]
     assert S.Study("nb", "smoke").records()[measured["unit"]]["metrics"]["train_seconds"] == 9.0
     assert S.differs({"x": float("nan"), "time_per_sample": 1.0}, {"x": float("nan"), "time_per_sample": 2.0}) == {}
+
+
+def test_fit_starts_only_the_units_whose_estimate_fits_before_the_deadline(store, monkeypatch, capsys):
+    run = Counter()  # each of its units records 2 s: the estimate of the next
+    ask(S.Study("nb", "smoke"), run, seed=0)
+    monkeypatch.setenv("REPRO_DEADLINE", str(time.time() + 1.0))
+    assert ask(S.Study("nb", "smoke"), run, seed=1) is not None and run.calls == 2  # no --fit: it starts
+    monkeypatch.setenv("REPRO_FIT", "1")
+    st = S.Study("nb", "smoke")
+    assert ask(st, run, seed=2) is None and run.calls == 2 and "not started: it needs" in capsys.readouterr().out
+    assert st.status()["complete"] is False and st.units[-1]["estimate"] == 2.0
+    monkeypatch.setenv("REPRO_DEADLINE", str(time.time() + 60))
+    assert ask(S.Study("nb", "smoke"), run, seed=2) is not None and run.calls == 3
 
 
 def test_stale_units_are_reused_but_never_reported_as_current(store, monkeypatch):
