@@ -53,14 +53,18 @@ from . import REPO_ROOT
 from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
 
 DONE = ("ok", "diverged")  # a diverged run is a result too
-TIMED = ("second", "time", "_s")  # a metric name holding one of these is a timing, free to differ
+
+
+def timed(metric: str) -> bool:
+    """Is this metric a timing (seconds, time per sample, s per step), free to differ between runs?"""
+    return "second" in metric or "time" in metric or metric.endswith("_s") or "_s_" in metric
 
 
 def differs(old: dict, new: dict) -> dict:
     """The metrics (name -> [old, new]) that two runs of one unit disagree on, timings aside."""
     same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
     return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
-            if not any(t in k for t in TIMED) and not same(old.get(k), new.get(k))}
+            if not timed(k) and not same(old.get(k), new.get(k))}
 
 
 class TimeUp(Exception):
@@ -513,7 +517,7 @@ class Study:
         return False
 
     def _probe(self, run, ctx: UnitContext) -> float | None:
-        """Time a few steps of the unit's first training loop (plan mode only)."""
+        """Time a few steps of the unit's first training loop (plan mode, and --fit)."""
         import tempfile
 
         before = os.environ.get("REPRO_PROBE_STEPS")

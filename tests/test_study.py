@@ -114,6 +114,8 @@ def test_a_remake_that_drew_other_numbers_says_which_and_leaves_the_measurement(
     assert [r["remake"] for r in remake] == [{"of": measured["run_id"], "differs": {"loss": [1.0, 1.25]}}]
     assert S.Study("nb", "smoke").records()[measured["unit"]]["metrics"]["train_seconds"] == 9.0
     assert S.differs({"x": float("nan"), "time_per_sample": 1.0}, {"x": float("nan"), "time_per_sample": 2.0}) == {}
+    assert [k for k in ("train_seconds", "dense_s", "compute_s_per_step", "speedup_steps", "val_loss") if S.timed(k)] \
+        == ["train_seconds", "dense_s", "compute_s_per_step"]
 
 
 def test_fit_starts_only_the_units_whose_estimate_fits_before_the_deadline(store, monkeypatch, capsys):
