@@ -435,12 +435,7 @@ class Study:
             entry["estimate"] = self._estimate(entry, None, like)
             return None
         if plan_mode():
-            estimate = self._estimate(entry, lambda: self._probe(run, ctx))
-            if estimate and (spent := trained_seconds(ctx)):
-                # resumed from its checkpoints: what is left of it (never quite nothing: evaluation, recording)
-                entry["resumed_seconds"] = spent
-                estimate = max(estimate - spent, 0.05 * estimate)
-            entry["estimate"] = estimate
+            entry["estimate"] = self._still_to_run(entry, run, ctx)
             return None
         if time_left() <= 0 or (_flag("REPRO_FIT") and not self._fits(entry, run, ctx, like)):
             return None
@@ -500,16 +495,22 @@ class Study:
         return rec if self._redone[key] is not None else None
 
     # -- estimates ---------------------------------------------------------------------------
+    def _still_to_run(self, entry: dict, run, ctx: UnitContext, like=None) -> float | None:
+        """The unit's estimate less what its checkpoints already trained (never quite nothing:
+        evaluation, recording); None when there is no estimate."""
+        estimate = self._estimate(entry, lambda: self._probe(run, ctx), like)
+        if estimate and (spent := trained_seconds(ctx)):
+            entry["resumed_seconds"] = spent
+            estimate = max(estimate - spent, 0.05 * estimate)
+        return estimate
+
     def _fits(self, entry: dict, run, ctx: UnitContext, like) -> bool:
         """`repro run --hours H --fit`: is the unit expected to finish (less what its checkpoints
         hold) before the deadline? One that is not would stop at the deadline and leave its
         checkpoint in a cache the next session's machine may lack, so it is not started and
         the notebook asks for its next unit. No estimate: it starts (and checkpoints)."""
-        estimate = self._estimate(entry, lambda: self._probe(run, ctx), like)
-        if estimate is None:
-            return True
-        left = max(estimate - trained_seconds(ctx), 0.05 * estimate)
-        if left <= time_left():
+        left = self._still_to_run(entry, run, ctx, like)
+        if left is None or left <= time_left():
             return True
         entry["estimate"] = left
         print(f"{entry['key']}: not started: it needs ~{left / 60:.0f} min, {time_left() / 60:.0f} min are left (--fit)",
