@@ -282,16 +282,18 @@ def _pld_glue(s: Store) -> dict:
     summ = s.summary("pld_glue")
     base, tasks = summ["baseline"], summ["tasks"]
     runs = s.runs("pld_glue")
-    runs = runs[(runs["notebook"] == "pld_glue") & runs["task"].isin(tasks)]  # not the pre-training units it asked for
+    # its fine-tuning runs: not the pre-training units it asked for, nor the models' zero-shot floors
+    runs = runs[(runs["notebook"] == "pld_glue") & runs["task"].isin(tasks) & runs["method"].isin(summ["methods"])]
     method = "preln_pld_best" if "preln_pld_best" in summ["methods"] else "preln_pld"
     # per seed: the main metric of each task, PLD minus baseline, averaged over the tasks
     score = {(row["task"], row["method"], int(row["seed"])): row[f"metric.{main_metric(row['task'])}"]
              for _, row in runs.iterrows()}
     # the average counts the tasks the baseline learned (all of them, for the record, when none);
-    # floors (repro.floors): input-blind only, as the scratch checkpoints live in the study's cache
+    # floors (repro.floors): input-blind, and the baseline model's zero-shot score as the notebook
+    # recorded it (a scratch checkpoint lives in the study's cache, not here)
     all_tasks = tasks
     learned, floor_text = _learned_tasks({t: [v for (tt, mm, _), v in score.items() if tt == t and mm == base]
-                                          for t in all_tasks})
+                                          for t in all_tasks}, zero_shot=(summ.get("zero_shot") or {}).get(base))
     tasks = learned or all_tasks
     deltas = [np.mean([score[t, method, seed] - score[t, base, seed] for t in tasks])
               for seed in summ["seeds"] if all((t, mm, seed) in score for t in tasks for mm in (method, base))]
@@ -317,11 +319,13 @@ def _pretraining_size(pt: dict | None) -> str:
 chance_score = blind_floor  # the input-blind floor (repro.floors): the training majority label's score; STS-B 0
 
 
-def _learned_tasks(scores: dict, checkpoint=None, tokenizer=None, max_eval=None) -> tuple[list[str], str]:
+def _learned_tasks(scores: dict, checkpoint=None, tokenizer=None, max_eval=None,
+                   zero_shot: dict | None = None) -> tuple[list[str], str]:
     """The tasks the baseline learned by repro.floors.baseline_learned (LEARNED_RULE): its scores
-    (one per seed) against the input-blind floor and, where defined (STS-B) and `checkpoint` is
-    given, the checkpoint's zero-shot score. Returns (those tasks, one clause per task). Without
-    local GLUE data there are no floors: every task counts, and the text says so."""
+    (one per seed) against the input-blind floor and, where defined (STS-B), the checkpoint's
+    zero-shot score: recorded ({task: score} in `zero_shot`), else computed from `checkpoint` when
+    given. Returns (those tasks, one clause per task). Without local GLUE data there are no
+    floors: every task counts, and the text says so."""
     learned, parts = [], []
     for task, values in scores.items():
         if not values:  # a partial study: nothing to compare yet
@@ -334,8 +338,8 @@ def _learned_tasks(scores: dict, checkpoint=None, tokenizer=None, max_eval=None)
             learned.append(task)
             parts.append(f"{task} {mean:.1f} (no GLUE data here for its floors)")
             continue
-        zero = None
-        if checkpoint is not None:
+        zero = (zero_shot or {}).get(task)
+        if zero is None and checkpoint is not None:
             try:
                 zero = zero_shot_floor(task, str(checkpoint), tokenizer, max_eval_examples=max_eval)
             except (OSError, ValueError, ImportError):  # the checkpoint is not here: the blind floor alone

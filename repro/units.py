@@ -66,6 +66,31 @@ def glue_unit(study: Study, task: str, P: Profile, seed: int, *, tokenizer, meth
                       like=like)
 
 
+def zero_shot_unit(study: Study, task: str, P: Profile, *, method: str, tokenizer: str, checkpoint,
+                   checkpoint_id: str, needs=(), data_dir=None) -> dict | None:
+    """The zero-shot floor (repro.floors) of a model this study pre-trained, recorded: a scratch
+    checkpoint lives in the study's cache, so the report could not compute it from a clean
+    checkout. STS-B: Pearson/Spearman of cos(mean-pooled a, mean-pooled b) on the dev set; other
+    tasks have none (None, nothing recorded). `tokenizer`: the name the model was trained with;
+    `checkpoint_id` names the model in the config as in glue_unit, `needs` its producing unit."""
+    from .floors import zero_shot_scores
+    from .metrics import glue_task_name
+
+    if glue_task_name(task) != "STS-B":
+        return None
+    config = {"kind": "zero_shot", "task": task, "checkpoint": checkpoint_id, "tokenizer": tokenizer,
+              "pooling": "mean", "max_eval_examples": P.max_eval_examples}
+
+    def run(u):
+        from .model import Bert
+
+        t0 = time.perf_counter()
+        model = Bert.from_pretrained(str(checkpoint), head=None)
+        scores = zero_shot_scores(task, model, load_tokenizer(tokenizer), data_dir, P.max_eval_examples)
+        return {"metrics": {k: float(v) for k, v in scores.items()}, "times": {"total": time.perf_counter() - t0}}
+    return study.unit(task=task, method=f"{method}_zero_shot", seed=None, config=config, run=run, needs=needs)
+
+
 def matmul_cost(layers: int, hidden: float, intermediate: float, heads_kept: float = 1.0) -> float:
     """Multiply-adds per token of a BERT's blocks' weight matrices (Q, K, V, out: 4 h^2, times the
     share of heads kept; FFN: 2 h x intermediate): what sizes compare by in plan estimates, not a

@@ -95,3 +95,31 @@ def test_report_counts_only_the_tasks_dense_learned(tmp_path):
     put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", pd.DataFrame(rows))])
     row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
     assert row["n"] == "2 tasks × 3 seeds" and row["value"] == pytest.approx(-10.0)
+
+
+def test_a_pretrained_models_zero_shot_floor_is_recorded_as_a_unit(tmp_path, monkeypatch, tokenizer):
+    """pld_glue's models live in the study's cache: the notebook records their STS-B zero-shot
+    score as a unit (units.zero_shot_unit), reused afterwards, and the report reads it from there."""
+    from repro.profiles import get_profile
+    from repro.study import Study
+    from repro.units import zero_shot_unit
+
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("REPRO_DEADLINE", "REPRO_PLAN", "REPRO_FORCE", "REPRO_FIT"):
+        monkeypatch.delenv(var, raising=False)
+    P, model = get_profile("smoke"), {"unit": "pld_pretraining/mlm/postln/s0/abc", "run_id": "r0"}  # its producer
+
+    def ask(task, needs=(model,), checkpoint_id=model["unit"]):
+        return zero_shot_unit(Study("pld_glue", "smoke"), task, P, method="postln", tokenizer="minilm",
+                              checkpoint="minilm", checkpoint_id=checkpoint_id, needs=needs)
+    rec = ask("STS-B")
+    from repro.model import Bert
+    want = floors.zero_shot_scores("STS-B", Bert.from_pretrained("minilm", head=None), tokenizer,
+                                   max_eval_examples=P.max_eval_examples)
+    assert rec["method"] == "postln_zero_shot" and rec["seed"] is None and rec["used"] == ["r0"]
+    assert rec["metrics"]["pearson"] == pytest.approx(want["pearson"]) and rec["config"]["checkpoint"] == model["unit"]
+    assert ask("STS-B")["run_id"] == rec["run_id"]  # recorded: reused, not computed again
+    assert ask("MRPC") is None  # no zero-shot floor defined
+    assert ask("STS-B", needs=(None,), checkpoint_id="postln: waiting") is None  # its model not made yet
+    assert len(list((tmp_path / "results" / "smoke" / "runs").glob("*.json"))) == 1

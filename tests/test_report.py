@@ -261,6 +261,29 @@ def test_pld_glue_rule_reads_its_fine_tuning_runs_only(tmp_path, level, gap, ver
         assert "learned nothing" in row["ours"] and "1.6e+07 tokens (the paper's 6562x more)" in row["ours"]
 
 
+def test_pld_glue_holds_stsb_to_the_baseline_models_recorded_zero_shot_score(tmp_path):
+    """A scratch model's STS-B zero-shot score (cosine of mean-pooled embeddings) is a floor as the
+    packaged checkpoint's is: fine-tuning that ends below it learned nothing, and the average leaves
+    the task out. The notebook records it (a unit of its own, seed None); the report reads it from
+    the summary and never counts that record as a fine-tuning run."""
+    ids = [record(notebook="pld_glue", profile="cpu", task="STS-B", method="postln_zero_shot", seed=None,
+                  metrics={"pearson": 45.6}, times={}, config={}, root=tmp_path)["run_id"]]
+    for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
+        for task, metric, base, gap in (("MRPC", "f1", 90.0, 0.5), ("STS-B", "pearson", 14.0, -8.0)):
+            for method, value in (("postln", base + noise), ("preln_pld", base + gap + noise)):
+                ids.append(record(notebook="pld_glue", profile="cpu", task=task, method=method, seed=seed,
+                                  metrics={metric: value}, times={}, config={}, root=tmp_path)["run_id"])
+    summ = {"baseline": "postln", "methods": ["postln", "preln_pld"], "tasks": ["MRPC", "STS-B"], "seeds": [0, 1, 2],
+            "run_ids": ids, "zero_shot": {"postln": {"STS-B": 45.6}, "preln_pld": {"STS-B": 40.0}}}
+    put(tmp_path, "pld_glue", summ)
+    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    assert row["n"] == "1 tasks × 3 seeds" and row["value"] == pytest.approx(0.5) and row["verdict"] == "reproduced"
+    assert "STS-B 14.0 vs input-blind 0.0, zero-shot 45.6: learned nothing (needs >= 46.3" in row["ours"]
+    put(tmp_path, "pld_glue", {**summ, "zero_shot": {}})  # none recorded: the input-blind floor alone
+    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    assert row["n"] == "2 tasks × 3 seeds" and row["value"] == pytest.approx(-3.75)
+
+
 def test_missing_notebooks_are_not_measured_and_say_what_to_run(tmp_path):
     claims = report.assess("cpu", tmp_path)
     assert set(claims["verdict"]) == {"not measured"} and len(claims) == len(report.CLAIMS)
