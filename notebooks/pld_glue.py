@@ -114,6 +114,9 @@ if len(runs):
         ax.bar(np.arange(len(tasks)) + i * width, g["mean"], width, yerr=g["hw"].fillna(0), capsize=3, label=m)
     ax.scatter(np.arange(len(tasks)) + width * (len(methods) - 1) / 2, [chance[t] for t in tasks], marker="_", s=600,
                color="k", zorder=3, label="input-blind predictor")
+    zs = [(tasks.index(t) + i * width, v) for i, m in enumerate(methods) for t, v in zero_shot.get(m, {}).items()]
+    if zs:  # each model's own score before fine-tuning, over its bar
+        ax.scatter(*zip(*zs), marker="*", s=90, color="k", zorder=4, label="zero-shot (mean-pooled cosine)")
     ax.set_xticks(np.arange(len(tasks)) + width * (len(methods) - 1) / 2)
     ax.set_xticklabels([f"{t}\n({main_metric(t)})" for t in tasks])
     ax.set_ylabel("dev score (0-100)")
