@@ -113,6 +113,11 @@ def pm(mean: float, hw: float, unit: str = "", digits: int = 1) -> str:
     return format_pm(mean, hw, digits, unit, signed=True)
 
 
+def count(n: int, noun: str) -> str:
+    """"1 task", "3 tasks": the report's n column."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def grade(full: bool, part: bool) -> str:
     return "reproduced" if full else "partly" if part else "not reproduced"
 
@@ -303,7 +308,7 @@ def _pld_glue(s: Store) -> dict:
             + ("" if learned or not any(m == base for _, m, _ in score)  # no baseline run yet: nothing to say
                else ": the baseline learned nothing at this scale, so the difference says nothing"
                + _pretraining_size(summ.get("pretraining"))))
-    return {"ours": ours, "n": f"{len(tasks)} tasks × {n} seeds", "value": d, "hw": hw, "unit": "points vs baseline",
+    return {"ours": ours, "n": f"{count(len(tasks), 'task')} × {count(n, 'seed')}", "value": d, "hw": hw, "unit": "points vs baseline",
             "scale": f"fine-tuning the pre-trained models on {', '.join(all_tasks)}",
             "verdict": grade(d >= -1, d >= -3 or (math.isfinite(hw) and d + hw >= -1)) if learned else "not measured"}
 
@@ -413,7 +418,7 @@ def _eb_glue(s: Store) -> dict:
             f"(over {', '.join(seeds)}; dense against the floors: {floor_text})"
             + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
     per = set(seeds.values())
-    return {"ours": ours, "n": f"{len(seeds)} tasks × {per.pop()} seeds" if len(per) == 1 else
+    return {"ours": ours, "n": f"{count(len(seeds), 'task')} × {count(per.pop(), 'seed')}" if len(per) == 1 else
             f"{n} task-seed pairs over {len(seeds)} tasks", "value": d, "hw": hwd,
             "unit": "points vs dense", "scale": f"{', '.join(all_tasks)}; {_subset(df)} training examples",
             "verdict": grade(d >= -1.5 and r > 0, d >= -1.5 or r > 0) if learned else "not measured"}

@@ -87,7 +87,7 @@ def test_report_counts_only_the_tasks_dense_learned(tmp_path):
     put(tmp_path, "earlybert_glue", {"tasks": {}, "checkpoint": "minilm", "n_eval": None},
         [("runs", pd.DataFrame(rows))])
     row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
-    assert row["value"] == pytest.approx(-1.0) and row["n"] == "1 tasks × 3 seeds"  # STS-B's -19 left out
+    assert row["value"] == pytest.approx(-1.0) and row["n"] == "1 task × 3 seeds"  # STS-B's -19 left out
     assert "STS-B 26.1 vs input-blind 0.0, zero-shot 87.0: learned nothing" in row["ours"]
     assert "SST-2 85.1 vs input-blind 50.9: learned" in row["ours"]
     assert row["verdict"] == "partly"  # -1.0 vs dense holds; random ticket equal, so not better

@@ -103,7 +103,7 @@ def test_earlybert_glue_counts_only_the_pairs_that_ran(tmp_path):
     assert row["n"] == "4 task-seed pairs over 2 tasks" and "(over MRPC, RTE;" in row["ours"]
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df[(df["task"] == "MRPC") | (df["method"] == "dense")])])
     row = report.assess("cpu", tmp_path).loc["earlybert_glue"]  # RTE learned, but no ticket of it has run
-    assert row["n"] == "1 tasks × 3 seeds" and "(over MRPC;" in row["ours"]
+    assert row["n"] == "1 task × 3 seeds" and "(over MRPC;" in row["ours"]
 
 
 def test_the_time_claim_says_how_its_runs_were_timed(tmp_path):
@@ -277,7 +277,7 @@ def test_pld_glue_holds_stsb_to_the_baseline_models_recorded_zero_shot_score(tmp
             "run_ids": ids, "zero_shot": {"postln": {"STS-B": 45.6}, "preln_pld": {"STS-B": 40.0}}}
     put(tmp_path, "pld_glue", summ)
     row = report.assess("cpu", tmp_path).loc["pld_glue"]
-    assert row["n"] == "1 tasks × 3 seeds" and row["value"] == pytest.approx(0.5) and row["verdict"] == "reproduced"
+    assert row["n"] == "1 task × 3 seeds" and row["value"] == pytest.approx(0.5) and row["verdict"] == "reproduced"
     assert "STS-B 14.0 vs input-blind 0.0, zero-shot 45.6: learned nothing (needs >= 46.3" in row["ours"]
     put(tmp_path, "pld_glue", {**summ, "zero_shot": {}})  # none recorded: the input-blind floor alone
     row = report.assess("cpu", tmp_path).loc["pld_glue"]
