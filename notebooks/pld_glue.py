@@ -77,19 +77,18 @@ size = scratch_vs_checkpoint(P)  # plan estimates while pre-training runs: glue_
 like = lambda t: ("glue_finetune", "dense", t, size)
 # the models this machine holds are fine-tuned first, then one whose artifact is gone is pre-trained again
 order = sorted(pre.items(), key=lambda nr: nr[1] is not None and study.gone(nr[1]))
-rows = [glue_unit(study, t, P, s, tokenizer=tokenizer, method=n, data_dir=data_dir, lr=task_lr[t],
-                  checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
-                  checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r], like=like(t))
-        for n, r in order for t in tasks for s in task_seeds[t]]
+model = {n: dict(checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,  # its folder, and its name in configs
+                 checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r]) for n, r in order}
+rows = [glue_unit(study, t, P, s, tokenizer=tokenizer, method=n, data_dir=data_dir, lr=task_lr[t], like=like(t), **model[n])
+        for n, _ in order for t in tasks for s in task_seeds[t]]
 runs = results.to_frame([r for r in rows if r is not None])
 print(f"{sum(r is not None for r in rows)} of {len(rows)} fine-tuning runs done; diverged in pre-training: {diverged or 'none'}")
 # each model's zero-shot floor where one is defined (STS-B: cosine of mean-pooled embeddings, repro.floors),
 # recorded while its checkpoint is on this machine: fine-tuning that ends below it learned nothing
 zero_shot = {}
-for n, r in order:
+for n, _ in order:
     for t in tasks:
-        z = zero_shot_unit(study, t, P, method=n, tokenizer="minilm", checkpoint=r and study.cache_dir(r["unit"]) / "model",
-                           checkpoint_id=r["unit"] if r else f"{n}: waiting for pld_pretraining", needs=[r], data_dir=data_dir)
+        z = zero_shot_unit(study, t, P, method=n, tokenizer="minilm", data_dir=data_dir, **model[n])
         if z is not None:
             zero_shot.setdefault(n, {})[t] = z["metrics"][main_metric(t)]
 print(f"zero-shot floors: {zero_shot or 'none yet'}")

@@ -70,11 +70,11 @@ def zero_shot_unit(study: Study, task: str, P: Profile, *, method: str, tokenize
                    checkpoint_id: str, needs=(), data_dir=None) -> dict | None:
     """The zero-shot floor (repro.floors) of a model this study pre-trained, recorded: a scratch
     checkpoint lives in the study's cache, so the report could not compute it from a clean
-    checkout. STS-B: Pearson/Spearman of cos(mean-pooled a, mean-pooled b) on the dev set; other
+    checkout. STS-B: floors.zero_shot_floor (Pearson of cos(mean-pooled a, mean-pooled b), dev set); other
     tasks have none (None, nothing recorded). `tokenizer`: the name the model was trained with;
     `checkpoint_id` names the model in the config as in glue_unit, `needs` its producing unit."""
-    from .floors import zero_shot_scores
-    from .metrics import glue_task_name
+    from .floors import zero_shot_floor
+    from .metrics import glue_task_name, main_metric
 
     if glue_task_name(task) != "STS-B":
         return None
@@ -82,12 +82,9 @@ def zero_shot_unit(study: Study, task: str, P: Profile, *, method: str, tokenize
               "pooling": "mean", "max_eval_examples": P.max_eval_examples}
 
     def run(u):
-        from .model import Bert
-
         t0 = time.perf_counter()
-        model = Bert.from_pretrained(str(checkpoint), head=None)
-        scores = zero_shot_scores(task, model, load_tokenizer(tokenizer), data_dir, P.max_eval_examples)
-        return {"metrics": {k: float(v) for k, v in scores.items()}, "times": {"total": time.perf_counter() - t0}}
+        score = zero_shot_floor(task, str(checkpoint), tokenizer, data_dir, P.max_eval_examples)
+        return {"metrics": {main_metric(task): score}, "times": {"total": time.perf_counter() - t0}}
     return study.unit(task=task, method=f"{method}_zero_shot", seed=None, config=config, run=run, needs=needs)
 
 
