@@ -109,12 +109,13 @@ if runs:
     axes[0].set(xlabel="pre-training time (s, wall-clock minus evaluation), search included (dotted: drawn)",
                 ylabel="MLM validation loss (nats/token)", title=f"Pre-training from scratch ({P.layers}x{P.hidden}, {steps} steps)")
     axes[0].legend(fontsize=7)
-    for i, (m, g) in enumerate(fine.groupby("method", sort=False) if len(fine) else []):
+    groups = list(fine.groupby("method", sort=False)) if len(fine) else []
+    for i, (m, g) in enumerate(groups):
         v = g[f"metric.{main_metric(task)}"]
-        axes[1].bar(i, v.mean(), 0.6, color=ebt.COLORS[m], label=m)
-        axes[1].scatter([i] * len(v), v, color="k", s=10, zorder=3)
+        axes[1].bar(i, v.mean(), 0.6, color=ebt.COLORS[m])
+        axes[1].scatter([i] * len(v), v, color="k", s=10, zorder=3)  # one dot per seed
+    axes[1].set_xticks(range(len(groups)), [m for m, _ in groups])
     axes[1].set(ylabel=f"{task} dev {main_metric(task)} (0-100)", title=f"Fine-tuned for equal steps ({len(seeds)} seed(s))")
-    axes[1].legend(fontsize=7)
     fig.tight_layout()
     results.save_figure(fig, out, "earlybert_pretraining")
 
