@@ -641,7 +641,11 @@ def _state(job: Job, profile: str, root: Path, units: list[dict]) -> str:
         revs = sorted({u.get("git_rev") or "?" for u in stale})
         mods = sorted({m for u in stale for m in u.get("changed") or []})
         return f"stale ({', '.join(mods)} changed since {', '.join(r[:7] for r in revs)})"
-    return "fresh" if reason is None and all(u["state"] == "done" for u in units) else f"to run ({reason or 'units missing'})"
+    # outputs of exactly this request, every unit recorded: `run` skips it, even where the cache
+    # lacks an artifact the notebook reads (that is remade only when the notebook runs again)
+    if reason is None and all(u["state"] == "done" or u.get("rerun") == "artifact gone" for u in units):
+        return "fresh"
+    return f"to run ({reason or 'units missing'})"
 
 
 def _request(job: Job, profile: str, out: Path) -> dict:
@@ -676,7 +680,11 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
         units = [] if job.name == "report" else plan_units(job, profile, root)
         for u in units:
             u["git_rev"] = revs.get(u.get("run_id"))
+        state = _state(job, profile, root, units)
         todo = [u for u in units if u["state"] in ("missing", "waiting")]
+        # a fresh notebook's remakes run only if it is re-run: shown, not counted
+        remakes = [u for u in todo if u.get("rerun") == "artifact gone"] if state == "fresh" else []
+        todo = [u for u in todo if u not in remakes]
         # a unit another notebook asks for too (EarlyBERT's dense runs are glue_finetune's, pld_glue's
         # pre-training is pld_pretraining's) trains once: its time counts in the first notebook only
         own = [u for u in todo if u["key"] not in counted]
@@ -685,7 +693,6 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
         unknown += len(own) - len(est)
         seconds[job.name] = sum(est) if job.name != "report" else 30.0
         n = {k: sum(u["state"] == k for u in units) for k in ("done", "stale")}
-        state = _state(job, profile, root, units)
         line = (f"  {job.name:<22} {state}: {n['done']} done, {n['stale']} stale, {len(todo)} to run"
                 + (f", ~{_hms(seconds[job.name])}" if own else "")
                 + (f" ({len(todo) - len(own)} counted above)" if len(own) < len(todo) else "")
@@ -695,7 +702,10 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
                 + (f" ({len(resumed)} resume from checkpoints holding {_hms(sum(resumed))} of training)"
                    if (resumed := [u["resumed_seconds"] for u in own if u.get("resumed_seconds")]) else "")
                 + (f" ({remade} recorded, re-run to remake an artifact this machine lacks and a unit to run needs)"
-                   if (remade := sum(u.get("rerun") == "artifact gone" for u in own)) else ""))
+                   if (remade := sum(u.get("rerun") == "artifact gone" for u in own)) else "")
+                + (f" (this machine lacks {len(remakes)} recorded artifact(s) the notebook reads: running it"
+                   f" again would remake them first, ~{_hms(sum(u.get('estimate') or 0 for u in remakes))})"
+                   if remakes else ""))
         print(line, flush=True)
         rows.append({"notebook": job.name, "state": state, "units": units, "seconds": seconds[job.name]})
     total = schedule(seconds, jobs, parallel)

@@ -179,14 +179,18 @@ def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch)
 def test_a_new_machine_reruns_only_the_searches_something_still_reads(root, tmp_path, monkeypatch, capsys):
     """The cache is gone (a new machine; the records stay): a search whose tickets are all recorded
     is not searched again; ticket_mask_distance's figure reads trajectories, so it re-runs one
-    fine-tuning search and the pre-training search (plan mode: counted, nothing trained)."""
+    fine-tuning search and the pre-training search, but only if it runs again: its outputs are
+    current, so the plan calls it fresh and names the two remakes without counting them."""
     from repro import runner
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
     jobs = runner.plan(["earlybert_glue", "ticket_mask_distance"], "smoke", [p for p in PARAMS if "f1" not in p])
     units = {row["notebook"]: row["units"] for row in runner.print_plan(jobs, "smoke", root)["notebooks"]}
     assert units["earlybert_glue"] and all(u["state"] == "done" for u in units["earlybert_glue"])
     line = capsys.readouterr().out.split("  ticket_mask_distance")[-1].splitlines()[0]
-    assert "2 to run" in line and "(2 recorded, re-run to remake an artifact" in line, line
+    # its outputs are current, so `run` skips it: the plan says fresh, counts nothing, and names the
+    # two artifacts a re-run would remake first
+    assert line.lstrip().startswith("fresh") and "0 to run" in line, line
+    assert "(this machine lacks 2 recorded artifact(s) the notebook reads" in line, line
     todo = [(u["task"], u["method"], u["state"]) for u in units["ticket_mask_distance"] if u["state"] != "done"]
     assert len(todo) == 2 and {m for _, m, _ in todo} == {"search"} and {s for *_, s in todo} == {"missing"}
     assert sorted(t == "MLM" for t, *_ in todo) == [False, True]
