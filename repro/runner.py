@@ -691,7 +691,7 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
         counted.update(u["key"] for u in todo)
         est = [u["estimate"] for u in own if u.get("estimate")]
         unknown += len(own) - len(est)
-        seconds[job.name] = sum(est) if job.name != "report" else 30.0
+        seconds[job.name] = sum(est) if job.name != "report" else 0.0 if state == "fresh" else 30.0
         n = {k: sum(u["state"] == k for u in units) for k in ("done", "stale")}
         line = (f"  {job.name:<22} {state}: {n['done']} done, {n['stale']} stale, {len(todo)} to run"
                 + (f", ~{_hms(seconds[job.name])}" if own else "")
