@@ -683,8 +683,8 @@ def print_plan(jobs: list[Job], profile: str, results_dir=None, parallel: int = 
         state = _state(job, profile, root, units)
         todo = [u for u in units if u["state"] in ("missing", "waiting")]
         # a fresh notebook's remakes run only if it is re-run: shown, not counted
-        remakes = [u for u in todo if u.get("rerun") == "artifact gone"] if state == "fresh" else []
-        todo = [u for u in todo if u not in remakes]
+        remake = lambda u: state == "fresh" and u.get("rerun") == "artifact gone"
+        remakes, todo = [u for u in todo if remake(u)], [u for u in todo if not remake(u)]
         # a unit another notebook asks for too (EarlyBERT's dense runs are glue_finetune's, pld_glue's
         # pre-training is pld_pretraining's) trains once: its time counts in the first notebook only
         own = [u for u in todo if u["key"] not in counted]
