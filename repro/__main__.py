@@ -188,7 +188,35 @@ def add_bench(sub):
     add(sub)
 
 
-SUBCOMMANDS = [add_list, add_plan, add_run, add_clean, add_bench]
+def add_fingerprints(sub):
+    p = sub.add_parser("fingerprints", help="code fingerprints: which records the code now leaves current")
+    p.add_argument("action", choices=["check", "freeze"],
+                   help="check: count current and stale records per notebook; freeze: map every module's "
+                        "scheme-1 digests to scheme-2 keys (repro/fingerprints.json) before moving code")
+    p.add_argument("--profile", default="cpu")
+    p.set_defaults(func=cmd_fingerprints)
+
+
+def cmd_fingerprints(args) -> int:
+    from collections import Counter
+
+    from . import fingerprint
+    from .results import load_runs_raw
+    if args.action == "freeze":
+        print(f"{fingerprint.freeze()} entries added to {fingerprint.TABLE}")
+        return 0
+    counts, what = Counter(), Counter()
+    for row in load_runs_raw(args.profile):
+        changed = fingerprint.changed(row.get("code"))
+        counts[row.get("notebook"), "no fingerprint" if changed is None else "stale" if changed else "current"] += 1
+        what.update(changed or [])
+    for (notebook, state), n in sorted(counts.items()):
+        print(f"{notebook:<24} {state:<15} {n}")
+    print("changed: " + (", ".join(f"{k} ({n})" for k, n in what.most_common()) or "nothing"))
+    return 0
+
+
+SUBCOMMANDS = [add_list, add_plan, add_run, add_clean, add_bench, add_fingerprints]
 
 
 def main(argv=None) -> int:

@@ -36,20 +36,14 @@ were taken under; the units that read the artifact name the record they read in 
 """
 from __future__ import annotations
 
-import ast
-import contextlib
-import copy
-import functools
-import hashlib
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import REPO_ROOT
+from .fingerprint import changed as changed_modules, code_digest, code_fingerprint, loaded_source, traced_calls
 from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
 
 DONE = ("ok", "diverged")  # a diverged run is a result too
@@ -124,116 +118,8 @@ def probe_steps() -> int:
 
 
 # ----------------------------------------------------------------------------- code staleness
-# A unit's record holds a hash of every function of the package its run called (and of the
-# module-level declarations of their modules: constants, dataclass fields), so editing code a
-# unit never ran (another notebook's plotting helper, a docstring, a comment) stales nothing.
-PACKAGE = Path(__file__).resolve().parent
-# files whose code moves, stores or judges numbers without computing them; profile values that
-# matter are in each unit's config
-NOT_NUMERIC_FILES = {"runner.py", "report.py", "results.py", "study.py", "bench.py", "launch.py", "__main__.py",
-                     "__init__.py", "profiles.py"}
-_ANONYMOUS = ("<lambda>", "<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>", "<module>")
-_ACTIVE: list[set] = []  # call sets of the units running now (a unit may ask for another inside its run)
-
-
-def _profile_hook(frame, event, arg):
-    if event == "call":
-        code = frame.f_code
-        if code.co_filename.startswith(_PKG_PREFIX):
-            name = getattr(code, "co_qualname", None) or f"@{code.co_firstlineno}"  # Python 3.10: by line
-            for calls in _ACTIVE:
-                calls.add((code.co_filename, name))
-
-
-_PKG_PREFIX = str(PACKAGE) + os.sep
-
-
-@contextlib.contextmanager
-def traced_calls():
-    """Collect (file, qualified name) of every package function called inside the block."""
-    calls: set = set()
-    previous = sys.getprofile()
-    _ACTIVE.append(calls)
-    sys.setprofile(_profile_hook)
-    try:
-        yield calls
-    finally:
-        _ACTIVE.remove(calls)
-        sys.setprofile(previous if previous is not _profile_hook or _ACTIVE else None)
-
-
-def _strip(node):
-    """A definition without its docstring; ast.dump ignores comments, line numbers and spacing."""
-    body = getattr(node, "body", None)
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        node = copy.copy(node)
-        node.body = body[1:]
-    return node
-
-
-def _digest(node) -> str:
-    return hashlib.sha256(ast.dump(_strip(node)).encode()).hexdigest()[:12]
-
-
-@functools.lru_cache(maxsize=64)
-def _definitions(path: str, mtime_ns: int) -> dict[str, str]:
-    """{qualified name: digest} of a source file's functions and methods, "<module>" for its
-    declarations (everything but function bodies), and "@line" aliases for Python 3.10."""
-    tree = ast.parse(Path(path).read_text())
-    out: dict[str, str] = {}
-
-    def walk(body, prefix):
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                name = prefix + node.name
-                out[name] = out[f"@{min([node.lineno] + [d.lineno for d in node.decorator_list])}"] = _digest(node)
-                walk(node.body, name + ".<locals>.")
-            elif isinstance(node, ast.ClassDef):
-                walk(node.body, prefix + node.name + ".")
-
-    walk(tree.body, "")
-
-    class Declarations(ast.NodeTransformer):  # function bodies out: what remains is declarations
-        def visit_FunctionDef(self, node):
-            return None
-        visit_AsyncFunctionDef = visit_FunctionDef
-    out["<module>"] = _digest(Declarations().visit(copy.deepcopy(tree)))
-    return out
-
-
-def _current(path: Path) -> dict[str, str]:
-    return _definitions(str(path), path.stat().st_mtime_ns) if path.exists() else {}
-
-
-@functools.lru_cache(maxsize=1)
-def _loaded_source() -> dict[str, dict[str, str]]:
-    """The package's definitions as this process found them when its first Study was made (a
-    notebook imports repro first): what runs, even if the files are edited while a unit trains."""
-    return {str(p): _current(p) for p in PACKAGE.rglob("*.py")}
-
-
-def code_fingerprint(calls) -> dict[str, str]:
-    """{"train.py::Loop.train_step": digest, "train.py::<module>": digest, ...} of the package
-    functions in `calls` (from traced_calls) whose files compute numbers."""
-    out = {}
-    for filename, name in sorted(calls):
-        path = Path(filename)
-        if path.name in NOT_NUMERIC_FILES or any(a in name for a in _ANONYMOUS):
-            continue
-        defs, rel = _loaded_source().get(str(path)) or _current(path), path.relative_to(PACKAGE).as_posix()
-        if name in defs:
-            key = name if not name.startswith("@") else next((k for k, v in defs.items()
-                                                              if v == defs[name] and not k.startswith("@")), name)
-            out[f"{rel}::{key}"] = defs[name]
-            out[f"{rel}::<module>"] = defs["<module>"]
-    return out
-
-
-def _code_digest() -> str:
-    """One digest of the numeric package source as this process loaded it."""
-    numeric = {k: v for k, v in sorted(_loaded_source().items()) if Path(k).name not in NOT_NUMERIC_FILES}
-    return hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()[:12]
+# what computed a record's numbers: repro.fingerprint (digests that survive moving code)
+_code_digest = code_digest
 
 
 def _checkpoint_code(ctx) -> tuple[list[str], dict]:
@@ -249,7 +135,7 @@ def _checkpoint_code(ctx) -> tuple[list[str], dict]:
     if text.startswith("{"):
         carried = json.loads(text)
         return changed_modules(carried), carried
-    return (["the package"] if text and text != _code_digest() else []), {}
+    return (["the package"] if text and text != code_digest() else []), {}
 
 
 def _drop_checkpoints_of_other_code(ctx) -> dict:
@@ -264,7 +150,7 @@ def _drop_checkpoints_of_other_code(ctx) -> dict:
             print(f"{ctx.key}: the code changed since its checkpoint {ckpt} was written "
                   f"({', '.join(changed[:4])}): starting over", flush=True)
     if not carried:
-        (ctx.cache / "code.txt").write_text(_code_digest() + "\n")
+        (ctx.cache / "code.txt").write_text(code_digest() + "\n")
     return carried
 
 
@@ -291,25 +177,6 @@ def _stamp_checkpoints(ctx, calls, carried: dict) -> None:
     checkpoints; a later resume checks just those (_drop_checkpoints_of_other_code)."""
     if any(ctx.cache.glob("*/last.pt")):
         (ctx.cache / "code.txt").write_text(json.dumps({**carried, **code_fingerprint(calls)}, sort_keys=True) + "\n")
-
-
-def changed_modules(code: dict | None) -> list[str] | None:
-    """What of a record's fingerprint differs from the code now ("train.Loop._next_batch",
-    "train <declarations>"); [] when nothing; None when the record has no fingerprint."""
-    if code is None:
-        return None
-    changed = []
-    for key, digest in code.items():
-        if "::" not in key:  # records made before function-level fingerprints: whole modules
-            path = REPO_ROOT / (key.replace(".", "/") + ".py")
-            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest()[:12] != digest:
-                changed.append(key.removeprefix("repro."))
-            continue
-        rel, name = key.split("::", 1)
-        if _current(PACKAGE / rel).get(name) != digest:
-            module = rel.removesuffix(".py").replace("/", ".")
-            changed.append(f"{module} declarations" if name == "<module>" else f"{module}.{name}")
-    return changed
 
 
 # ----------------------------------------------------------------------------- units
@@ -352,7 +219,7 @@ class Study:
     _redone: dict = field(default_factory=dict)  # key -> the re-run's record, or None (deadline, plan mode)
 
     def __post_init__(self):
-        _loaded_source()  # the code as imported, before anything trains
+        loaded_source()  # the code as imported, before anything trains
 
     def out(self, output_dir=None) -> Path:
         """Where the notebook writes its tables and figures: `output_dir` when given, else the
