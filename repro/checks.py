@@ -19,20 +19,20 @@ COUNTS = {
     "draw_every": "steps between ticket draws", "window": "tickets in the detector's window",
     "eval_every": "steps between evaluations", "seq_len": "tokens per window", "stride": "overlap in tokens",
     "layers_analytic": "layers in the analytic figures", "horizon": "steps in the analytic figures",
-    "pretrain_steps": "pre-training steps of each run",
+    "pretrain_steps": "pre-training steps of each run", "size_seeds": "seeds per ticket size",
 }
 # numbers > 0: learning rates, lengths in epochs, multipliers
 POSITIVE = {"lr", "lr_high", "search_lr", "finetune_lr", "ticket_lr", "epochs", "search_epochs", "finetune_epochs",
-            "ticket_epochs",
+            "ticket_epochs", "schedule_epochs", "adam_eps",
             "gamma", "epsilon", "subset_scale", "pretrain_fraction"}
 # fractions in (0, 1]
 FRACTIONS = {"fixed_fraction", "observe_fraction", "head_ratio", "ffn_ratio", "theta_bar"}
 # fractions in (0, 1): the search must leave the ticket something to train
 OPEN_FRACTIONS = {"search_fraction"}
 # numbers >= 0 (0 switches the term, or the gate, off)
-NON_NEGATIVE = {"lambda_head", "lambda_ffn", "dense_f1_bar", "ticket_warmup"}
+NON_NEGATIVE = {"lambda_head", "lambda_ffn", "dense_f1_bar", "ticket_warmup", "search_warmup", "weight_decay"}
 CHOICES = {"draw": ("detector", "fixed"), "variant": ("paper", "code"), "ln": ("pre", "post"),
-           "high_schedule": ("recipe", "profile")}
+           "high_schedule": ("recipe", "profile"), "rank": ("raw",)}
 
 
 def _is_int(x) -> bool:
@@ -77,8 +77,11 @@ def check_parameter(key: str, value):
     elif key == "task":
         from .metrics import glue_task_name
         value = glue_task_name(value)
-    elif key == "tasks":
+    elif key in ("tasks", "controls"):
         value = _tasks(value)
+    elif key == "sizes":
+        _sequence(key, value, lambda x: isinstance(x, (list, tuple)) and len(x) == 2 and all(_is_number(v) and 0 <= v < 1 for v in x),
+                  "(head_ratio, ffn_ratio) pairs of fractions in [0, 1)")
     elif key == "tickets":
         from .earlybert_runs import TICKETS
         _sequence(key, value, lambda x: x in TICKETS, f"EarlyBERT tickets ({', '.join(TICKETS)})")

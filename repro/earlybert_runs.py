@@ -83,13 +83,39 @@ class Search:
 
 @dataclass(frozen=True)
 class Recipe(Search):
-    """EarlyBERT fine-tuning as the official GLUE scripts run it; None: the dense run's value."""
+    """EarlyBERT fine-tuning; None: the dense run's value (lr, epochs) or the earlier recipe's.
+
+    The fields after `ticket_warmup` came with the official recipe (notes/official-code.md has
+    each value's file and line in VITA-Group/EarlyBERT); left None they give the earlier recipe
+    (the search's schedule one epoch long after a 10% warm-up, weight decay 0.01, Adam eps 1e-6,
+    units ranked by |c|), whose recorded units keep their identity (None is not hashed)."""
     search_lr: float | None = 2e-5
-    search_epochs: float = 1.0  # the search's schedule and its longest run
+    search_epochs: float = 1.0  # the search's longest run
     fixed_fraction: float = 0.2  # the official drawing point: 20% of the first epoch
     ticket_lr: float | None = 4e-5
     ticket_epochs: float | None = 2.0
     ticket_warmup: float = 0.0  # the official retraining has none
+    schedule_epochs: float | None = None  # the search's lr schedule spans this many epochs (None: search_epochs)
+    search_warmup: float | None = None  # None: the dense run's warm-up (10%)
+    weight_decay: float | None = None  # search and ticket; None: TrainConfig's 0.01
+    adam_eps: float | None = None  # search and ticket; None: TrainConfig's 1e-6
+    rank: str | None = None  # "raw": keep the units whose coefficient is above the quantile; None: by |c|
+    ticket_label: str | None = None  # a variant's tickets are recorded as "<ticket>@<label>" (controls)
+
+    def optimizer_kw(self) -> dict:
+        """TrainConfig overrides of the search and the ticket (weight decay, Adam eps)."""
+        return {k: v for k, v in (("weight_decay", self.weight_decay), ("adam_eps", self.adam_eps)) if v is not None}
+
+    def draw_kw(self) -> dict:
+        """draw_masks arguments: the ticket's size and how units are ranked."""
+        return {"head_ratio": self.head_ratio, "ffn_ratio": self.ffn_ratio,
+                **({"magnitude": False} if self.rank == "raw" else {})}
+
+    def search_steps(self, per_epoch: int) -> tuple[int, int]:
+        """(schedule steps, steps run): the official search runs the first epoch of a 3-epoch
+        schedule (`--num_train_epochs 3.0 --max_epochs 1`)."""
+        run = max(1, math.ceil(self.search_epochs * per_epoch))
+        return max(run, math.ceil((self.schedule_epochs or self.search_epochs) * per_epoch)), run
 
 
 @dataclass(frozen=True)
@@ -101,9 +127,16 @@ class PretrainRecipe(Search):
     observe_fraction: float = 0.5
 
 
-GLUE_RECIPE = Recipe()
-# SQuAD (official: search and training at lr 3e-5, 3 epochs): the dense run's rate and epochs
-SQUAD_RECIPE = Recipe(search_lr=None, ticket_lr=None, ticket_epochs=None, ticket_warmup=0.1)
+# The official recipes (notes/official-code.md): GLUE launch_earlybert_glue.sh (search lr 2e-5 in a
+# 3-epoch schedule stopped after one epoch; ticket 4e-5, 2 epochs) and the repository's own
+# trainer's defaults (no warm-up, no weight decay, eps 1e-8); SQuAD launch_earlybert_squad.sh
+# (search 3e-5 in its 2-epoch schedule; ticket 3e-5, 3 epochs, no warm-up). Both rank raw c.
+OFFICIAL = {"search_warmup": 0.0, "weight_decay": 0.0, "adam_eps": 1e-8, "rank": "raw"}
+GLUE_RECIPE = Recipe(schedule_epochs=3.0, **OFFICIAL)
+SQUAD_RECIPE = Recipe(search_lr=3e-5, schedule_epochs=2.0, ticket_lr=3e-5, ticket_epochs=3.0, **OFFICIAL)
+# what the study ran before it followed the official code (kept as a sensitivity row)
+EARLIER_GLUE_RECIPE = Recipe()
+EARLIER_SQUAD_RECIPE = Recipe(search_lr=None, ticket_lr=None, ticket_epochs=None, ticket_warmup=0.1)
 
 
 RECIPES = {"recipe": GLUE_RECIPE, "pretrain_recipe": PretrainRecipe()}  # the notebooks' override parameters
@@ -184,6 +217,19 @@ class Setting:
             return finetune_squad(model, self.P, seed, tokenizer=tokenizer, data=data, progress=False, **kw)
         return finetune_glue(model, self.task, self.P, seed, tokenizer=tokenizer, data=data, progress=False, **kw)
 
+    def evaluate(self, model, data) -> dict:
+        """The dev metrics of `model` as it stands (the training loop's own evaluation)."""
+        from .tasks import glue_eval_fn, squad_eval_fn
+        _, dev, collate = data
+        fn = squad_eval_fn(dev, collate) if self.squad else glue_eval_fn(self.task, dev, collate)
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return fn(model)
+        finally:
+            model.train(was)
+
     def flops_per_step(self, config) -> float:
         return flops_per_step(config, self.seq_len, self.P.finetune_batch)
 
@@ -233,7 +279,7 @@ def dense_unit(study: Study, s: Setting, seed: int, tokenizer, needs=()) -> dict
 
 
 def search_unit(study: Study, s: Setting, seed: int, tokenizer, R: Recipe = GLUE_RECIPE, *, stop: str | None = None,
-                needs=()) -> dict | None:
+                needs=(), label: str | None = None) -> dict | None:
     """The searching stage. stop=None: the whole search (at most R.search_epochs), so that every
     ticket can be drawn from it; "detector" / "fixed": end it at that ticket (cheaper, one ticket).
     Record: per ticket its draw step, the search seconds up to it, the fraction of the epoch and its
@@ -247,23 +293,30 @@ def search_unit(study: Study, s: Setting, seed: int, tokenizer, R: Recipe = GLUE
         model = s.model(seed, slimming=True)
         start = snapshot(model)  # the rewind point
         per_epoch = steps_for(len(train_ex), s.P.finetune_batch, 1.0)
-        steps = max(1, math.ceil(R.search_epochs * per_epoch))
-        steps, fixed, hook = search_plan(per_epoch, stop, R.search_epochs, R.fixed_fraction, **R.slimming_kw(steps))
-        r = s.finetune(model, seed, (train_ex, dev, collate), tokenizer, steps=steps, lr=R.search_lr or s.config()["lr"],
-                       hooks=[hook], log_every=1, **u.train_kwargs())["result"]
+        schedule, steps = R.search_steps(per_epoch)
+        steps, fixed, hook = search_plan(per_epoch, stop, R.search_epochs, R.fixed_fraction,
+                                         **{**R.slimming_kw(steps), **R.draw_kw()})
+        schedule = max(schedule, steps)  # a clipped profile caps both alike
+        kw = {"warmup": R.search_warmup} if R.search_warmup is not None else {}
+        if schedule > steps:  # the run is the first `steps` of the longer schedule
+            kw["stop_at"] = min(steps, s.P.max_steps or steps)
+        r = s.finetune(model, seed, (train_ex, dev, collate), tokenizer, steps=schedule, lr=R.search_lr or s.config()["lr"],
+                       hooks=[hook], log_every=1, **kw, **R.optimizer_kw(), **u.train_kwargs())["result"]
         folder = u.cache / "search"
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(start, folder / "rewind.pt")
         torch.save(hook.state_dict(), folder / "trajectory.pt")
+        heads, ffn = hook.coefficients_at(len(hook.steps) - 1)  # the official draw ranks raw c: count c < 0
+        negative = {"heads": int(sum((c < 0).sum() for c in heads)), "ffn": int(sum((c < 0).sum() for c in ffn))}
         at = {"detector": hook.found_step or r.steps, "fixed": min(fixed, r.steps), "end": r.steps}
         covered = ("detector", "fixed", "end") if stop is None else (stop,)
         return {"metrics": {"steps": r.steps, "found": hook.found_step is not None}, "times": r.times,
                 "status": _status(r), "steps_per_epoch": per_epoch, "max_steps": steps,
                 "tickets": ticket_draws(hook, r, {k: at[k] for k in covered}, per_epoch),
                 "fired": hook.fired_steps(), "draws": hook.draws, "draw_every": hook.draw_every,
-                "units": _units(hook), "loadavg": _loadavg()}
-    return study.unit(task=s.task, method="search", seed=seed, config=config, run=run, needs=needs, artifact="search",
-                      notebook=s.notebook, like=s.like_dense(R.search_epochs))
+                "units": _units(hook), "negative_coefficients": negative, "loadavg": _loadavg()}
+    return study.unit(task=s.task, method=f"search@{label}" if label else "search", seed=seed, config=config, run=run,
+                      needs=needs, artifact="search", notebook=s.notebook, like=s.like_dense(R.search_epochs))
 
 
 def ticket_draws(hook: Slimming, r, at: dict, reference: int) -> dict:
@@ -310,39 +363,54 @@ def ticket_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | N
     ticket "random": as many heads / neurons per layer as the `like` ticket, at random positions,
     charged no search. Record: metrics, times {search, draw, train}, steps, FLOPs per step and
     parameters of the ticket and of the dense model, heads and neurons kept per layer."""
-    if ticket not in TICKETS:
-        raise ValueError(f"ticket must be one of {TICKETS}, got {ticket!r}")
-    source = like if ticket == "random" else ticket
+    if ticket not in (*TICKETS, "full"):
+        raise ValueError(f"ticket must be one of {(*TICKETS, 'full')}, got {ticket!r}")
+    source = like if ticket in ("random", "full") else ticket
     ok = search if search is not None and search["status"] == "ok" else None
     config = {"kind": "earlybert_ticket", **s.config(), "search": search["unit"] if search else "waiting",
               "ticket": ticket, "like": like if ticket == "random" else None,
-              "train": {"lr": R.ticket_lr, "epochs": R.ticket_epochs, "warmup": R.ticket_warmup}}
+              "train": {"lr": R.ticket_lr, "epochs": R.ticket_epochs, "warmup": R.ticket_warmup, **R.optimizer_kw()},
+              "draw": R.draw_kw() if R.rank else None}
 
     def run(u):
         folder = study.cache_dir(search["unit"]) / "search"
         data = s.data(tokenizer, seed)
         model = s.model(seed, slimming=True)
         model.load_state_dict(torch.load(folder / "rewind.pt"))
-        hook = trajectory(study, search, {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio})
+        hook = trajectory(study, search, R.draw_kw())
         drawn = search["tickets"][source]
         t0 = time.perf_counter()
-        pruned, masks = draw_ticket(model, hook, drawn["step"], seed if ticket == "random" else None)
+        if ticket == "full":  # the control: every unit kept, through the same rewind -> prune -> train path
+            pruned, masks = prune(model, *full_masks(model)), full_masks(model)
+        else:
+            pruned, masks = draw_ticket(model, hook, drawn["step"], seed if ticket == "random" else None)
         t_draw = time.perf_counter() - t0
         coefs = sum(c.numel() for cs in model.coefficients() for c in cs)
         dense = {"params": model.num_params() - coefs, "flops_per_step": s.flops_per_step(model.config)}
         del model
+        before = s.evaluate(pruned, data)  # what pruning alone costs, before any retraining
         out = s.finetune(pruned, seed, data, tokenizer, lr=R.ticket_lr or s.config()["lr"],
-                         epochs=R.ticket_epochs or s.config()["epochs"], warmup=R.ticket_warmup, **u.train_kwargs())
+                         epochs=R.ticket_epochs or s.config()["epochs"], warmup=R.ticket_warmup, **R.optimizer_kw(),
+                         **u.train_kwargs())
         r = out["result"]
-        charged = (0, 0.0) if ticket == "random" else (drawn["step"], drawn["seconds"])
-        return {"metrics": out["metrics"] | {"train_loss": r.history[-1]["loss"]}, "status": _status(r),
+        charged = (0, 0.0) if ticket in ("random", "full") else (drawn["step"], drawn["seconds"])
+        return {"metrics": out["metrics"] | {"train_loss": r.history[-1]["loss"]} | {f"pruned_{k}": v for k, v in before.items()},
+                "status": _status(r),
                 "times": {**r.times, "search": charged[1], "draw": t_draw, "train": train_seconds(r)},
                 "steps": {"search": charged[0], "train": r.steps}, "draw_step": drawn["step"],
                 "found": drawn["found"], "draw_fraction": drawn["fraction"], "params": pruned.num_params(),
                 "flops_per_step": s.flops_per_step(pruned.config), "dense": dense, **kept_counts(masks),
                 "history": r.history, "n_train": out["n_train"], "n_eval": out["n_eval"], "loadavg": _loadavg()}
-    return study.unit(task=s.task, method=ticket, seed=seed, config=config, run=run, needs=[ok, *needs],
+    method = f"{ticket}@{R.ticket_label}" if R.ticket_label else ticket
+    return study.unit(task=s.task, method=method, seed=seed, config=config, run=run, needs=[ok, *needs],
                       notebook=s.notebook, like=s.like_dense(config["train"]["epochs"], nominal_cost(R)))
+
+
+def full_masks(model: Bert) -> tuple:
+    """Keep-masks that keep every head and FFN neuron (the full-ticket control)."""
+    c = model.config
+    return ([torch.ones(n, dtype=torch.bool) for n in c.heads_per_layer],
+            [torch.ones(n, dtype=torch.bool) for n in c.ffn_per_layer])
 
 
 def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict | None, R: Recipe = GLUE_RECIPE,
@@ -369,10 +437,10 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
         train_ex, _, collate = s.data(tokenizer, seed, eval_limit=SEARCH_EVAL)
         rewound = s.model(seed, slimming=True)
         rewound.load_state_dict(torch.load(study.cache_dir(search["unit"]) / "search" / "rewind.pt"))
-        drawn = trajectory(study, search, {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio})
+        drawn = trajectory(study, search, R.draw_kw())
         per_epoch = steps_for(len(train_ex), s.P.finetune_batch, 1.0)  # the search's own hook, as search_unit builds it
         n = max(1, math.ceil(R.search_epochs * per_epoch))
-        _, _, hook = search_plan(per_epoch, None, R.search_epochs, R.fixed_fraction, **R.slimming_kw(n))
+        _, _, hook = search_plan(per_epoch, None, R.search_epochs, R.fixed_fraction, **{**R.slimming_kw(n), **R.draw_kw()})
         models = {"dense": (s.model(seed), ()), "search": (s.model(seed, slimming=True), (hook,)),
                   **{t: (draw_ticket(rewound, drawn, d["step"])[0], ()) for t, d in search["tickets"].items()}}
         del rewound
@@ -479,6 +547,51 @@ def comparison_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, 
     search = search_unit(study, s, seed, tokenizer, R, stop=stop, needs=needs)
     rows += [ticket_unit(study, s, seed, tokenizer, search, t, R, like=draw, needs=needs) for t in tickets]
     return rows + [search, step_times_unit(study, s, seed, tokenizer, search, R, needs=needs, tickets=tickets)]
+
+
+# the controls that tell a pipeline defect from a finding (control_units), and the ticket sizes of
+# the trend (size_units): (head_ratio, ffn_ratio); the paper's is the middle one
+CONTROLS = ("full@dense recipe", "full", "detector@dense recipe", "detector@lr 1e-4", "search@null")
+SIZES = ((1 / 6, 0.2), (1 / 3, 0.4), (1 / 2, 0.6))
+
+
+def dense_recipe(R: Recipe) -> Recipe:
+    """R's tickets trained as the dense baseline is (its lr, epochs, 10% warm-up, weight decay
+    0.01, eps 1e-6), to tell "the ticket cannot learn" from "the ticket was trained otherwise"."""
+    return replace(R, ticket_lr=None, ticket_epochs=None, ticket_warmup=0.1, weight_decay=None, adam_eps=None,
+                   ticket_label="dense recipe")
+
+
+def control_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, search: dict | None,
+                  needs=()) -> list[dict | None]:
+    """A task and seed's controls on `search` (its whole search under R):
+    - "full@dense recipe" / "full": every head and neuron kept, through the same rewind -> prune ->
+      train path, on dense's recipe (must match dense within seed noise) and on the ticket's;
+    - "detector@dense recipe", "detector@lr 1e-4": the detector ticket on dense's recipe and at a
+      higher rate (every ticket also records its score right after pruning, `pruned_<metric>`);
+    - "search@null": the search with lambda = 0 (no L1 term): does the detector still fire?"""
+    D = dense_recipe(R)
+    return [ticket_unit(study, s, seed, tokenizer, search, "full", D, needs=needs),
+            ticket_unit(study, s, seed, tokenizer, search, "full", R, needs=needs),
+            ticket_unit(study, s, seed, tokenizer, search, "detector", D, needs=needs),
+            ticket_unit(study, s, seed, tokenizer, search, "detector", replace(R, ticket_lr=1e-4, ticket_label="lr 1e-4"),
+                        needs=needs),
+            search_unit(study, s, seed, tokenizer, replace(R, lambda_head=0.0, lambda_ffn=0.0), needs=needs, label="null")]
+
+
+def size_label(head_ratio: float, ffn_ratio: float) -> str:
+    return f"heads {head_ratio:.2f}, ffn {ffn_ratio:.2f}"
+
+
+def size_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, head_ratio: float, ffn_ratio: float,
+               draw: str = "detector", needs=()) -> list[dict | None]:
+    """One point of the trend over ticket size: a search that prunes `head_ratio` of the heads and
+    `ffn_ratio` of the neurons (its detector draws tickets of that size), its `draw` ticket and a
+    random ticket of the same per-layer sizes, methods "<ticket>@heads h, ffn f"."""
+    label = size_label(head_ratio, ffn_ratio)
+    Q = replace(R, head_ratio=head_ratio, ffn_ratio=ffn_ratio, ticket_label=label)
+    search = search_unit(study, s, seed, tokenizer, Q, stop=draw, needs=needs, label=label)
+    return [search, *(ticket_unit(study, s, seed, tokenizer, search, t, Q, like=draw, needs=needs) for t in (draw, "random"))]
 
 
 # ----------------------------------------------------------------------------- when tickets emerge

@@ -244,6 +244,21 @@ def _current_v2(key: str, digest: str, root: Path, aliases: dict, seen=()) -> bo
     return False
 
 
+def _names_used(code: dict, root: Path) -> set[str]:
+    """The names a record's functions use, as they read now (where one changed, the record is
+    stale for that function anyway), and their classes' names."""
+    used = set()
+    for key in code:
+        if "::" in key and not key.endswith("::<module>"):
+            rel, name = key.split("::", 1)
+            src = source(root / rel)
+            found = src.names.get(name) if src else None
+            if found is None:
+                found = next((s.names[name] for p in Path(root).rglob("*.py") if (s := source(p)) and name in s.names), set())
+            used |= found | {name.split(".")[0]}
+    return used
+
+
 def _label(key: str) -> str:
     rel, name = key.split("::", 1)
     module = rel.removesuffix(".py").replace("/", ".")
@@ -276,7 +291,11 @@ def changed(code: dict | None, root: Path = PACKAGE, table: dict | None = None) 
             src = source(root / rel)
             ok = src is not None and src.v1.get(name) == digest
             if not ok and f"{key}@{digest}" in frozen:
-                ok = all(_current_v2(k, d, root, aliases) for k, d in frozen[f"{key}@{digest}"].items())
+                # scheme 1 digested every declaration of a module; scheme 2 counts those the
+                # record's functions name, and so does this (the functions are checked themselves)
+                named = _names_used(code, root) if name == "<module>" else None
+                ok = all(_current_v2(k, d, root, aliases) for k, d in frozen[f"{key}@{digest}"].items()
+                         if named is None or k.split("::=", 1)[-1] in named)
             elif not ok and name != "<module>":  # a function without imports digests alike in both
                 ok = _current_v2(key, digest, root, aliases)
         if not ok:

@@ -180,6 +180,24 @@ class MLMHead(nn.Module):
         return F.linear(self.ln(F.gelu(self.dense(h))), self.word.weight, self.bias)
 
 
+# From-scratch PreLN as the official PLD code builds it (DeepSpeedExamples bing_bert,
+# nvidia/modelingpreln_layerdrop.py l.816-834, flags l.490-491 and l.527-528): the attention-output
+# and FFN-output projections start at std init_range / sqrt(2 L), "accounting for accumulation on
+# the residual path"; its PostLN model draws every weight from N(0, init_range).
+INITS = ("plain", "scaled")
+
+
+def scale_residual_init(model: "Bert") -> "Bert":
+    """Scale each block's attention-output and FFN-output weights by 1 / sqrt(2 L) in place: the
+    N(0, init_range) draws become N(0, init_range / sqrt(2 L)), the same draws for one seed."""
+    k = 1 / math.sqrt(2 * model.config.layers)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.out.weight.mul_(k)
+            block.ffn.fc2.weight.mul_(k)
+    return model
+
+
 class Bert(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()

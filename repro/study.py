@@ -36,6 +36,7 @@ were taken under; the units that read the artifact name the record they read in 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -217,6 +218,7 @@ class Study:
     _estimates: dict = field(default_factory=dict)
     _gone: dict = field(default_factory=dict)  # key -> (its unit() arguments, entry): recorded, artifact gone
     _redone: dict = field(default_factory=dict)  # key -> the re-run's record, or None (deadline, plan mode)
+    recorded_only: bool = False  # units not recorded are not run, nor planned (reading()): a sensitivity row
 
     def __post_init__(self):
         loaded_source()  # the code as imported, before anything trains
@@ -275,6 +277,8 @@ class Study:
         chash = config_hash(config)
         key = self.key(notebook, task, method, seed, chash)
         ctx = UnitContext(key, self.cache_dir(key), checkpoint_minutes)
+        if self.recorded_only and (_flag("REPRO_FORCE") or key not in self.records()):
+            return None
         entry = {"key": key, "notebook": notebook, "task": task, "method": method, "seed": seed,
                  "config_hash": chash, "state": "missing", "run_id": None, "seconds": None, "estimate": None,
                  "changed": None, "length": _length(config)}
@@ -284,7 +288,7 @@ class Study:
         if rec is not None:
             changed = changed_modules(rec.get("code"))
             gone = artifact is not None and not (ctx.cache / artifact).exists()
-            rerun_stale = changed and _flag("REPRO_RERUN_STALE")
+            rerun_stale = changed and _flag("REPRO_RERUN_STALE") and not self.recorded_only
             if not rerun_stale and not (gone and again):
                 entry.update(state="stale" if changed else "done", run_id=rec["run_id"], changed=changed or None,
                              seconds=(rec.get("times") or {}).get("total"))
@@ -336,6 +340,17 @@ class Study:
         if ctx.cache.exists() and not any(ctx.cache.iterdir()):
             ctx.cache.rmdir()
         return row
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Inside the block, units are only read: a recorded one is returned (and counted), a
+        missing one is neither run nor planned (e.g. the runs of an earlier recipe, kept as a
+        sensitivity row where they exist)."""
+        before, self.recorded_only = self.recorded_only, True
+        try:
+            yield self
+        finally:
+            self.recorded_only = before
 
     def gone(self, rec: dict) -> bool:
         """Whether a record this study reused has lost its artifact (a new machine)."""

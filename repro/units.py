@@ -16,6 +16,7 @@ import torch
 from . import pld
 from .analysis import paired_step_times
 from .data import load_tokenizer
+from .model import INITS, Bert, scale_residual_init
 from .profiles import Profile
 from .study import Probe, Study, probe_steps
 from .tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model
@@ -123,6 +124,23 @@ def _model_config(P: Profile) -> dict:
             "seq_len": P.seq_len, "batch": P.pretrain_batch, "grad_accum": P.grad_accum, "tokenizer": "minilm"}
 
 
+PRELN_INIT = "scaled"  # from-scratch PreLN models: the official PLD code's init (model.scale_residual_init)
+
+
+def init_of(ln: str, preln_init: str = PRELN_INIT) -> str | None:
+    """A from-scratch model's init in its unit's config: "scaled" for PreLN as the official code
+    builds it; None (not hashed: the records made before keep their identity) for plain N(0, 0.02)."""
+    if preln_init not in INITS:
+        raise ValueError(f"preln_init must be one of {INITS}, got {preln_init!r}")
+    return "scaled" if ln == "pre" and preln_init == "scaled" else None
+
+
+def fresh_model(Q: Profile, tok, ln: str, seed: int, init: str | None) -> Bert:
+    """scratch_model with the unit's init (init_of)."""
+    model = scratch_model(Q, tok, ln=ln, seed=seed)
+    return scale_residual_init(model) if init == "scaled" else model
+
+
 def mlm_config(P: Profile, arch: str, lr: float | None, pld_kw: dict, pilot: bool = False) -> dict:
     """What decides an MLM pre-training run's numbers. A pilot is the first pld_pilot_steps of
     the full run's schedule (warm-up, decay and PLD's theta all span pretrain_steps), so it tests
@@ -133,7 +151,8 @@ def mlm_config(P: Profile, arch: str, lr: float | None, pld_kw: dict, pilot: boo
                          f"set pilot_steps below steps")
     every = max(1, (stop or steps) // (5 if pilot else 20))  # 5 (pilot) or 20 validation points
     every -= every % 10 if every >= 10 else 0  # a multiple of the logging interval (10)
-    return {"kind": "mlm", "arch": pld.check_arch(arch), **_model_config(P), "steps": steps, "stop_at": stop,
+    return {"kind": "mlm", "arch": pld.check_arch(arch), **_model_config(P), "init": init_of(pld.ARCHS[arch][0]),
+            "steps": steps, "stop_at": stop,
             "lr": lr, **pld.recipe_schedule(steps), "eval_every": every, "valid_blocks": P.pld_valid_blocks,
             "corpus_chars": P.pld_corpus_chars, "pld": pld_kw if pld.ARCHS[arch][1] else None}
 
@@ -149,7 +168,7 @@ def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *
 
     def run(u):
         data = _corpus(P, data_dir)
-        model = scratch_model(P, load_tokenizer("minilm"), ln=ln, seed=seed)  # the same weights for every arch and rate
+        model = fresh_model(P, load_tokenizer("minilm"), ln, seed, config["init"])  # one seed's draws for every arch and rate
         hooks = [pld.PLD(**pld_kw, seed=seed)] if use_pld else []
         r = pretrain_mlm(model, P, seed, data=data, lr=lr, hooks=hooks, eval_every=config["eval_every"],
                          valid_examples=P.pld_valid_blocks, log_every=min(10, config["eval_every"]), progress=False,
@@ -200,11 +219,12 @@ def pld_timing_unit(study: Study, P: Profile, seed: int, *, pld_kw: dict, data_d
     on one batch (analysis.paired_step_times): the gates of P.pld_timing_pairs steps spread
     evenly over a full run, so theta's whole schedule is represented."""
     pairs = P.pld_timing_pairs
-    config = {"kind": "paired_step_times", **_model_config(P), "steps": P.pretrain_steps, "pld": pld_kw, "pairs": pairs}
+    config = {"kind": "paired_step_times", **_model_config(P), "steps": P.pretrain_steps, "pld": pld_kw, "pairs": pairs,
+              "init": init_of("pre")}
 
     def run(u):
         train_ex, _, collate = _corpus(P, data_dir)
-        model = scratch_model(P, load_tokenizer("minilm"), ln="pre", seed=seed)
+        model = fresh_model(P, load_tokenizer("minilm"), "pre", seed, config["init"])
         hook = pld.PLD(**pld_kw, seed=seed)
         rows = [hook.gates(int(t), 0, P.layers) for t in torch.linspace(0, P.pretrain_steps - 1, pairs)]
         batch = collate(list(train_ex[:P.pretrain_batch]), generator=torch.Generator().manual_seed(seed))
@@ -257,7 +277,7 @@ def pld_comparison(study: Study, P: Profile, seed: int, *, rates: dict | None = 
 
 # -- gradient norms per layer, PostLN vs PreLN (gradient_norms) -------------------------------
 def grad_norm_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str, seed: int, *,
-                   train_steps: int = 0, data_dir=None) -> dict | None:
+                   train_steps: int = 0, data_dir=None, preln_init: str = PRELN_INIT) -> dict | None:
     """Per-layer gradient norms (analysis.layer_grad_norms) of a scratch MLM BERT of
     `layers` x `hidden` (hidden/64 heads, FFN 4 x hidden) on P.grad_batches fixed batches of
     P.grad_batch held-out blocks, at initialisation from `seed`, and after `train_steps` MLM
@@ -269,7 +289,7 @@ def grad_norm_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str, 
 
     heads = max(1, hidden // 64)
     shape = {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": 4 * hidden}
-    config = {"kind": "grad_norms", **shape, "ln": ln, "seq_len": P.seq_len, "batch": P.grad_batch,
+    config = {"kind": "grad_norms", **shape, "ln": ln, "init": init_of(ln, preln_init), "seq_len": P.seq_len, "batch": P.grad_batch,
               "n_batches": P.grad_batches, "train_steps": train_steps, "tokenizer": "minilm",
               **({"lr": P.pretrain_lr, "train_batch": P.pretrain_batch, "corpus_chars": P.pld_corpus_chars}
                  if train_steps else {})}
@@ -296,7 +316,7 @@ def grad_norm_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str, 
                                                   valid_chars=P.seq_len * 8 * n_blocks)
         batches = [collate(list(valid_ex[i * n:(i + 1) * n]), generator=torch.Generator().manual_seed(i))
                    for i in range(P.grad_batches)]
-        model = scratch_model(Q, tok, ln=ln, seed=seed)
+        model = fresh_model(Q, tok, ln, seed, config["init"])
         stages = {"init": measure(model, batches, io=bool(train_steps))}
         times = {"eval": 0.0}
         if train_steps:
@@ -342,14 +362,14 @@ def pld_schedule_unit(study: Study, P: Profile, variant: str, seed: int, *, thet
     chars = steps * batch_size * P.grad_accum * P.seq_len * CHARS_PER_TOKEN  # one epoch of what the run reads
     config = {"kind": "pld_schedule", **shape, "seq_len": P.seq_len, "batch": batch_size, "grad_accum": P.grad_accum,
               "steps": steps, "lr": P.pretrain_lr, "theta_bar": theta_bar, "gamma": gamma, "variant": variant,
-              "pairs": pairs, "tokenizer": "minilm", "corpus_chars": chars}
+              "pairs": pairs, "tokenizer": "minilm", "corpus_chars": chars, "init": init_of("pre")}
 
     def run(u):
         t0 = time.perf_counter()
         Q = replace(P, **shape, pretrain_batch=batch_size)
         tok = load_tokenizer("minilm")
         train_ex, valid_ex, collate = corpus_data(Q, tok, data_dir, max_chars=chars, valid_chars=64 * P.seq_len * CHARS_PER_TOKEN)
-        model = scratch_model(Q, tok, ln="pre", seed=seed)
+        model = fresh_model(Q, tok, "pre", seed, config["init"])
         hook = pld.PLD(theta_bar, gamma, variant, seed=seed)
         try:
             r = pretrain_mlm(model, Q, seed, data=(train_ex, valid_ex, collate), steps=steps, hooks=[hook], eval_every=0,
