@@ -385,7 +385,26 @@ def _stale_reason(out: Path, request: dict) -> str | None:
         return f"{', '.join(changed)} changed"
     if summary.get("stale") and os.environ.get("REPRO_RERUN_STALE"):
         return f"{summary['stale']} stale run(s) ({', '.join(summary.get('stale_modules', []))} changed)"
+    stale = _stale_since(out, summary)
+    if stale:  # the code its units ran changed since: its units may now be others (a new config)
+        return f"code changed since it ran: {len(stale)} of its run(s) stale ({', '.join(sorted(set(stale))[:4])})"
     return None
+
+
+def _stale_since(out: Path, summary: dict) -> list[str]:
+    """What changed in the code of the runs a notebook's summary used, beyond what was already
+    stale when it ran (one name per changed function or declaration and run)."""
+    from .fingerprint import changed
+    from .results import load_runs_raw
+
+    ids = set(summary.get("run_ids") or [])
+    if not ids:
+        return []
+    profile_dir = out.parent
+    rows = [r for r in load_runs_raw(profile_dir.name, root=profile_dir.parent) if r.get("run_id") in ids]
+    stale = [c for r in rows for c in (changed(r.get("code")) or [])]
+    n_stale = sum(1 for r in rows if changed(r.get("code")))
+    return stale if n_stale > (summary.get("stale") or 0) else []
 
 
 def _failure_message(name: str, err, params_index: int, ipynb: Path) -> str:
