@@ -83,6 +83,10 @@ class Profile:
     grad_batch: int = 8
     grad_trained: tuple[int, int] | None = None
     grad_train_steps: int = 300
+    # gradients along training (repro.gradients): the grad_trained shape measured at init and at
+    # these steps of MLM training, grad_curve_seeds seeds per arm (the plain-init PreLN: one)
+    grad_curve_steps: tuple[int, ...] = (25, 50, 100, 300)
+    grad_curve_seeds: int = 3
     # pld_schedule: PLD's time saving at the paper's depth. Per keep-probability variant, one
     # PreLN run of schedule_shape (layers, hidden) on schedule_batch sequences of seq_len for
     # schedule_steps steps, then schedule_pairs dense / PLD step pairs timed with the run's gates
@@ -131,6 +135,7 @@ PROFILES: dict[str, Profile] = {
         pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
         grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
+        grad_curve_steps=(2, 4), grad_curve_seeds=2,
         schedule_shape=(4, 64), schedule_batch=8, schedule_steps=20, schedule_pairs=4,
         eb_pretrain_steps=8, eb_timing_rounds=2, squad_seq_len=128, squad_stride=64, squad_epochs=1.0, squad_train_questions=16,
         squad_eval_questions=16,
@@ -174,6 +179,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2), glue_tasks=("CoLA", "SST-2", "MRPC", "RTE", "STS-B"),
         pld_steps=10_000, pld_pilot_steps=1000, pld_lrs=(1e-4, 2e-4, 5e-4, 1e-3, 2e-3),
         grad_shapes=((12, 768), (24, 768), (24, 1024)), grad_trained=(12, 768), grad_train_steps=300,
+        grad_curve_steps=(25, 50, 100, 300, 1000),
         schedule_shape=(12, 768), schedule_batch=128, schedule_steps=300, schedule_pairs=30,
         eb_pretrain_steps=4000, squad_lr=3e-5,
     ),
