@@ -98,8 +98,10 @@ def test_scheme_1_records_survive_a_move_through_the_frozen_table_and_only_throu
                                   .replace("LR = 0.1\n", "").split("\n\ndef step")[0] + "\n")
     assert sorted(F.changed(old, pkg, {"frozen": {}, "aliases": {}})) == ["train declarations", "train.step"]
     assert F.changed(old, pkg, frozen) == []
-    (pkg / "train.py").write_text((pkg / "train.py").read_text().replace("lr: float = LR", "lr: float = 3.0"))
-    assert F.changed(old, pkg, frozen) == ["train declarations"]  # a declaration it froze changed
+    (pkg / "train.py").write_text((pkg / "train.py").read_text() + "\nUNUSED = 1\n")
+    assert F.changed(old, pkg, frozen) == []  # a declaration `step` does not name
+    (pkg / "loop.py").write_text((pkg / "loop.py").read_text().replace("LR = 0.1", "LR = 0.3"))
+    assert F.changed(old, pkg, frozen) == ["train declarations"]  # a declaration it names changed
 
 
 def test_an_alias_carries_a_rename_or_a_body_change_that_keeps_the_numbers(tmp_path):
