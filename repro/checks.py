@@ -87,6 +87,9 @@ def check_parameter(key: str, value):
         _sequence(key, value, lambda x: x in TICKETS, f"EarlyBERT tickets ({', '.join(TICKETS)})")
     elif key in ("recipe", "pretrain_recipe"):  # EarlyBERT's recipe overrides: each field by its rule
         from .earlybert_runs import RECIPES, recipe
+        for field, v in (value if isinstance(value, dict) else {}).items():
+            if field != "draw_every":
+                check_parameter(field, v)
         recipe(RECIPES[key], value)
     elif key == "methods":
         _sequence(key, value, lambda x: isinstance(x, str) and x.strip(), "method names")

@@ -143,10 +143,8 @@ RECIPES = {"recipe": GLUE_RECIPE, "pretrain_recipe": PretrainRecipe()}  # the no
 
 
 def recipe(base, overrides: dict | None):
-    """`base` with a notebook's overrides, each checked by its rule in repro.checks (draw_every:
-    a fraction of the search); an unknown name is one clear error listing the fields."""
-    from .checks import check_parameter
-
+    """`base` with a notebook's overrides (repro.checks checks each value by its rule first); an
+    unknown name is one clear error listing the fields; draw_every is a fraction of the search."""
     overrides = overrides or {}
     if not isinstance(overrides, dict):
         raise ValueError(f"expected a dict of recipe fields, e.g. {{'epsilon': 0.05}}, got {overrides!r}")
@@ -155,9 +153,7 @@ def recipe(base, overrides: dict | None):
     if bad:
         raise ValueError(f"unknown recipe field(s) {bad}: valid fields are {', '.join(sorted(names))}")
     for key, value in overrides.items():
-        if key != "draw_every":
-            check_parameter(key, value)
-        elif not (isinstance(value, (int, float)) and 0 < value <= 1):
+        if key == "draw_every" and not (isinstance(value, (int, float)) and 0 < value <= 1):
             raise ValueError(f"draw_every (a fraction of the search between draws) must be in (0, 1], got {value!r}")
     return replace(base, **overrides)
 

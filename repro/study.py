@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .control import Probe, TimeUp, _flag, deadline, plan_mode, probe_steps, time_left  # noqa: F401
 from .fingerprint import changed as changed_modules, code_digest, code_fingerprint, loaded_source, traced_calls
 from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
 
@@ -60,18 +61,6 @@ def differs(old: dict, new: dict) -> dict:
     same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
     return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
             if not timed(k) and not same(old.get(k), new.get(k))}
-
-
-class TimeUp(Exception):
-    """The study's deadline passed inside a unit; its training loop saved a checkpoint to resume."""
-
-
-class Probe(Exception):
-    """Plan mode: the training loop timed a few steps and stopped (seconds per step, steps)."""
-
-    def __init__(self, seconds_per_step: float, steps: int):
-        super().__init__(f"{seconds_per_step:.3f}s/step x {steps}")
-        self.seconds_per_step, self.steps = seconds_per_step, steps
 
 
 # ----------------------------------------------------------------------------- settings
@@ -93,29 +82,6 @@ def check_cache_writable(path: Path | None = None) -> Path:
         raise PermissionError(f"the cache folder {path} is not writable ({e.strerror}): set REPRO_CACHE_DIR "
                               f"to a writable folder outside the git tree") from None
     return path
-
-
-def deadline() -> float:
-    text = os.environ.get("REPRO_DEADLINE")
-    return float(text) if text else math.inf
-
-
-def time_left() -> float:
-    return deadline() - time.time()
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
-
-
-def plan_mode() -> bool:
-    """The runner only wants the units and their estimates (`repro plan`): nothing trains."""
-    return _flag("REPRO_PLAN")
-
-
-def probe_steps() -> int:
-    """Plan mode: how many timed steps a training loop runs (after one untimed) to estimate a unit."""
-    return int(os.environ.get("REPRO_PROBE_STEPS", "0") or 0)
 
 
 # ----------------------------------------------------------------------------- code staleness

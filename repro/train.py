@@ -40,7 +40,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from .study import Probe, TimeUp, deadline, probe_steps
+from .control import Probe, TimeUp, deadline, probe_steps
 
 
 @dataclass
