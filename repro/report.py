@@ -2,10 +2,14 @@
 
 Inputs, per notebook, under <results>/<profile>/<notebook>/: summary.json, the CSV tables, and the
 run records of that notebook's latest execution (run.json names it). Each claim has a rule, stated
-in its row, that turns our number into one of VERDICTS. The papers give point claims without a
-tolerance, so the thresholds are ours: "reproduced" allows 20% less than the claimed effect (or a
-stated number of points for "comparable accuracy"). A claim whose notebook has not run at this
-profile is "not measured", and the row says which notebook to run.
+in its row, that turns our numbers into one of VERDICTS. The papers give point claims without a
+tolerance, so the thresholds are ours: "reproduced" allows 20% less than the claimed effect, and
+"comparable accuracy" is an equivalence test at a stated margin (repro.stats). A claim whose
+notebook has not run at this profile is "not measured", and the row says which notebook to run.
+
+The rules live in repro.rules with their history: a claim is judged by the version in force before
+the earliest record its verdict rests on, and where a rule changed after data of its notebooks were
+first recorded, the verdict under each version is shown beside it (`verdicts_by_version`).
 
 The `smoke` profile gives no verdicts: its tiny models and few steps check that the pipeline runs,
 they measure nothing, so every claim's verdict there is SMOKE_VERDICT. The rules still run: what
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,8 +29,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from . import rules, stats
 from .floors import LEARNED_RULE, baseline_learned, blind_floor, zero_shot_floor
 from .metrics import main_metric
+from .rules import COUNTED_METRIC, grade, task_tests, task_verdict
 from .results import fewer_flops, format_pm, from_jsonable, load_runs, load_runs_raw, mean_hw, read_json, results_root, saving
 
 RULE_VERDICTS = ("reproduced", "partly", "not reproduced", "not measured")  # what a rule may say
@@ -52,9 +59,28 @@ class Store:
         return self.root / self.profile / notebook
 
     @functools.cached_property
+    def records(self) -> list[dict]:
+        """The profile's run records as stored, read once per report."""
+        return load_runs_raw(self.profile, root=self.root)
+
+    @functools.cached_property
     def codes(self) -> dict:
-        """run id -> the code fingerprint of its record, read once per report."""
-        return {r["run_id"]: r.get("code") for r in load_runs_raw(self.profile, root=self.root)}
+        """run id -> the code fingerprint of its record."""
+        return {r["run_id"]: r.get("code") for r in self.records}
+
+    def judged_from(self, notebooks) -> str | None:
+        """The earliest timestamp of the records the notebooks' outputs were made from (their
+        summaries' run_ids); None when no such record is known."""
+        stamps = {r["run_id"]: r.get("timestamp") for r in self.records}
+        found = [stamps[i] for nb in notebooks if (self.dir(nb) / "summary.json").exists()
+                 for i in self.summary(nb).get("run_ids", []) if stamps.get(i)]
+        return min(found, key=rules.parse_time) if found else None
+
+    def first_recorded(self, notebooks) -> str | None:
+        """The earliest record any of the notebooks wrote at this profile (any execution, also
+        ones whose outputs were since remade): when data of the claim were first seen."""
+        found = [r["timestamp"] for r in self.records if r.get("notebook") in notebooks and r.get("timestamp")]
+        return min(found, key=rules.parse_time) if found else None
 
     def finished(self, notebook: str) -> Path:
         """The notebook's output folder, or Missing when it holds no finished run."""
@@ -118,19 +144,20 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def grade(full: bool, part: bool) -> str:
-    return "reproduced" if full else "partly" if part else "not reproduced"
-
-
 @dataclass(frozen=True)
 class Claim:
     name: str
     claim: str
     paper: str  # the paper's number, or why there is none
-    rule: str
     notebooks: tuple[str, ...]
     figure: tuple[str, str] | None  # (notebook, figure name) that shows it
-    measure: Callable[[Store], dict]  # -> {"ours", "n", "scale", "verdict"}
+    # -> {"ours", "n", "scale", "facts" (what the rules judge), or "verdict" where no rule can judge}
+    measure: Callable[[Store], dict]
+
+    @property
+    def rule(self) -> str:
+        """The latest version of the claim's rule (repro.rules)."""
+        return rules.RULES[self.name][-1].text
 
 
 # ----------------------------------------------------------------------------- PLD
@@ -172,16 +199,16 @@ def _gradient_norms(s: Store) -> dict:
     shallow = "; ".join(f"{sh}: {text(sh, 'init')}" for L, sh in shapes if L < 12)
     trained = sorted({(r.shape, r.stage) for r in st[st["stage"] != "init"].itertuples()})
     after = "; ".join(f"{sh} {stage} (1 seed): {text(sh, stage)}" for sh, stage in trained)
-    if not deep:
-        return {"ours": f"only shallow models measured ({shallow})", "n": "", "scale": "", "verdict": "not measured"}
-    per = [shows(sh, "init", m) for sh in deep for m in ("param", "input")]
     after_shows = any(shows(sh, stage, m) for sh, stage in trained for m in ("param", "input"))
+    facts = {"deep": bool(deep), "per": [shows(sh, "init", m) for sh in deep for m in ("param", "input")],
+             "trained_shows": after_shows, "trained_per": [shows(*trained[0], m) for m in ("input", "param")] if trained else []}
+    if not deep:
+        return {"ours": f"only shallow models measured ({shallow})", "n": "", "scale": "", "facts": facts}
     ours = "bottom/top ratio at init: " + "; ".join(f"{sh}: {text(sh, 'init')}" for sh in deep)
     return {"ours": ours + (f" (shallower: {shallow})" if shallow else "") + (f"; after training: {after}" if after else ""),
             "n": f"{int(init['n'].max())} seeds", "value": cell.get((deep[0], "init", "PostLN", "input"), nan)[0],
             "hw": cell.get((deep[0], "init", "PostLN", "input"), nan)[1], "unit": "PostLN bottom/top",
-            "scale": f"from scratch, {', '.join(deep)} (layers x width), at initialisation",
-            "verdict": grade(all(per), any(per) or after_shows)}
+            "scale": f"from scratch, {', '.join(deep)} (layers x width), at initialisation", "facts": facts}
 
 
 def pm_ratio(mean: float, hw: float) -> str:
@@ -223,7 +250,7 @@ def _pld_time(s: Store) -> dict:
         raise Missing("run the pld_schedule notebook (or pld_pretraining)")
     saved, hw, scale, n, source = primary
     return {"ours": "; ".join(parts), "n": n, "value": saved, "hw": hw, "unit": "% time saved",
-            "scale": f"{scale}, theta_bar 0.5", "verdict": grade(saved >= 0.8 * 24, saved >= 10),
+            "scale": f"{scale}, theta_bar 0.5", "facts": {"saving": saved},
             "used": (source,)}  # the verdict's notebook: the other's number, shown beside, does not hold it back
 
 
@@ -261,26 +288,26 @@ def _pld_speedup_rule(p: dict) -> dict:
     scale = (f"{p['layers']} layers × {p['hidden']}, {p['steps']} MLM steps of {p['batch']} × {p['seq_len']} tokens; "
              "target: the PostLN baseline's final validation loss"
              + (f" {target:.3f}" if target else "") + (f", unigram plateau {unigram:.3f}" if unigram else ""))
+    row, base = runs.get("preln_pld_best") or {}, runs.get(p["baseline"], {})
+    facts = {"target": target is not None, "status": row.get("status", "not run"),
+             "speed": _num(row.get("speedup_paired")) or _num(row.get("speedup_time")),
+             "speed_time": _num(row.get("speedup_time")), "context": None in (target, unigram) or uses_context(target, unigram)}
     if target is None:
         return {"ours": "the PostLN baseline has no final loss (not run, or diverged)", "n": "1 seed", "scale": scale,
-                "verdict": "not measured"}
-    row, base = runs.get("preln_pld_best") or {}, runs.get(p["baseline"], {})
+                "facts": facts}
     same = (runs.get("preln_pld") or {}).get("lr") == row.get("lr")  # PLD's best rate is the baseline's: one run
     others = "" if same else f"; PLD at the baseline's rate: {speedup_text(runs.get('preln_pld'))}"
     if row.get("status") != "ok":
-        status = row.get("status", "not run")
-        return {"ours": f"PLD at its best pilot rate: {status}{others}", "n": "1 seed", "scale": scale,
-                "verdict": "not reproduced" if status == "diverged" else "not measured"}
-    speed = _num(row.get("speedup_paired")) or _num(row.get("speedup_time"))
+        return {"ours": f"PLD at its best pilot rate: {facts['status']}{others}", "n": "1 seed", "scale": scale,
+                "facts": facts}
     ours = f"PLD at lr {row['lr']:g} vs PostLN at lr {base.get('lr', float('nan')):g}: {speedup_text(row)}{others}"
-    if not uses_context(target, unigram) and unigram is not None:
+    if not facts["context"]:
         return {"ours": f"{ours}: the baseline ended only {unigram - target:.2f} nats below the unigram plateau (the rule "
                         f"needs {LEARNED_NATS:g}): it has learned little beyond token frequencies, and its final loss lies "
                         "where its curve is nearly flat, so steps to that loss say nothing. It would take a baseline "
                         f">= {LEARNED_NATS:g} nat below: many times these tokens, or a wider model (the gpu profile's "
-                        "12 x 768, 10k steps of 128 x 128 tokens)", "n": "1 seed", "scale": scale, "verdict": "not measured"}
-    return {"ours": ours, "n": "1 seed", "scale": scale, "value": speed, "unit": "x faster",
-            "verdict": "not reproduced" if speed is None else grade(speed >= 0.8 * 2.5, speed >= 1.2)}
+                        "12 x 768, 10k steps of 128 x 128 tokens)", "n": "1 seed", "scale": scale, "facts": facts}
+    return {"ours": ours, "n": "1 seed", "scale": scale, "value": facts["speed"], "unit": "x faster", "facts": facts}
 
 
 def _pld_glue(s: Store) -> dict:
@@ -300,17 +327,32 @@ def _pld_glue(s: Store) -> dict:
     learned, floor_text = _learned_tasks({t: [v for (tt, mm, _), v in score.items() if tt == t and mm == base]
                                           for t in all_tasks}, zero_shot=(summ.get("zero_shot") or {}).get(base))
     tasks = learned or all_tasks
-    deltas = [np.mean([score[t, method, seed] - score[t, base, seed] for t in tasks])
-              for seed in summ["seeds"] if all((t, mm, seed) in score for t in tasks for mm in (method, base))]
-    d, hw, n = mean_hw(deltas)
+
+    def deltas(over):  # per seed, PLD − baseline averaged over the tasks
+        return [np.mean([score[t, method, seed] - score[t, base, seed] for t in over])
+                for seed in summ["seeds"] if all((t, mm, seed) in score for t in over for mm in (method, base))]
+    d, hw, n = mean_hw(deltas(tasks))
+    facts = {"deltas": {"all": deltas(all_tasks), "learned": deltas(tasks)}, "learned": bool(learned),
+             "blind5": _clears_blind_average({t: [v for (tt, mm, _), v in score.items() if tt == t and mm == base]
+                                              for t in all_tasks})}
     ours = (f"{method} − {base}: {pm(d, hw, ' points')} (average over {', '.join(tasks)}; "
             f"{base} against the floors: {floor_text})"
             + ("" if learned or not any(m == base for _, m, _ in score)  # no baseline run yet: nothing to say
                else ": the baseline learned nothing at this scale, so the difference says nothing"
                + _pretraining_size(summ.get("pretraining"))))
     return {"ours": ours, "n": f"{count(len(tasks), 'task')} × {count(n, 'seed')}", "value": d, "hw": hw, "unit": "points vs baseline",
-            "scale": f"fine-tuning the pre-trained models on {', '.join(all_tasks)}",
-            "verdict": grade(d >= -1, d >= -3 or (math.isfinite(hw) and d + hw >= -1)) if learned else "not measured"}
+            "scale": f"fine-tuning the pre-trained models on {', '.join(all_tasks)}", "facts": facts}
+
+
+def _clears_blind_average(scores: dict, max_eval=None) -> bool:
+    """The floor of the rules set on 2026-11-25 (pld_glue, earlybert_glue v2): the baseline's
+    average over all tasks >= the input-blind average + 5 (True without local GLUE data)."""
+    values = [v for vs in scores.values() for v in vs]
+    try:
+        blind = np.mean([blind_floor(t, max_eval_examples=max_eval) for t in scores])
+    except (OSError, ValueError):
+        return True
+    return bool(values) and float(np.mean(values)) >= blind + 5
 
 
 def _pretraining_size(pt: dict | None) -> str:
@@ -325,34 +367,52 @@ chance_score = blind_floor  # the input-blind floor (repro.floors): the training
 
 
 def _learned_tasks(scores: dict, checkpoint=None, tokenizer=None, max_eval=None,
-                   zero_shot: dict | None = None) -> tuple[list[str], str]:
+                   zero_shot: dict | None = None, metrics: dict | None = None) -> tuple[list[str], str]:
     """The tasks the baseline learned by repro.floors.baseline_learned (LEARNED_RULE): its scores
     (one per seed) against the input-blind floor and, where defined (STS-B), the checkpoint's
     zero-shot score: recorded ({task: score} in `zero_shot`), else computed from `checkpoint` when
-    given. Returns (those tasks, one clause per task). Without local GLUE data there are no
-    floors: every task counts, and the text says so."""
+    given. `metrics`: {task: metric} where the scores are not in the task's main metric (MRPC
+    counted by accuracy): its floor is then in that metric, and it has no zero-shot floor. Returns
+    (those tasks, one clause per task). Without local GLUE data there are no floors: every task
+    counts, and the text says so."""
     learned, parts = [], []
     for task, values in scores.items():
         if not values:  # a partial study: nothing to compare yet
             parts.append(f"{task}: no baseline run recorded yet")
             continue
         mean, hw, _ = mean_hw(values)
+        metric = (metrics or {}).get(task, main_metric(task))
+        main = metric == main_metric(task)
         try:
-            blind = blind_floor(task, max_eval_examples=max_eval)
+            blind = blind_floor(task, max_eval_examples=max_eval) if main else _blind_in(task, metric, max_eval)
         except (OSError, ValueError):  # no local GLUE data: the report says nothing about floors
             learned.append(task)
             parts.append(f"{task} {mean:.1f} (no GLUE data here for its floors)")
             continue
-        zero = (zero_shot or {}).get(task)
-        if zero is None and checkpoint is not None:
+        zero = (zero_shot or {}).get(task) if main else None
+        if zero is None and checkpoint is not None and main:
             try:
                 zero = zero_shot_floor(task, str(checkpoint), tokenizer, max_eval_examples=max_eval)
             except (OSError, ValueError, ImportError):  # the checkpoint is not here: the blind floor alone
                 zero = None
-        verdict = baseline_learned(task, mean, blind, zero, hw=hw)
+        verdict = baseline_learned(task if main else f"{task} {metric}", mean, blind, zero, hw=hw)
         learned += [task] if verdict else []
         parts.append(verdict.text)
     return learned, "; ".join(parts)
+
+
+@functools.cache
+def _blind_in(task: str, metric: str, max_eval=None) -> float:
+    """The input-blind floor (repro.floors.blind_floor: the training majority label, predicted for
+    every dev example) in another metric than the task's main one (MRPC's accuracy)."""
+    from collections import Counter
+
+    from .data import load_glue
+    from .metrics import glue_metrics
+
+    majority = Counter(r["label"] for r in load_glue(task, "train")).most_common(1)[0][0]
+    labels = [r["label"] for r in load_glue(task, "dev", limit=max_eval, seed=0)]
+    return float(glue_metrics(task, [majority] * len(labels), labels)[metric])
 
 
 # ----------------------------------------------------------------------------- EarlyBERT
@@ -362,24 +422,22 @@ def _early_bird(s: Store) -> dict:
     settings = t.get("settings") or {}
     if not settings:
         raise Missing("run the ticket_mask_distance notebook (its searches have not run)")
-    parts, every, early = [], True, True
+    parts = []
     for k, v in settings.items():
         f, where = v["fired_fraction"], "epoch" if k == "fine-tuning" else "pre-training run"
-        every &= v["fired"] == v["searches"]
         if not f:
             parts.append(f"{k}: never met in {v['searches']} search(es)")
             continue
-        median = float(np.median(f))
-        early &= median <= 0.3
         drift = ", ".join(f"{kind} {np.mean(d):.2f}" for kind, d in v["distance_to_last"].items())
-        parts.append(f"{k}: met in {v['fired']} of {v['searches']} searches, median {100 * median:.0f}% of the {where} "
-                     f"(range {100 * min(f):.0f}-{100 * max(f):.0f}%); the detector's ticket differs from the search's "
-                     f"last by {drift}")
+        parts.append(f"{k}: met in {v['fired']} of {v['searches']} searches, median {100 * float(np.median(f)):.0f}% of "
+                     f"the {where} (range {100 * min(f):.0f}-{100 * max(f):.0f}%, {sum(x > 0.3 for x in f)} after 30%); "
+                     f"the detector's ticket differs from the search's last by {drift}")
     fine = settings.get("fine-tuning", {}).get("fired_fraction") or []
     return {"ours": "; ".join(parts), "n": ", ".join(f"{v['searches']} {k} searches" for k, v in settings.items()),
             "value": 100 * float(np.median(fine)) if fine else None, "unit": "% of the epoch",
             "scale": f"epsilon {t['epsilon']}, window {t['window']}, tasks {', '.join(t.get('tasks', []))}",
-            "verdict": grade(every and early, any(v["fired"] for v in settings.values()))}
+            "facts": {"settings": {k: {"fired": v["fired"], "searches": v["searches"], "fractions": list(v["fired_fraction"])}
+                                   for k, v in settings.items()}}}
 
 
 def _eb_runs(s: Store, notebook: str) -> tuple[pd.DataFrame, str]:
@@ -387,12 +445,40 @@ def _eb_runs(s: Store, notebook: str) -> tuple[pd.DataFrame, str]:
     return s.table(notebook, "runs"), s.summary(notebook).get("earlybert", "earlybert")
 
 
+def _counted(s: Store, df: pd.DataFrame, notebook: str = "earlybert_glue") -> pd.DataFrame:
+    """The runs table with `value` in each task's counted metric (rules.COUNTED_METRIC: MRPC by
+    accuracy) and `counted_by` naming it. The metric comes
+    from the table's column of that name, else from the runs' records; a task keeps its main metric
+    where some of its runs lack it."""
+    out = df.assign(counted_by=[main_metric(t) for t in df["task"]])
+    for task, metric in COUNTED_METRIC.items():
+        rows = out["task"] == task
+        if not rows.any():
+            continue
+        if metric in out:
+            got = out.loc[rows, metric]
+        else:
+            try:
+                recs = s.runs(notebook)
+                recs = recs[recs["task"] == task].dropna(subset=["seed"])
+                by = {(m, int(sd)): v for m, sd, v in zip(recs["method"], recs["seed"], recs[f"metric.{metric}"])}
+            except KeyError:  # no records, or none with this metric
+                continue
+            got = pd.Series([by.get((m, int(sd))) for m, sd in zip(out.loc[rows, "method"], out.loc[rows, "seed"])],
+                            index=out.index[rows], dtype=float)
+        if got.notna().all():
+            out.loc[rows, "value"], out.loc[rows, "counted_by"] = got.astype(float), metric
+    return out
+
+
 def _dense_learned(s: Store, df: pd.DataFrame) -> tuple[list[str], list[str], str]:
-    """earlybert_glue's tasks where dense learned (LEARNED_RULE, repro.floors), the tasks a
-    comparison counts (those, or all of them for the record when none) and dense against the floors."""
+    """earlybert_glue's tasks where dense learned (LEARNED_RULE, repro.floors, in each task's metric
+    in `counted_by` when the table has it), the tasks a comparison counts (those, or all of them for
+    the record when none) and dense against the floors."""
     summ = s.summary("earlybert_glue")
+    metrics = dict(zip(df["task"], df["counted_by"])) if "counted_by" in df else None
     learned, text = _learned_tasks({t: list(g["value"]) for t, g in df[df["method"] == "dense"].groupby("task")},
-                                   checkpoint=summ.get("checkpoint"), max_eval=summ.get("n_eval"))
+                                   checkpoint=summ.get("checkpoint"), max_eval=summ.get("n_eval"), metrics=metrics)
     return learned, learned or sorted(df["task"].unique()), text
 
 
@@ -402,50 +488,96 @@ def _paired_seeds(df: pd.DataFrame, a: str, b: str) -> dict:
     return {t: int(n) for t, n in (ran == 2).groupby(level="task").sum().items() if n}
 
 
-def _eb_glue(s: Store) -> dict:
+def _eb_facts(s: Store, df: pd.DataFrame, pairs: dict[str, tuple[str, str]]) -> tuple[dict, pd.DataFrame, str]:
+    """What the EarlyBERT GLUE rules judge: per task and pair, the paired differences in the main
+    metric and in the counted one; the tasks dense learned in each; whether dense's average clears
+    the input-blind average by 5 (the 2026-11-25 rule). Returns (facts, counted table, floors text)."""
     from .earlybert_tables import paired
 
+    dfc = _counted(s, df)
+    learned, _, floor_text = _dense_learned(s, dfc)
+    learned_main, _, _ = _dense_learned(s, df)
+    dense = df[df["method"] == "dense"]
+    diffs = {which: {t: {k: paired(g, a, b) for k, (a, b) in pairs.items()} for t, g in table.groupby("task")}
+             for which, table in (("main", df), ("counted", dfc))}
+    return ({**diffs, "tasks": sorted(df["task"].unique()), "learned": learned, "learned_main": learned_main,
+             "metric": dict(zip(dfc["task"], dfc["counted_by"])),
+             "blind5": _clears_blind_average({t: list(g["value"]) for t, g in dense.groupby("task")},
+                                             s.summary("earlybert_glue").get("n_eval"))}, dfc, floor_text)
+
+
+def _per_task_text(facts: dict, parts: dict[str, str], margin: float, tasks: list[str], names: dict) -> tuple[str, dict]:
+    """One clause per task, each comparison's stats verdict and the task's; MRPC's F1 beside its
+    accuracy. Returns (text, {task: {pair: Test}})."""
+    tests = task_tests({**facts, "learned": tasks}, parts, margin)
+    clauses = []
+    for t, tt in tests.items():
+        metric = facts["metric"].get(t, main_metric(t))
+        side = ""
+        if metric != main_metric(t):
+            f1 = [f"{names[p]} {pm(*mean_hw(facts['main'][t][p])[:2])}" for p in parts if facts["main"].get(t, {}).get(p)]
+            side = f" ({main_metric(t)} beside: {', '.join(f1)})"
+        clauses.append(f"{t} {metric}: " + ", ".join(f"{names[p]} {x.text()}" for p, x in tt.items())
+                       + f"{side} → {task_verdict(tt)}")
+    return "; ".join(clauses), tests
+
+
+def _weakest(tests: dict, pair: str) -> tuple[float | None, float | None, str]:
+    """The counted task whose `pair` interval reaches lowest: its mean, half-width and name."""
+    got = [(x.mean - (x.hw if math.isfinite(x.hw) else 0), x.mean, x.hw, t) for t, tt in tests.items()
+           if (x := tt.get(pair)) and x.n]
+    if not got:
+        return None, None, ""
+    _, m, hw, t = min(got)
+    return m, hw, t
+
+
+def _eb_glue(s: Store) -> dict:
     df, e = _eb_runs(s, "earlybert_glue")
-    all_tasks = sorted(df["task"].unique())
-    learned, tasks, floor_text = _dense_learned(s, df)  # the comparison counts the tasks where dense learned
-    counted = df[df["task"].isin(tasks)]
-    d, hwd, n = mean_hw(paired(counted, e, "dense"))
-    r, hwr, _ = mean_hw(paired(counted, e, "random"))
+    facts, dfc, floor_text = _eb_facts(s, df, {"dense": (e, "dense"), "random": (e, "random")})
+    learned = facts["learned"]
+    counted = dfc[dfc["task"].isin(learned or facts["tasks"])]
+    seeds = _paired_seeds(counted, e, "dense")
+    n = sum(seeds.values())
     if n == 0:
         raise Missing("earlybert_glue has no EarlyBERT ticket with its dense run yet")
-    seeds = _paired_seeds(counted, e, "dense")
-    ours = (f"EarlyBERT ({e} ticket) − dense {pm(d, hwd)} points, EarlyBERT − random ticket {pm(r, hwr)} points "
-            f"(over {', '.join(seeds)}; dense against the floors: {floor_text})"
-            + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
+    p = rules.RULES["earlybert_glue"][-1].params
+    text, tests = _per_task_text(facts, p["parts"], p["margin"], learned or facts["tasks"],
+                                 {"dense": "− dense", "random": "− random"})
+    d, hw, task = _weakest(tests, "dense")
+    ours = (f"EarlyBERT ({e} ticket), per task, paired by seed: {text} (over {', '.join(seeds)}; dense against the "
+            f"floors: {floor_text})" + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
     per = set(seeds.values())
     return {"ours": ours, "n": f"{count(len(seeds), 'task')} × {count(per.pop(), 'seed')}" if len(per) == 1 else
-            f"{n} task-seed pairs over {len(seeds)} tasks", "value": d, "hw": hwd,
-            "unit": "points vs dense", "scale": f"{', '.join(all_tasks)}; {_subset(df)} training examples",
-            "verdict": grade(d >= -1.5 and r > 0, d >= -1.5 or r > 0) if learned else "not measured"}
+            f"{n} task-seed pairs over {len(seeds)} tasks", "value": d, "hw": hw,
+            "unit": f"points vs dense ({task}, the counted task reaching lowest)",
+            "scale": f"{', '.join(facts['tasks'])}; {_subset(df)} training examples", "facts": facts}
+
+
+TICKET_PAIRS = {"detector-end": ("detector", "end"), "fixed-end": ("fixed", "end"),
+                "detector-random": ("detector", "random"), "fixed-random": ("fixed", "random")}
 
 
 def _early_ticket(s: Store) -> dict:
-    from .earlybert_tables import early_tickets_hold, paired
+    from .earlybert_tables import paired
 
     df = s.table("earlybert_glue", "runs")
-    learned, tasks, floor_text = _dense_learned(s, df)
-    counted = df[df["task"].isin(tasks)]
-    holds, parts, n = [], [], 0
-    for a in ("detector", "fixed"):
-        for b in ("end", "random"):
-            d, hw, k = mean_hw(paired(counted, a, b))
-            n = max(n, k)
-            holds.append(early_tickets_hold(d, hw, b))
-            parts.append(f"{a} − {b} {pm(d, hw)}")
+    facts, dfc, floor_text = _eb_facts(s, df, TICKET_PAIRS)
+    learned = facts["learned"]
+    counted = dfc[dfc["task"].isin(learned or facts["tasks"])]
+    n = max(len(paired(counted, a, b)) for a, b in TICKET_PAIRS.values())
     if n == 0:
         raise Missing("run earlybert_glue with all four tickets (detector, fixed, end, random)")
-    ours = ("; ".join(parts) + f" points (over {', '.join(_paired_seeds(counted, 'detector', 'end'))}; dense against the floors: {floor_text})"
-            + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
-    d, hw, _ = mean_hw(paired(counted, "detector", "end"))
+    p = rules.RULES["early_ticket"][-1].params
+    text, tests = _per_task_text(facts, p["parts"], p["margin"], learned or facts["tasks"],
+                                 {k: k.replace("-", " − ") for k in TICKET_PAIRS})
+    d, hw, task = _weakest(tests, "detector-end")
+    ours = (f"per task, paired by seed: {text} (over {', '.join(_paired_seeds(counted, 'detector', 'end'))}; dense "
+            f"against the floors: {floor_text})" + ("" if learned else ": dense learned nothing at this scale, so the "
+                                                    "differences say nothing"))
     return {"ours": ours, "n": f"{n} task-seed pairs", "value": d, "hw": hw,
-            "unit": "points, detector − end-of-epoch ticket",
-            "scale": f"{', '.join(sorted(df['task'].unique()))}; tickets trained alike from the rewound weights",
-            "verdict": grade(all(holds), any(holds)) if learned else "not measured"}
+            "unit": f"points, detector − end-of-epoch ticket ({task}, the counted task reaching lowest)",
+            "scale": f"{', '.join(facts['tasks'])}; tickets trained alike from the rewound weights", "facts": facts}
 
 
 def _subset(df: pd.DataFrame) -> str:
@@ -453,7 +585,7 @@ def _subset(df: pd.DataFrame) -> str:
 
 
 def _eb_time(s: Store) -> dict:
-    parts, primary, primary_hw = [], None, None
+    parts, primary, primary_hw, as_run = [], None, None, None
     for nb in ("earlybert_glue", "earlybert_squad"):
         try:
             df, e = _eb_runs(s, nb)
@@ -471,7 +603,7 @@ def _eb_time(s: Store) -> dict:
                f"per-step costs timed side by side for {k}, whole-run wall-clock for {n - k}")
         parts.append(f"{nb.removeprefix('earlybert_')}: {saving(t, hw)} with equal epochs, {saving(o, hwo)} as run "
                      f"({fewer_flops(f)}, n={n}; {how})")
-        primary, primary_hw = (t, hw) if primary is None else (primary, primary_hw)
+        primary, primary_hw, as_run = (t, hw, o) if primary is None else (primary, primary_hw, as_run)
     try:
         e = s.summary("earlybert_pretraining")["methods"]["earlybert"]
         parts.append(f"pre-training: {saving(e['time_saving_pct'])} ({fewer_flops(e['flops_saving_pct'])}, n=1)")
@@ -481,7 +613,7 @@ def _eb_time(s: Store) -> dict:
         raise Missing("run the earlybert_glue or earlybert_squad notebook")
     return {"ours": "time against dense, search included: " + "; ".join(parts), "n": "per setting",
             "value": primary, "hw": primary_hw, "unit": "% time saved, equal epochs",
-            "scale": "MiniLM-L6 fine-tuning; small BERT pre-training", "verdict": grade(primary >= 30, primary >= 15)}
+            "scale": "MiniLM-L6 fine-tuning; small BERT pre-training", "facts": {"equal": primary, "as_run": as_run}}
 
 
 def _eb_squad(s: Store) -> dict:
@@ -502,19 +634,22 @@ def _eb_squad(s: Store) -> dict:
                         "stronger checkpoint (the gpu profile's bert-base-uncased)", "n": "1 seed", "scale": scale,
                 "verdict": "not measured"}
     df, e = _eb_runs(s, "earlybert_squad")
-    d, hw, n = mean_hw(paired(df, e, "dense", "f1", keys=("seed",)))
+    diffs = paired(df, e, "dense", "f1", keys=("seed",))
+    d, hw, n = mean_hw(diffs)
     r, hwr, _ = mean_hw(paired(df, e, "random", "f1", keys=("seed",)))
     if n == 0:
         raise Missing("earlybert_squad has no EarlyBERT ticket with its dense run yet")
     dense = df[df["method"] == "dense"]["f1"].mean()
     learned = dense >= SQUAD_LEARNED_F1
-    ours = (f"EarlyBERT − dense {pm(d, hw)} F1 (dense {dense:.1f}); EarlyBERT − random {pm(r, hwr)} F1"
+    test = stats.comparable(diffs, rules.SQUAD_MARGIN)
+    ours = (f"EarlyBERT − dense {test.text()} F1 (dense {dense:.1f}); EarlyBERT − random {pm(r, hwr)} F1"
             + ("" if learned else f": dense learned nothing at this scale (F1 < {SQUAD_LEARNED_F1:g}), so the differences say nothing"))
     return {"ours": ours, "n": f"{n} seed{'s' * (n != 1)}", "value": d, "hw": hw, "unit": "F1 vs dense", "scale": scale,
-            "verdict": grade(d >= -1.5, d >= -4) if learned else "not measured"}
+            "facts": {"diffs": diffs, "dense": float(dense)}}
 
 
-SQUAD_LEARNED_F1 = 20.0  # below this the dense model has not learned to extract answers
+# below this the dense model has not learned to extract answers (the rule's, repro.rules)
+SQUAD_LEARNED_F1 = rules.RULES["earlybert_squad"][-1].params["min_dense_f1"]
 
 
 def _paper_saving() -> str:
@@ -522,63 +657,62 @@ def _paper_saving() -> str:
     return f"{PAPER_TIME_SAVING[0]:.0f}-{PAPER_TIME_SAVING[1]:.0f}%"
 
 
-CLAIMS: list[Claim] = [
+CLAIMS: list[Claim] = [  # each claim's rule: repro.rules.RULES[name]
     Claim("postln_gradients", "PostLN gradients shrink towards the input layers; PreLN's are balanced",
           "PLD Fig. 1 (a figure; no single number)",
-          "at initialisation, at every depth >= 12 layers, per measure (parameter / input gradients): PostLN bottom/top "
-          "(lowest over highest quarter of blocks) < 0.8 with its 95% interval over seeds below 1, PreLN in 0.8-1.25; "
-          "reproduced if every depth and measure shows it, partly if some do or the trained 12-layer pair does; "
-          "no verdict from shallow models alone",
           ("gradient_norms",), ("gradient_norms", "grad_norms"), _gradient_norms),
     Claim("pld_time", "PLD saves ~24% time per sample at theta_bar 0.5", "24% (BERT-base, 12 layers)",
-          "the mean paired saving per step at 12 layers, paper's keep-probability formula (the official code's "
-          "shown beside it, and each against its ideal FLOP saving): reproduced if >= 19.2% (0.8 x 24%), partly if >= 10%",
           ("pld_schedule", "pld_pretraining"), ("pld_schedule", "time_saving"), _pld_time),
     Claim("pld_speedup", "PLD (with its larger learning rate) reaches the baseline 2.5x faster", "2.5x",
-          "PreLN + PLD at its best pilot rate vs the PostLN baseline at its best: time to the baseline's final validation "
-          "loss (steps x the per-step costs timed in adjacent pairs; whole-run wall-clock when there is no pairing): "
-          "reproduced if >= 2.0x (0.8 x 2.5), partly if >= 1.2x; not measured if the baseline ends less than 1 nat below "
-          "the unigram plateau (the loss of predicting token frequencies)",
           ("pld_pretraining",), ("pld_pretraining", "val_loss"), _pld_speedup),
     Claim("pld_glue", "PLD's downstream GLUE is comparable to the baseline's",
           "+0.8 GLUE (82.9 vs 82.1, reimplemented baseline)",
-          "task-averaged difference: reproduced if >= -1 point, partly if >= -3 or its interval reaches -1; "
-          f"{LEARNED_RULE}; the average counts the tasks the baseline learned, not measured if none",
           ("pld_glue",), ("pld_glue", "glue_scores"), _pld_glue),
     Claim("early_bird", "Early-bird tickets emerge early: mask distance < 0.1 within a small fraction of training",
           "official draw at 20% of the first fine-tuning epoch",
-          "the stopping rule (heads and FFN detectors at one draw; epsilon 0.1 over the last 5 masks): reproduced if it "
-          "fires in every search (every task and seed; pre-training) at a median within 30% of the epoch (of the "
-          "pre-training run), partly if it fires in some",
           ("ticket_mask_distance",), ("ticket_mask_distance", "mask_distance"), _early_bird),
     Claim("early_ticket", "An early-bird ticket trains as well as the late ticket, and better than a random one",
           "EarlyBERT trains the ticket drawn early (official: at 20% of the first epoch)",
-          "paired by task and seed, for the detector's and the fixed-point (20%) ticket each, trained alike from the "
-          "rewound weights: 'as well as the late (end-of-epoch) ticket' if the mean difference >= -1 point or its 95% "
-          "interval reaches 0, 'better than random' if the mean difference > 0; reproduced if all four hold, partly if "
-          f"some; {LEARNED_RULE}; the comparison counts the tasks dense learned, not measured if none",
           ("earlybert_glue",), ("earlybert_glue", "earlybert_glue"), _early_ticket),
     Claim("earlybert_glue", "EarlyBERT ≈ dense BERT on GLUE, and better than a random ticket",
           "'comparable' (abstract; the table could not be retrieved offline)",
-          "paired by task and seed: reproduced if EarlyBERT − dense >= -1.5 points and EarlyBERT − random > 0, partly if one "
-          f"holds; {LEARNED_RULE}; the comparison counts the tasks dense learned, not measured if none",
           ("earlybert_glue",), ("earlybert_glue", "earlybert_glue"), _eb_glue),
     Claim("earlybert_time", "EarlyBERT saves 35-45% training time, search included", _paper_saving(),
-          "GLUE fine-tuning (else SQuAD) mean saving with dense and ticket trained for equal epochs (the official "
-          "accounting, dense 3 epochs vs ticket 2, shown beside): reproduced if >= 30% (35% less 5 points), partly if >= 15%",
           ("earlybert_glue", "earlybert_squad", "earlybert_pretraining"), ("earlybert_glue", "earlybert_glue"), _eb_time),
     Claim("earlybert_squad", "EarlyBERT ≈ dense BERT on SQuAD v1.1",
           "'comparable' (abstract; the table could not be retrieved offline)",
-          "paired by seed: reproduced if EarlyBERT − dense >= -1.5 F1, partly if >= -4 F1; not measured if dense F1 < 20",
           ("earlybert_squad",), ("earlybert_squad", "earlybert_squad"), _eb_squad),
 ]
+
+
+def judge(key: str, got: dict, judged_at=None, first_seen=None) -> tuple[int, dict[int, str]]:
+    """The rule versions for one claim: (the index of the version that judges, {index: its verdict}
+    for it and every version shown beside it). A measure that gave a verdict itself (no rule can
+    judge: "not measured") gives it under every version, and nothing is shown beside it."""
+    g, facts = rules.governing(key, judged_at), got.get("facts")
+    if facts is None:  # the same under every version: nothing to show beside it
+        return g, {g: got["verdict"]}
+    return g, {i: rules.verdict(key, i, facts) for i in sorted(set(rules.shown(key, judged_at, first_seen)) | {g})}
+
+
+def versions_text(key: str, g: int, verdicts: dict[int, str], after) -> str:
+    """"v1 (2026-11-25): partly; v2 (2026-11-29) [judges] [set after the first data]: reproduced",
+    oldest first; empty where one version is all there is to show."""
+    if len(verdicts) < 2:
+        return ""
+    return "; ".join(f"{rules.label(key, i)}{' [judges]' if i == g else ''}"
+                     f"{' [set after the first data]' if after is not None and rules.RULES[key][i].when > rules.parse_time(after) else ''}"
+                     f": {v}" for i, v in verdicts.items())
 
 
 def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
     """One row per claim: claim, paper, ours (text), n, scale, verdict, rule, notebooks, figure,
     value / hw / unit (our primary number and its interval half-width, for plots), and
     rule_verdict: what the rule says, which is the verdict except at the smoke profile, where
-    every verdict is SMOKE_VERDICT."""
+    every verdict is SMOKE_VERDICT. The rule is the version of repro.rules in force before the
+    earliest record the verdict rests on (data_from; rule_version names it); verdicts_by_version
+    gives the verdict under each version since data of the claim's notebooks were first recorded
+    at this profile, where there is more than one."""
     store = Store(profile, Path(root or results_root()))
     rows = []
     for c in CLAIMS:
@@ -586,9 +720,14 @@ def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
             got = c.measure(store)
         except Missing as e:
             got = {"ours": f"not measured: {e}", "n": "", "scale": "", "verdict": "not measured", "unit": ""}
-        assert got["verdict"] in RULE_VERDICTS, got
-        got["rule_verdict"] = got["verdict"]
         used = got.pop("used", c.notebooks)  # the notebooks whose numbers the verdict rests on
+        judged_at = store.judged_from(used)
+        first = store.first_recorded(c.notebooks)
+        first = min([t for t in (first, judged_at) if t], key=rules.parse_time, default=None)
+        g, verdicts = judge(c.name, got, judged_at, first)
+        got.pop("facts", None)
+        got["verdict"] = got["rule_verdict"] = verdicts[g]
+        assert got["verdict"] in RULE_VERDICTS, got
         partial = [(nb, p) for nb in used if (store.dir(nb) / "summary.json").exists()
                    and (p := store.progress(nb))]
         if partial:  # numbers from some of the runs: shown, never given a final verdict
@@ -602,12 +741,40 @@ def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
                    "ours": f"outdated ({why}; re-run {', '.join(nb for nb, _ in old)}): {got['ours']}"}
         if profile in NO_VERDICT_PROFILES:
             got["verdict"] = SMOKE_VERDICT
-        rows.append({"claim": c.claim, "paper": c.paper, "value": None, "hw": None, **got, "rule": c.rule,
+        rows.append({"claim": c.claim, "paper": c.paper, "value": None, "hw": None, **got,
+                     "rule": rules.RULES[c.name][g].text, "rule_version": rules.label(c.name, g),
+                     "verdicts_by_version": versions_text(c.name, g, verdicts, first),
+                     "data_from": judged_at and str(judged_at)[:16],
                      "notebooks": ", ".join(c.notebooks), "figure": c.figure and store.figure(*c.figure)})
     return pd.DataFrame(rows, index=pd.Index([c.name for c in CLAIMS], name="key"))
 
 
 # ----------------------------------------------------------------------------- REPORT.md
+
+VERSION_ENTRY = re.compile(r"^v(\d+) \(([^)]*)\)((?: \[[^\]]+\])*): (.*)$")
+
+
+def rule_versions(claims: pd.DataFrame, cell=str) -> list[str]:
+    """REPORT.md's "Rule versions": for each claim whose rule changed since data of its notebooks
+    were first recorded, the verdict under every version since, oldest first, and why each was set."""
+    from .results import markdown_table
+
+    rows = []
+    for key, text in claims.get("verdicts_by_version", pd.Series(dtype=object)).items():
+        for entry in (text.split("; ") if isinstance(text, str) and text else []):
+            if m := VERSION_ENTRY.match(entry):
+                v = rules.RULES[key][int(m[1]) - 1]
+                rows.append({"claim": key, "version": f"v{m[1]}", "set": v.set[:16].replace("T", " "),
+                             "verdict": m[4], "note": m[3].strip().replace("[", "").replace("]", ";").rstrip(";"),
+                             "why it was set": v.why})
+    if not rows:
+        return []
+    return ["\n## Rule versions\n",
+            "Each claim is judged by the latest version of its rule set before the earliest record its verdict rests "
+            "on (`judges`). Where a rule changed after data of the claim's notebooks were first recorded at this "
+            "profile (even data since re-run), the verdict under every version from the one then in force is shown, "
+            "oldest first, on the same numbers; `set after the first data` marks versions whoever set them may have "
+            "set with data in view.\n", markdown_table(pd.DataFrame(rows).map(cell))]
 
 SHOWN = ["claim", "paper", "ours", "n", "scale", "verdict"]
 
@@ -681,7 +848,7 @@ def tickets(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame,
     from .earlybert_tables import TICKETS, early_bird_table, shown
     s = Store(profile, Path(root or results_root()))
     try:
-        df = s.table("earlybert_glue", "runs")
+        df = _counted(s, s.table("earlybert_glue", "runs"))  # MRPC by accuracy, as the claim counts it
     except Missing:
         return pd.DataFrame(), []
     tk = df[df["method"].isin(TICKETS)]
@@ -706,7 +873,8 @@ def sections(profile: str, root: Path | str | None = None) -> list[tuple[str, st
             ("Early, late and random tickets (earlybert_glue)", "The early_ticket claim's numbers: every ticket "
              "trained alike from the rewound weights for the same epochs; detector = drawn when the stopping rule "
              "fires, fixed = at 20% of the search epoch (the official code), end = at the end of the epoch, "
-             "random = heads and neurons drawn at random in the EarlyBERT ticket's per-layer numbers. Differences are paired by task and seed.",
+             "random = heads and neurons drawn at random in the EarlyBERT ticket's per-layer numbers. Differences are paired by task and seed, "
+             f"in each task's counted metric ({', '.join(f'{t} {m}' for t, m in COUNTED_METRIC.items())}; else its main metric).",
              *tickets(profile, root))]
     return [m for m in made if len(m[2])]
 
@@ -737,8 +905,9 @@ def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str
              "Timings come from the machine below; each claim's text says how they were taken (steps timed side by side, or whole-run wall-clock) and each notebook its timing conditions.\n"]
     for title, intro, table, notes in extra:
         parts += [f"## {title}\n", f"{intro}\n", markdown_table(table.map(cell)), *[f"\n{n}" for n in notes], ""]
-    parts += ["## Rules\n", markdown_table(claims[["claim", "rule", "notebooks"]].map(cell)),
-             "\n## Figures\n"]
+    parts += ["## Rules\n", markdown_table(claims[[c for c in ("claim", "rule_version", "rule", "notebooks")
+                                                   if c in claims]].map(cell)), *rule_versions(claims, cell),
+              "\n## Figures\n"]
     for key, row in claims.iterrows():
         if isinstance(row["figure"], str):
             parts.append(f"**{row['claim']}** ({row['verdict']})\n\n![{key}]({row['figure']})\n")

@@ -1,0 +1,367 @@
+"""Each claim's rule, with its history: the registry the report judges by.
+
+RULES maps a claim's key (report.CLAIMS) to its versions, oldest first, append-only: a rule is
+never edited in place; a changed rule is a new Version with the time it was set and why. Each
+version names its judge (JUDGES: facts the report measured -> verdict), so that the verdict under
+every version can be shown side by side. The texts' sha256 are locked in rules_lock.json
+(tests/test_rules.py fails when a text changes without a new version, or a locked one is removed).
+
+Which version judges (report.assess): the latest set at or before the earliest record the verdict
+rests on (the rule in force before those numbers existed); with no record time known, the latest.
+Versions set after data of the claim's notebooks were first recorded at that profile (even data
+since re-run) are shown beside it, with their dates, since whoever set them may have seen data.
+
+Dates: the commit that first wrote the text into repro/report.py (git log), else when it was written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import stats
+from .floors import LEARNED_RULE
+
+LOCK = Path(__file__).resolve().parent / "rules_lock.json"
+GLUE_MARGIN = 1.0  # points of the task's counted metric (accuracy; MCC and Pearson x 100)
+SQUAD_MARGIN = 1.0  # F1 points
+COUNTED_METRIC = {"MRPC": "accuracy"}  # the metric a task is counted by where it is not its main metric
+ISSUE_35 = "2026-12-06T22:10:00+00:00"  # when the stats-based rules of issue #35 were set
+
+
+def grade(full: bool, part: bool) -> str:
+    return "reproduced" if full else "partly" if part else "not reproduced"
+
+
+@dataclass(frozen=True)
+class Version:
+    text: str
+    set: str  # ISO 8601, UTC
+    commit: str  # where the text first appears in repro/report.py ("" for one not committed yet)
+    judge: str  # key of JUDGES
+    why: str
+    params: dict = field(default_factory=dict)
+
+    @property
+    def when(self) -> datetime:
+        return parse_time(self.set)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def parse_time(x) -> datetime:
+    """An ISO date or date-time (a date is its midnight UTC), or a pandas Timestamp, as aware UTC."""
+    t = x if isinstance(x, datetime) else datetime.fromisoformat(str(x))
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+# ----------------------------------------------------------------------------- judges
+
+def _avg(d: list[float], full: float, part: float, interval_part: bool = False) -> str:
+    """The pooled-mean rules before issue #35: reproduced if mean >= full, partly if >= part (or,
+    with interval_part, if the interval reaches `full`)."""
+    from .results import mean_hw
+
+    m, hw, n = mean_hw(d)
+    if n == 0:
+        return "not measured"
+    return grade(m >= full, m >= part or (interval_part and math.isfinite(hw) and m + hw >= full))
+
+
+def _gradients(f, p):
+    if p.get("trained_pair_only"):
+        shows = f.get("trained_per") or []
+        return grade(all(shows), any(shows)) if shows else "not measured"
+    if not f.get("deep"):
+        return "not measured"
+    per = f["per"]
+    return grade(all(per), any(per) or (p.get("trained_partly", False) and f.get("trained_shows", False)))
+
+
+def _threshold(f, p):
+    x = f.get(p["number"])
+    return "not measured" if x is None or not math.isfinite(x) else grade(x >= p["reproduced"], x >= p["partly"])
+
+
+def _speedup(f, p):
+    if not f.get("target"):
+        return "not measured"
+    if f.get("status") != "ok":
+        return "not reproduced" if f.get("status") == "diverged" else "not measured"
+    if p.get("needs_context") and not f.get("context", True):
+        return "not measured"
+    x = f.get(p["number"])
+    return "not reproduced" if x is None else grade(x >= p["reproduced"], x >= p["partly"])
+
+
+def _glue_avg(f, p):
+    """pld_glue before issue #35: the per-seed task average, over all tasks (v1), all tasks when
+    the baseline's average clears the input-blind average by 5 (v2), the learned tasks (v3)."""
+    if p["tasks"] == "learned" and not f.get("learned"):
+        return "not measured"
+    if p["tasks"] == "blind5" and not f.get("blind5", True):
+        return "not measured"
+    return _avg(f["deltas"]["learned" if p["tasks"] == "learned" else "all"], -1, -3, interval_part=True)
+
+
+def _early_bird(f, p):
+    s = f["settings"]
+    fired = any(v["fired"] for v in s.values())
+    every = all(v["fired"] == v["searches"] for v in s.values())
+    if p["every"] == "search":  # v1: every search met the criterion within 30%
+        early = all(x <= p["within"] for v in s.values() for x in v["fractions"])
+    else:  # v2: every search met it, each setting's median within 30%
+        early = all(_median(v["fractions"]) <= p["within"] for v in s.values() if v["fractions"])
+    return grade(fired and every and early, fired)
+
+
+def _median(x):
+    x, k = sorted(x), len(x) // 2
+    return x[k] if len(x) % 2 else (x[k - 1] + x[k]) / 2
+
+
+def _pooled(f, tasks: list[str], pair: str, metric: str = "main") -> list[float]:
+    return [d for t in tasks for d in f[metric].get(t, {}).get(pair, [])]
+
+
+def _eb_pooled(f, p):
+    """earlybert_glue before issue #35: pooled over tasks, EarlyBERT − dense >= -1.5 and − random > 0."""
+    from .results import mean_hw
+
+    tasks = {"all": f["tasks"], "blind5": f["tasks"] if f.get("blind5", True) else [],
+             "learned": f["learned_main"]}[p["tasks"]]
+    if not tasks:
+        return "not measured"
+    (d, _, n), (r, _, _) = mean_hw(_pooled(f, tasks, "dense")), mean_hw(_pooled(f, tasks, "random"))
+    if n == 0:
+        return "not measured"
+    return grade(d >= -1.5 and r > 0, d >= -1.5 or r > 0)
+
+
+def _early_pooled(f, p):
+    """early_ticket v1: pooled over the learned tasks (main metric); 'as well as' if mean >= -1 or
+    the interval reaches 0, 'better than random' if the mean > 0."""
+    from .earlybert_tables import early_tickets_hold
+    from .results import mean_hw
+
+    tasks = f["learned_main"]
+    if not tasks:
+        return "not measured"
+    holds = []
+    for pair in ("detector-end", "detector-random", "fixed-end", "fixed-random"):
+        d, hw, _ = mean_hw(_pooled(f, tasks, pair))
+        holds.append(early_tickets_hold(d, hw, pair.split("-")[1]))
+    return grade(all(holds), any(holds))
+
+
+def task_tests(f: dict, parts: dict[str, str], margin: float) -> dict[str, dict[str, stats.Test]]:
+    """Per counted task (the learned ones, counted metric): {pair: Test}, a pair judged by
+    stats.comparable at `margin` ("comparable") or stats.better ("better")."""
+    return {t: {pair: stats.comparable(f["counted"].get(t, {}).get(pair, []), margin) if kind == "comparable"
+                else stats.better(f["counted"].get(t, {}).get(pair, [])) for pair, kind in parts.items()}
+            for t in f["learned"] if any(f["counted"].get(t, {}).get(pair) for pair in parts)}
+
+
+def holds(test: stats.Test) -> bool:
+    return test.verdict in ("comparable", "better")
+
+
+def task_verdict(tests: dict[str, stats.Test]) -> str:
+    ok = [holds(t) for t in tests.values()]
+    return grade(all(ok), any(ok))
+
+
+def _per_task(f, p):
+    """Issue #35: each counted task alone; reproduced if every task is, partly if some task is
+    reproduced or partly, not reproduced if none."""
+    if not f["learned"]:
+        return "not measured"
+    per = [task_verdict(t) for t in task_tests(f, p["parts"], p["margin"]).values()]
+    if not per:
+        return "not measured"
+    return grade(all(v == "reproduced" for v in per), any(v != "not reproduced" for v in per))
+
+
+def _squad(f, p):
+    if p.get("min_dense_f1") is not None and not f["dense"] >= p["min_dense_f1"]:
+        return "not measured"
+    if not f["diffs"]:
+        return "not measured"
+    if "margin" in p:
+        return "reproduced" if stats.comparable(f["diffs"], p["margin"]).verdict == "comparable" else "not reproduced"
+    return _avg(f["diffs"], -1.5, -4)
+
+
+JUDGES = {"gradients": _gradients, "threshold": _threshold, "speedup": _speedup, "glue_average": _glue_avg,
+          "early_bird": _early_bird, "eb_pooled": _eb_pooled, "early_pooled": _early_pooled, "per_task": _per_task,
+          "squad": _squad}
+
+
+# ----------------------------------------------------------------------------- the registry
+
+V = Version
+_FLOORS = f"{LEARNED_RULE}; the comparison counts the tasks dense learned, not measured if none"
+_EB_PARTS = {"dense": "comparable", "random": "better"}
+_TICKET_PARTS = {"detector-end": "comparable", "fixed-end": "comparable", "detector-random": "better",
+                 "fixed-random": "better"}
+_PER_TASK = ("per task the dense baseline learned, paired by seed, in the task's counted metric (MRPC accuracy, its "
+             "F1 shown beside; CoLA MCC; STS-B Pearson; others accuracy), never pooled across tasks: ")
+_AGGREGATE = ("; the claim is reproduced if every counted task is, partly if some task is reproduced or partly, not "
+              "reproduced if none; an inconclusive comparison does not hold, and the row says how many seeds would decide it; "
+              f"{LEARNED_RULE} (MRPC's floor in accuracy); the claim counts the tasks dense learned, not measured if none")
+_POOLED_WHY = ("issue #35: the pooled rule averaged tasks of different metrics (CoLA MCC with SST-2 accuracy) and read "
+               "the mean alone, so a noisy difference passed as easily as a tight one; now each task is judged alone "
+               "by an equivalence test at a stated margin (repro.stats), and MRPC by accuracy: its F1 floor (81.2, every "
+               "pair called a paraphrase) leaves too little room above it to tell a model that learned")
+
+RULES: dict[str, tuple[Version, ...]] = {
+    "postln_gradients": (
+        V("per measure: PostLN bottom/top < 0.8 and PreLN in 0.8-1.25; reproduced if both measures show it, partly if one",
+          "2026-11-25T10:39:26+00:00", "7e727e4", "gradients",
+          "the first rule, for the first gradient_norms notebook: one 12-layer pair after training, one seed "
+          "(judged today on the trained pair)", {"trained_pair_only": True}),
+        V("at initialisation, at every depth >= 12 layers, per measure (parameter / input gradients): PostLN bottom/top "
+          "(lowest over highest quarter of blocks) < 0.8 with its interval below 1, PreLN in 0.8-1.25; reproduced if "
+          "every depth and measure shows it, partly if some do; no verdict from shallow models alone",
+          "2026-11-29T01:34:16+00:00", "1a01940", "gradients",
+          "gradient_norms measured at 4, 12 and 24 layers and 12 x 768 at initialisation over seeds: every depth >= 12 counts"),
+        V("at initialisation, at every depth >= 12 layers, per measure (parameter / input gradients): PostLN bottom/top "
+          "(lowest over highest quarter of blocks) < 0.8 with its 95% interval over seeds below 1, PreLN in 0.8-1.25; "
+          "reproduced if every depth and measure shows it, partly if some do or the trained 12-layer pair does; no "
+          "verdict from shallow models alone", "2026-11-29T03:20:59+00:00", "560bd3e", "gradients",
+          "the trained 12-layer pair (one seed) is shown beside, and can make the verdict partly at most",
+          {"trained_partly": True})),
+    "pld_time": (
+        V("reproduced if the saving >= 19.2% (0.8 x 24%), partly if >= 10%", "2026-11-25T10:39:26+00:00", "7e727e4",
+          "threshold", "the first rule: 20% less than the paper's 24% reproduces it",
+          {"number": "saving", "reproduced": 19.2, "partly": 10}),
+        V("the mean paired saving per step at 12 layers, paper's keep-probability formula (the official code's shown "
+          "beside it, and each against its ideal FLOP saving): reproduced if >= 19.2% (0.8 x 24%), partly if >= 10%",
+          "2026-11-29T03:20:59+00:00", "560bd3e", "threshold",
+          "says which number: pld_schedule's paired steps at the paper's depth (thresholds unchanged)",
+          {"number": "saving", "reproduced": 19.2, "partly": 10})),
+    "pld_speedup": (
+        V("wall-clock time to the baseline's final validation loss: reproduced if >= 2.0x (0.8 x 2.5), partly if >= 1.2x",
+          "2026-11-25T10:39:26+00:00", "7e727e4", "speedup", "the first rule",
+          {"number": "speed_time", "reproduced": 2.0, "partly": 1.2}),
+        V("PreLN + PLD at its best pilot rate vs the PostLN baseline at its best: time to the baseline's final validation "
+          "loss (steps x the per-step costs timed in adjacent pairs; whole-run wall-clock when there is no pairing): "
+          "reproduced if >= 2.0x (0.8 x 2.5), partly if >= 1.2x; not measured if the baseline ends less than 1 nat below "
+          "the unigram plateau (the loss of predicting token frequencies)", "2026-11-29T00:49:41+00:00", "da38fd9",
+          "speedup", "each method at its best pilot rate; paired step costs instead of wall-clock under varying load; "
+          "no verdict from a baseline that learned little beyond token frequencies",
+          {"number": "speed", "reproduced": 2.0, "partly": 1.2, "needs_context": True})),
+    "pld_glue": (
+        V("task-averaged difference: reproduced if >= -1 point, partly if >= -3 or its interval reaches -1",
+          "2026-11-25T10:39:26+00:00", "7e727e4", "glue_average", "the first rule", {"tasks": "all"}),
+        V("task-averaged difference: reproduced if >= -1 point, partly if >= -3 or its interval reaches -1; not measured "
+          "if the baseline is within 5 points of an input-blind predictor (majority label)", "2026-11-25T12:27:29+00:00",
+          "8a1f056", "glue_average", "a baseline at chance says nothing about the method", {"tasks": "blind5"}),
+        V("task-averaged difference: reproduced if >= -1 point, partly if >= -3 or its interval reaches -1; "
+          f"{LEARNED_RULE}; the average counts the tasks the baseline learned, not measured if none",
+          "2026-11-29T03:20:59+00:00", "560bd3e", "glue_average",
+          "floors per task (repro.floors: input-blind, and STS-B's zero-shot score): the average counts learned tasks",
+          {"tasks": "learned"})),
+    "early_bird": (
+        V("criterion (epsilon 0.1 over the last 5 masks): reproduced if met within 30% of every search, partly if met in some",
+          "2026-11-25T10:39:26+00:00", "7e727e4", "early_bird", "the first rule", {"every": "search", "within": 0.3}),
+        V("the stopping rule (heads and FFN detectors at one draw; epsilon 0.1 over the last 5 masks): reproduced if it "
+          "fires in every search (every task and seed; pre-training) at a median within 30% of the epoch (of the "
+          "pre-training run), partly if it fires in some", "2026-11-29T03:37:24+00:00", "5c7d918", "early_bird",
+          "searches over tasks and seeds: the median of each setting within 30%, not every search. Set after the first "
+          "cpu searches had been recorded (2026-11-25T10:53, one of them met the criterion at 44% of its search): "
+          "the first rule's verdict is shown beside it", {"every": "median", "within": 0.3})),
+    "early_ticket": (
+        V("paired by task and seed, for the detector's and the fixed-point (20%) ticket each, trained alike from the "
+          "rewound weights: 'as well as the late (end-of-epoch) ticket' if the mean difference >= -1 point or its 95% "
+          "interval reaches 0, 'better than random' if the mean difference > 0; reproduced if all four hold, partly if "
+          f"some; {_FLOORS}", "2026-11-29T03:37:24+00:00", "5c7d918", "early_pooled", "the first rule"),
+        V(_PER_TASK + "for the detector's and the fixed-point (20%) ticket each, trained alike from the rewound weights: "
+          "'as well as the late (end-of-epoch) ticket' if the 95% t-interval of early − late lies above −1 point "
+          "(repro.stats.comparable, margin 1), 'better than random' if the interval of early − random lies above 0 "
+          "(repro.stats.better); a task is reproduced if all four hold, partly if some do, not reproduced if none"
+          + _AGGREGATE, ISSUE_35, "", "per_task",
+          "issue #35: 'as well as' held when the mean was >= -1 or the 95% interval reached 0, so the noisier the runs, "
+          "the easier it held, and it pooled tasks of different metrics (CoLA MCC with SST-2 accuracy); now each task "
+          "alone, by an equivalence test at a 1-point margin (repro.stats), and MRPC by accuracy",
+          {"margin": GLUE_MARGIN, "parts": _TICKET_PARTS})),
+    "earlybert_glue": (
+        V("paired by task and seed: reproduced if EarlyBERT − dense >= -1.5 points and EarlyBERT − random > 0, partly if "
+          "one holds", "2026-11-25T10:39:26+00:00", "7e727e4", "eb_pooled", "the first rule", {"tasks": "all"}),
+        V("paired by task and seed: reproduced if EarlyBERT − dense >= -1.5 points and EarlyBERT − random > 0, partly if "
+          "one holds; not measured if dense is within 5 points of an input-blind predictor", "2026-11-25T12:27:29+00:00",
+          "8a1f056", "eb_pooled", "a baseline at chance says nothing about the method", {"tasks": "blind5"}),
+        V("paired by task and seed: reproduced if EarlyBERT − dense >= -1.5 points and EarlyBERT − random > 0, partly if "
+          f"one holds; {_FLOORS}", "2026-11-29T03:20:59+00:00", "560bd3e", "eb_pooled",
+          "floors per task (repro.floors): the comparison counts the tasks dense learned", {"tasks": "learned"}),
+        V(_PER_TASK + "'EarlyBERT ≈ dense' if the 95% t-interval of EarlyBERT − dense lies above −1 point "
+          "(repro.stats.comparable, margin 1), 'better than a random ticket' if the interval of EarlyBERT − random lies "
+          "above 0 (repro.stats.better); a task is reproduced if both hold, partly if one does, not reproduced if neither"
+          + _AGGREGATE, ISSUE_35, "", "per_task", _POOLED_WHY + "; the margin is 1 point, not 1.5",
+          {"margin": GLUE_MARGIN, "parts": _EB_PARTS})),
+    "earlybert_time": (
+        V("GLUE fine-tuning (else SQuAD) mean saving: reproduced if >= 30% (35% less 5 points), partly if >= 15%",
+          "2026-11-25T10:39:26+00:00", "7e727e4", "threshold",
+          "the first rule (on the saving as run: dense 3 epochs, ticket 2, the official accounting)",
+          {"number": "as_run", "reproduced": 30, "partly": 15}),
+        V("GLUE fine-tuning (else SQuAD) mean saving with dense and ticket trained for equal epochs (the official "
+          "accounting, dense 3 epochs vs ticket 2, shown beside): reproduced if >= 30% (35% less 5 points), partly if >= 15%",
+          "2026-11-29T03:37:24+00:00", "5c7d918", "threshold",
+          "equal epochs: the official accounting trains the ticket for fewer epochs than dense, a saving that is not the "
+          "ticket's", {"number": "equal", "reproduced": 30, "partly": 15})),
+    "earlybert_squad": (
+        V("paired by seed: reproduced if EarlyBERT − dense >= -1.5 F1, partly if >= -4 F1", "2026-11-25T10:39:26+00:00",
+          "7e727e4", "squad", "the first rule", {"min_dense_f1": None}),
+        V("paired by seed: reproduced if EarlyBERT − dense >= -1.5 F1, partly if >= -4 F1; not measured if dense F1 < 20",
+          "2026-11-25T12:31:44+00:00", "97750b0", "squad", "a dense model that has not learned to extract answers says "
+          "nothing about the ticket", {"min_dense_f1": 20.0}),
+        V("paired by seed: reproduced if the 95% t-interval of EarlyBERT − dense F1 lies above −1 F1 "
+          "(repro.stats.comparable, margin 1), not reproduced if it lies below −1 F1 or straddles it (inconclusive: the "
+          "row says how many seeds would decide it); not measured if dense F1 < 20", ISSUE_35, "", "squad",
+          "issue #35: the mean alone was read (>= -1.5 F1, partly down to -4) whatever its spread over seeds; now an "
+          "equivalence test at a 1-F1 margin, as for GLUE", {"min_dense_f1": 20.0, "margin": SQUAD_MARGIN})),
+}
+
+
+# ----------------------------------------------------------------------------- choosing versions
+
+def governing(key: str, judged_at=None) -> int:
+    """Index of the version that judges data whose earliest record is `judged_at`: the latest set at
+    or before it; the first when all were set after; the latest when the time is unknown (None)."""
+    versions = RULES[key]
+    if judged_at is None:
+        return len(versions) - 1
+    t = parse_time(judged_at)
+    before = [i for i, v in enumerate(versions) if v.when <= t]
+    return before[-1] if before else 0
+
+
+def shown(key: str, judged_at=None, first_seen=None) -> list[int]:
+    """The versions to show side by side: from the one in force when data of the claim were first
+    recorded (first_seen; else judged_at) to the latest. One entry: nothing to show beside."""
+    start = governing(key, first_seen if first_seen is not None else judged_at)
+    start = min(start, governing(key, judged_at))
+    return list(range(start, len(RULES[key]))) if judged_at is not None or first_seen is not None else [start]
+
+
+def verdict(key: str, i: int, facts: dict) -> str:
+    v = RULES[key][i]
+    return JUDGES[v.judge](facts, v.params)
+
+
+def label(key: str, i: int) -> str:
+    return f"v{i + 1} ({RULES[key][i].set[:10]})"
+
+
+def lock() -> dict[str, list[str]]:
+    """{claim: [sha256 of each version's text]}: what rules_lock.json holds."""
+    return {k: [v.sha256 for v in vs] for k, vs in RULES.items()}
+
+
+def write_lock(path: Path = LOCK) -> None:
+    path.write_text(json.dumps(lock(), indent=1, sort_keys=True) + "\n")
