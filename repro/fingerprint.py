@@ -39,7 +39,8 @@ SCHEME = 2
 # files whose code moves, stores or judges numbers without computing them; profile values that
 # matter are in each unit's config
 NOT_NUMERIC_FILES = {"runner.py", "report.py", "results.py", "study.py", "bench.py", "launch.py", "__main__.py",
-                     "__init__.py", "profiles.py", "fingerprint.py", "control.py", "checks.py", "rules.py", "stats.py"}
+                     "__init__.py", "profiles.py", "fingerprint.py", "control.py", "checks.py", "rules.py", "stats.py",
+                     "report_store.py", "claims_pld.py", "claims_earlybert.py"}
 _ANONYMOUS = ("<lambda>", "<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>", "<module>")
 
 

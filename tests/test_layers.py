@@ -15,7 +15,7 @@ LAYERS = [  # bottom first; a module may import its own layer's modules listed b
     ["analysis", "tasks", "floors"],  # measurements, fine-tuning and pre-training tasks, floors
     ["study"],  # units: run-level resume
     ["units", "gradients", "earlybert_runs", "earlybert_tables"],  # the experiments
-    ["rules", "report"],  # the verdicts
+    ["rules", "report_store", "claims_pld", "claims_earlybert", "report"],  # the verdicts
     ["checks", "runner", "bench", "launch", "__main__"],  # what people call
 ]
 RANK = {m: (i, j) for i, layer in enumerate(LAYERS) for j, m in enumerate(layer)}
