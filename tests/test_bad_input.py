@@ -1,6 +1,7 @@
 """Bad input through the user-facing doors: one clear message naming the problem and the fix,
 and nothing under results/ changed."""
 import json
+import os
 import re
 
 import pytest
@@ -55,6 +56,38 @@ def test_runner_refuses_before_running(argv, expected, tmp_path, capsys):
     assert expected.replace("{tmp}", str(tmp_path)) in err
     assert "Traceback" not in err
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("profile", ["gpu", "paper"])
+def test_a_gpu_profile_without_a_gpu_is_refused(profile, tmp_path, capsys, monkeypatch):
+    """gpu and paper at full size on a machine without CUDA: one line naming --clip and
+    --allow-cpu, exit 2, nothing written; --clip and --allow-cpu go on."""
+    import torch
+
+    from repro import runner
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for var in ("REPRO_CLIP", "REPRO_ALLOW_CPU"):
+        monkeypatch.setenv(var, "")  # recorded, so what the CLI sets is undone after the test
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "results"
+    (root / profile / "glue_finetune").mkdir(parents=True)
+    (root / profile / "glue_finetune" / "summary.json").write_text("{}")
+    before = _tree(tmp_path)
+    assert main(["run", "glue_finetune", "--profile", profile, "--results-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"--profile {profile}" in err and "--clip" in err and "--allow-cpu" in err
+    assert _tree(tmp_path) == before
+    ran = []
+    monkeypatch.setattr(runner, "run", lambda jobs, *a, **k: ran.append([j.name for j in jobs]) or [])
+    assert main(["run", "glue_finetune", "--profile", profile, "--clip", "--results-dir", str(root)]) == 0
+    monkeypatch.setenv("REPRO_CLIP", "")
+    assert main(["run", "glue_finetune", "--profile", profile, "--allow-cpu", "--results-dir", str(root)]) == 0
+    assert ran == [["glue_finetune"]] * 2
+    assert os.environ["REPRO_ALLOW_CPU"] == "1"  # what the processes of --jobs N inherit
+    monkeypatch.setenv("REPRO_ALLOW_CPU", "")
+    assert main(["run", "glue_finetune", "--profile", "smoke", "--results-dir", str(root)]) == 0  # a CPU profile
+    assert ran[-1] == ["glue_finetune"] and len(ran) == 3
 
 
 def test_runner_accepts_hugging_face_task_names():

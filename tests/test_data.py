@@ -1,5 +1,7 @@
-"""Loaders on the real data in shared/data (GLUE TSVs, SQuAD dev, Gutenberg corpus), tokenisation,
-SQuAD features and post-processing, and the collator's padding and MLM masking."""
+"""Loaders on the suite's synthetic data (tests/fixture_data.py, in the real layout) and, where this
+machine has it, on the real data in shared/data (GLUE TSVs, SQuAD dev, Gutenberg corpus): their
+counts and rows; tokenisation, SQuAD features and post-processing, the collator's padding and MLM
+masking."""
 import unicodedata
 from pathlib import Path
 
@@ -11,11 +13,12 @@ import repro
 from repro import data as D
 from repro.metrics import normalize_answer, squad_scores
 
-try:
-    DATA = D.find_data_dir()
-except D.DataNotFoundError:  # pragma: no cover - the real data is part of the project's setup
-    DATA = None
-needs_data = pytest.mark.skipif(DATA is None or not (DATA / "glue").is_dir(), reason="no shared/data")
+import fixture_data
+from conftest import FIXTURE_DATA_DIR, REAL_DATA_DIR, needs_real_data
+
+# the data the suite runs on: the synthetic folder conftest made (its $REPRO_DATA_DIR)
+FIXTURE = pytest.param(FIXTURE_DATA_DIR, id="fixture")
+REAL = pytest.param(REAL_DATA_DIR, id="real", marks=needs_real_data)
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +34,19 @@ def squad():
 # ---- GLUE ---------------------------------------------------------------------------------------
 
 COUNTS = [("CoLA", 8551, 1043), ("SST-2", 67349, 872), ("MRPC", 3668, 408), ("RTE", 2490, 277),
-          ("STS-B", 5749, 1500), ("WNLI", 635, 71), ("QNLI", None, 5463)]
+          ("STS-B", 5749, 1500), ("WNLI", 635, 71), ("QNLI", None, 5463)]  # the real files'
 
 
-@needs_data
-@pytest.mark.parametrize("task,n_train,n_dev", COUNTS)
-def test_glue_counts_and_labels(task, n_train, n_dev):
+@pytest.mark.parametrize("data_dir", [FIXTURE, REAL])
+@pytest.mark.parametrize("task", [c[0] for c in COUNTS])
+def test_glue_counts_and_labels(task, data_dir):
     t = D.GLUE_TASKS[task]
-    for split, n in (("train", n_train), ("dev", n_dev)):
+    counts = fixture_data.COUNTS[task] if data_dir == FIXTURE_DATA_DIR else dict((c[0], c[1:]) for c in COUNTS)[task]
+    for split, n in zip(("train", "dev"), counts):
         if n is None:
+            assert not (data_dir / "glue" / task / f"{split}.tsv").exists()
             continue
-        rows = D.load_glue(task, split, source="local")
+        rows = D.load_glue(task, split, data_dir=data_dir, source="local")
         assert len(rows) == n
         assert all(isinstance(r["text_a"], str) and r["text_a"] for r in rows)
         assert all((r["text_b"] is None) == (t.text_b is None) for r in rows)
@@ -54,21 +59,36 @@ def test_glue_counts_and_labels(task, n_train, n_dev):
             assert set(labels) == set(range(t.num_labels))  # both classes occur in every split
 
 
-@needs_data
+@needs_real_data
 def test_glue_specific_rows():
-    mrpc = D.load_glue("MRPC", "train")  # BOM in the header must not break the columns
+    real = REAL_DATA_DIR
+    mrpc = D.load_glue("MRPC", "train", real)  # BOM in the header must not break the columns
     assert mrpc[0]["text_a"].startswith("Amrozi accused his brother")
     assert mrpc[0]["text_b"].startswith("Referring to him as only")
     assert mrpc[0]["label"] == 1
-    cola = D.load_glue("cola", "dev")  # no header: the first data line is a row, sentence last
+    cola = D.load_glue("cola", "dev", real)  # no header: the first data line is a row, sentence last
     assert cola[0] == {"text_a": "The sailors rode the breeze clear of the rocks.", "text_b": None, "label": 1}
-    rte = D.load_glue("RTE", "dev")  # string labels: entailment=0, not_entailment=1 (GLUE/HF order)
+    rte = D.load_glue("RTE", "dev", real)  # string labels: entailment=0, not_entailment=1 (GLUE/HF order)
     assert rte[0]["label"] == 1 and rte[1]["label"] == 0
-    assert D.load_glue("STS-B", "dev")[1]["label"] == 4.75
-    assert '"' in D.load_glue("MRPC", "dev")[0]["text_b"]  # quotes kept verbatim (QUOTE_NONE)
+    assert D.load_glue("STS-B", "dev", real)[1]["label"] == 4.75
+    assert '"' in D.load_glue("MRPC", "dev", real)[0]["text_b"]  # quotes kept verbatim (QUOTE_NONE)
 
 
-@needs_data
+def test_glue_file_quirks_in_the_synthetic_data():
+    """The synthetic files have the real ones' quirks, so the suite tests the loader on them."""
+    glue = FIXTURE_DATA_DIR / "glue"
+    assert (glue / "MRPC" / "dev.tsv").read_bytes().startswith("\ufeffQuality".encode())  # the BOM
+    mrpc = D.load_glue("MRPC", "dev")
+    assert all(r["label"] in (0, 1) and not r["text_a"].startswith("\ufeff") for r in mrpc)
+    assert '"' in mrpc[0]["text_a"] + mrpc[0]["text_b"]  # quotes kept verbatim (QUOTE_NONE)
+    first = (glue / "CoLA" / "dev.tsv").read_text().splitlines()[0].split("\t")
+    assert D.load_glue("cola", "dev")[0] == {"text_a": first[3], "text_b": None, "label": int(first[1])}  # no header
+    rte_labels = [line.split("\t")[3] for line in (glue / "RTE" / "dev.tsv").read_text().splitlines()[1:]]
+    assert [r["label"] for r in D.load_glue("RTE", "dev")] == [("entailment", "not_entailment").index(x)
+                                                                for x in rte_labels]
+    assert all(type(r["label"]) is float for r in D.load_glue("STS-B", "dev"))
+
+
 def test_glue_limit_deterministic():
     full = D.load_glue("SST-2", "dev")
     a = D.load_glue("SST-2", "dev", limit=50, seed=0)
@@ -181,7 +201,6 @@ def test_checkpoint_resolution(tmp_path, monkeypatch):
         D.minilm_path()
 
 
-@needs_data
 def test_encode_glue(tok):
     pairs = D.encode_glue(D.load_glue("MRPC", "dev", limit=8), tok, max_len=24)
     assert all(len(f["input_ids"]) <= 24 and len(f["token_type_ids"]) == len(f["input_ids"]) for f in pairs)
@@ -194,15 +213,19 @@ def test_encode_glue(tok):
 
 # ---- SQuAD ----------------------------------------------------------------------------------------
 
-@needs_data
-def test_squad_counts_and_split(squad):
-    assert len(squad["data"]) == 48
+@pytest.mark.parametrize("data_dir", [FIXTURE, REAL])
+def test_squad_counts_and_split(data_dir):
+    squad = D.load_squad(data_dir=data_dir)
+    assert len(squad["data"]) == 48  # the synthetic data has the real file's 48 articles too
     examples = D.squad_examples(squad)
-    assert len(examples) == 10570 and len({e["id"] for e in examples}) == 10570
+    n = 10570 if data_dir == REAL_DATA_DIR else sum(len(p["qas"]) for a in squad["data"] for p in a["paragraphs"])
+    assert len(examples) == n and len({e["id"] for e in examples}) == n
+    for e in examples:  # every answer is where answer_start says
+        assert all(e["context"][s: s + len(t)] == t for s, t in zip(e["answers"]["answer_start"], e["answers"]["text"]))
     train, evals = D.squad_article_split(squad, eval_fraction=0.25, seed=0)
     t_titles, e_titles = {a["title"] for a in train["data"]}, {a["title"] for a in evals["data"]}
     assert not t_titles & e_titles and len(t_titles | e_titles) == 48 and len(e_titles) == 12
-    assert len(D.squad_examples(train)) + len(D.squad_examples(evals)) == 10570
+    assert len(D.squad_examples(train)) + len(D.squad_examples(evals)) == n
     again = D.squad_article_split(squad, eval_fraction=0.25, seed=0)[1]
     assert [a["title"] for a in again["data"]] == [a["title"] for a in evals["data"]]
     other = D.squad_article_split(squad, eval_fraction=0.25, seed=1)[1]
@@ -226,9 +249,9 @@ def _plain(s: str) -> str:
     return "".join(normalize_answer(s).split())
 
 
-@needs_data
 def test_encode_squad_train_recovers_answers(squad, tok):
-    examples = D.squad_examples(squad)[::150]
+    examples = D.squad_examples(squad)
+    examples = examples[::max(1, len(examples) // 70)]  # ~70 questions
     n_in, n_out = 0, 0
     for ex in examples:
         # short windows so that many examples span several, some without the answer
@@ -246,9 +269,9 @@ def test_encode_squad_train_recovers_answers(squad, tok):
     assert n_in >= len(examples) - 2 and n_out > 0
 
 
-@needs_data
 def test_squad_predictions_from_gold_logits(squad, tok):
-    examples = D.squad_examples(squad)[::100]
+    examples = D.squad_examples(squad)
+    examples = examples[::max(1, len(examples) // 105)]  # ~105 questions
     feats = D.encode_squad_eval(examples, tok, max_len=128, stride=32)
     assert len(feats) > len(examples)  # several windows per example
     width = max(len(f["input_ids"]) for f in feats)
@@ -289,7 +312,6 @@ def test_squad_predictions_constraints():
 
 # ---- corpus ---------------------------------------------------------------------------------------
 
-@needs_data
 def test_encode_corpus_blocks(tok):
     text = D.load_corpus("valid", max_chars=200_000)
     assert 199_000 < len(text) <= 200_000 and not text.endswith(" ")
