@@ -23,12 +23,19 @@ def test_gradient_norms(root):
     has_files(root, "gradient_norms", ["grad_norms.png", "trained.png", "ratios.csv", "bottom_top.csv"])
     s = summary(root, "gradient_norms")
     P = get_profile("smoke")
-    assert s["complete"] and s["done"] == s["planned"] == 2 * len(P.grad_shapes) * len(P.seeds) + 2
+    curves = 2 * P.grad_curve_seeds + 1  # PostLN and PreLN (official init) per seed, plain-init PreLN once
+    # at init: PostLN, PreLN (official init) and PreLN (plain 0.02) per shape and seed; the trained pair
+    assert s["complete"] and s["done"] == s["planned"] == 3 * len(P.grad_shapes) * len(P.seeds) + 2 + curves
     stats = pd.DataFrame(s["stats"])
-    # every shape at init and the trained one, both variants, both measures, each a positive ratio
-    assert len(stats) == 2 * 2 * (len(P.grad_shapes) + 1) and (stats["mean"] > 0).all()
+    # every shape at init in three variants and the trained pair, both measures, each a positive ratio
+    assert len(stats) == 2 * (3 * len(P.grad_shapes) + 2) and (stats["mean"] > 0).all()
     runs = results.load_runs("smoke", "gradient_norms", root=root)
-    assert sorted(set(runs["method"])) == ["postln", "postln_trained", "preln", "preln_trained"]
+    assert sorted(set(runs["method"])) == ["postln", "postln_curve", "postln_trained", "preln", "preln_curve",
+                                           "preln_curve_plain", "preln_trained"]
+    curve = runs[runs["method"].str.contains("_curve")]
+    assert len(curve) == curves and all(sorted(map(int, st)) == [0, *P.grad_curve_steps] for st in curve["stages"])
+    assert len(s["curve_rule"]) == len(P.grad_curve_steps) + 1  # a verdict per step, from 2 seeds per arm
+    runs = runs[~runs["method"].str.contains("_curve")]
     trained = runs[runs["method"].str.endswith("_trained")]
     for stages in trained["stages"]:  # block input/output cosines after training, one per layer
         assert len(stages["trained"]["cosine"]) == P.grad_trained[0]
@@ -178,7 +185,10 @@ def test_gradient_norms_and_pld_schedule_plan_with_every_unit_missing(tmp_path, 
     assert " raised " not in capsys.readouterr().out
     grads = [(u["task"], u["method"], u["state"]) for u in plan["gradient_norms"]]
     assert grads == [(f"{L}x{H}", f"{ln}ln", "missing") for _ in P.seeds for L, H in P.grad_shapes for ln in ("post", "pre")] \
-        + [("4x64", f"{ln}ln_trained", "missing") for ln in ("post", "pre")]
+        + [(f"{L}x{H}", "preln", "missing") for _ in P.seeds for L, H in P.grad_shapes] \
+        + [("4x64", f"{ln}ln_trained", "missing") for ln in ("post", "pre")] \
+        + [("4x64", m, "missing") for s in range(P.grad_curve_seeds)
+           for m in ("postln_curve", "preln_curve", "preln_curve_plain") if s == 0 or not m.endswith("plain")]
     assert [(u["method"], u["state"]) for u in plan["pld_schedule"]] == [("pld_paper", "missing"), ("pld_code", "missing")]
     assert all(u["estimate"] for units in plan.values() for u in units)
     assert not list((tmp_path / "smoke").glob("runs/*.json"))  # nothing was recorded
