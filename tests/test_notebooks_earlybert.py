@@ -128,8 +128,10 @@ def test_earlybert_squad(root):
     # SQuAD's search stops at the detector's draw (one ticket needed): it ran no further
     search = records(root).query("notebook == 'earlybert_squad' and method == 'search'").iloc[0]
     assert search["metric.steps"] == runs.loc["detector", "draw_step"] == search["tickets"]["detector"]["step"]
-    assert runs.loc["detector", "train_steps"] == runs.loc["dense", "train_steps"]  # trained as long as dense
-    assert runs.loc["detector", "time_saving_pct"] == pytest.approx(runs.loc["detector", "time_saving_official_pct"])
+    # the official SQuAD ticket trains 3 epochs (ebr.SQUAD_RECIPE), dense the profile's squad_epochs
+    ratio = ebr.SQUAD_RECIPE.ticket_epochs / P.squad_epochs
+    assert runs.loc["detector", "train_steps"] == pytest.approx(ratio * runs.loc["dense", "train_steps"], abs=ratio)
+    assert runs.loc["detector", "time_saving_official_pct"] < runs.loc["detector", "time_saving_pct"]  # as run: longer
 
 
 def test_earlybert_pretraining(root):
@@ -170,8 +172,10 @@ def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch)
     assert all(u["estimate"] > 0 for u in squad), squad  # waiting units: the dense probe, scaled
     assert squad[-1]["scaled_from"].startswith("earlybert_squad/SQuAD/dense x ")  # step timing, in dense steps
     glue = units["earlybert_glue"]
-    assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS, "step_times"}
-    assert all(u["state"] == ("missing" if u["method"] in ("dense", "search") else "waiting") for u in glue)
+    sizes = {f"{t}@{ebr.size_label(*size)}" for size in ebr.SIZES if size != (1 / 3, 0.4) for t in ("search", "detector", "random")}
+    assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS, "step_times", *ebr.CONTROLS} | sizes
+    assert all(u["state"] == ("missing" if u["method"] == "dense" or u["method"].startswith("search") else "waiting")
+               for u in glue)
     assert all(u["estimate"] > 0 for u in glue), glue
     assert [u["notebook"] for u in glue if u["method"] == "dense"] == ["glue_finetune"]
 
