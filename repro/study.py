@@ -247,7 +247,7 @@ class Study:
             return None
         entry = {"key": key, "notebook": notebook, "task": task, "method": method, "seed": seed,
                  "config_hash": chash, "state": "missing", "run_id": None, "seconds": None, "estimate": None,
-                 "changed": None, "length": _length(config)}
+                 "changed": None, "length": _length(config), "read_only": self.recorded_only or None}
         self.units.append(entry)
         rec = None if _flag("REPRO_FORCE") else self.records().get(key)
         remade = None
@@ -422,10 +422,13 @@ class Study:
     # -- what the notebook writes ------------------------------------------------------------
     def status(self) -> dict:
         """For summary.json: complete, done/planned counts, stale units, the run ids used."""
-        done = [u for u in self.units if u["state"] in ("done", "stale")]
-        stale = [u for u in self.units if u["state"] == "stale"]
-        return {"complete": len(done) == len(self.units), "done": len(done), "planned": len(self.units),
+        # units only read (reading(): an earlier recipe's sensitivity row) are shown, never judged
+        units = [u for u in self.units if not u.get("read_only")]
+        done = [u for u in units if u["state"] in ("done", "stale")]
+        stale = [u for u in units if u["state"] == "stale"]
+        return {"complete": len(done) == len(units), "done": len(done), "planned": len(units),
                 "stale": len(stale), "run_ids": [u["run_id"] for u in done],
+                "read_only_run_ids": [u["run_id"] for u in self.units if u.get("read_only") and u["run_id"]],
                 "stale_modules": sorted({m for u in stale for m in u["changed"] or []})}  # what changed
 
     def write_summary(self, out, data: dict) -> Path:

@@ -405,3 +405,18 @@ def test_the_plan_credits_the_training_a_units_checkpoints_hold(store, monkeypat
     st = S.Study("nb", "smoke")
     ask(st, run, seed=1)
     assert st.units[0]["estimate"] == 100.0 and "resumed_seconds" not in st.units[0] and ckpt.exists()
+
+
+def test_units_only_read_are_neither_run_nor_judged(store):
+    """reading(): an earlier recipe's recorded units are returned (a sensitivity row); a missing
+    one is neither run nor planned, and none counts in the notebook's status."""
+    run = Counter()
+    ask(S.Study("nb", "smoke"), run, lr=0.2)  # recorded under the earlier recipe
+    st = S.Study("nb", "smoke")
+    ask(st, run)  # the current recipe's unit
+    with st.reading():
+        assert ask(st, run, lr=0.2)["config"] == {"lr": 0.2}
+        assert ask(st, run, lr=0.3) is None
+    assert run.calls == 2 and ask(st, run, lr=0.3) is not None and run.calls == 3  # outside: it runs
+    status = st.status()
+    assert status["planned"] == status["done"] == 2 and len(status["read_only_run_ids"]) == 1
