@@ -284,6 +284,8 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
         P, seeds=P.seeds[:1], glue_tasks=P.glue_tasks[:1], pretrain_batch=pre_b, finetune_batch=ft_b,
         schedule_batch=min(P.schedule_batch, batch) if batch else P.schedule_batch,
         task_max_train=(), task_seeds=(), batching_check=None, recipe_check=None, pld_lrs=P.pld_lrs[:2],
+        # gradients along training: one seed per arm, measured within the capped steps
+        grad_curve_seeds=1, grad_curve_steps=tuple(sorted({min(s, steps) for s in P.grad_curve_steps[:2]})),
         # notebooks derive lengths and cadences from pretrain_steps (a search of 20% of it, a record
         # every 1/60 of it): at 5x the cap, 20% of it is still the cap, and every cadence fires
         pretrain_steps=min(P.pretrain_steps, 5 * steps),

@@ -426,10 +426,11 @@ class Study:
         units = [u for u in self.units if not u.get("read_only")]
         done = [u for u in units if u["state"] in ("done", "stale")]
         stale = [u for u in units if u["state"] == "stale"]
+        read = [u["run_id"] for u in self.units if u.get("read_only") and u["run_id"]]
         return {"complete": len(done) == len(units), "done": len(done), "planned": len(units),
                 "stale": len(stale), "run_ids": [u["run_id"] for u in done],
-                "read_only_run_ids": [u["run_id"] for u in self.units if u.get("read_only") and u["run_id"]],
-                "stale_modules": sorted({m for u in stale for m in u["changed"] or []})}  # what changed
+                "stale_modules": sorted({m for u in stale for m in u["changed"] or []}),  # what changed
+                **({"read_only_run_ids": read} if read else {})}
 
     def write_summary(self, out, data: dict) -> Path:
         """summary.json with the notebook's numbers and the study's state (complete or partial)."""
