@@ -134,19 +134,13 @@ if len(runs):
     null = ebt.null_search_table(searches)
     results.save_table(null, out, "null_search")
     display(null)
-    size_runs = {(R.head_ratio, R.ffn_ratio): runs}
-    for size, rows in by_size.items():
-        named = [dict(r, method=r["method"].split("@")[0]) for r in rows if r is not None and "@" in r["method"]]
-        if named:
-            size_runs[size] = ebt.comparison(named + [r for r in records if r is not None and r["method"] == "dense"])
-    trend = ebt.size_table(size_runs)
+    trend = ebt.size_table(ebt.size_runs((R.head_ratio, R.ffn_ratio), runs, by_size, records))
     if len(trend):
         results.save_table(trend, out, "sizes")
         results.save_figure(ebt.plot_sizes(trend, f"EarlyBERT vs random ticket over ticket size, {profile} profile"), out, "sizes")
         display(trend)
-    before = ebt.comparison([r for r in earlier if r is not None])
-    if len(before):
-        was = ebt.method_table(before, ["dense", draw, "random"])
+    was = ebt.earlier_recipe(earlier, [], draw)
+    if was is not None:
         results.save_table(ebt.shown(was), out, "earlier_recipe")
         display(ebt.shown(was)[["n", "metric", "value"]])
 

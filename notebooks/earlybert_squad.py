@@ -100,9 +100,8 @@ table = ebt.save_comparison(runs, draw, out, study.notebook, f"SQuAD v1.1: Early
 if table is not None:
     display(ebt.shown(table)[["n", "exact_match", "value", "time_s", "time_saving_pct", "flops_saving_pct", "params"]])
 
-    before = ebt.comparison(earlier + [r for r in records if r["method"] == "dense"])
-    if len(before):
-        was = ebt.method_table(before, ["dense", draw, "random"])
+    was = ebt.earlier_recipe(earlier, [r for r in records if r["method"] == "dense"], draw)
+    if was is not None:
         ebt.save_table(ebt.shown(was), out, "earlier_recipe")
         display(ebt.shown(was)[["n", "exact_match", "value"]])
 

@@ -36,7 +36,7 @@ def comparison(records: list[dict]) -> pd.DataFrame:
             costs[(r["task"], r["seed"])] = r["timing"]
         if r["method"] not in ("dense", *TICKETS):
             continue
-        t, m = r["times"], "f1" if r["task"] == SQUAD else main_metric(r["task"])
+        t, m = r["times"], _metric(r["task"])
         dense = r["method"] == "dense"
         rows.append({"task": r["task"], "seed": r["seed"], "method": r["method"], "metric": m,
                      "value": r["metrics"].get(m), **{k: r["metrics"].get(k) for k in ("exact_match", "f1") if k in r["metrics"]},
@@ -367,6 +367,26 @@ def null_search_table(searches: list[dict]) -> pd.DataFrame:
              "negative_coefficients": r.get("negative_coefficients")}
             for r in searches if r and r["method"] in ("search", "search@null")]
     return pd.DataFrame(rows)
+
+
+def size_runs(paper: tuple, runs: pd.DataFrame, by_size: dict, records: list) -> dict:
+    """{(head_ratio, ffn_ratio): comparison() rows} for size_table: the recipe's own size from
+    `runs`, each other size from its units (size_units: "<ticket>@<size>", named "<ticket>")
+    beside the dense runs in `records`."""
+    dense = [r for r in records if r is not None and r["method"] == "dense"]
+    out = {paper: runs}
+    for size, rows in by_size.items():
+        named = [dict(r, method=r["method"].split("@")[0]) for r in rows if r is not None and "@" in r["method"]]
+        if named:
+            out[size] = comparison(named + dense)
+    return out
+
+
+def earlier_recipe(records: list, dense: list, draw: str) -> pd.DataFrame | None:
+    """The earlier recipe's dense / EarlyBERT / random table (method_table) from its recorded
+    units beside the dense runs, None when none is recorded."""
+    runs = comparison([r for r in records if r is not None] + dense)
+    return method_table(runs, ["dense", draw, "random"]) if len(runs) else None
 
 
 def size_table(runs_by_size: dict) -> pd.DataFrame:

@@ -26,9 +26,9 @@ from .analysis import bottom_top, layer_grad_norms
 from .data import load_tokenizer
 from .profiles import Profile
 from .study import Study
-from .tasks import corpus_data, pretrain_mlm
+from .tasks import pretrain_mlm
 from .train import Hook, unigram_mlm_loss
-from .units import fresh_model, init_of, PRELN_INIT
+from .units import PRELN_INIT, fixed_batches, fresh_model, init_of
 
 MEASURES = ("param", "input", "ffn_out")
 
@@ -96,22 +96,19 @@ def grad_curve_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str,
     config = {"kind": "grad_curve", **shape, "ln": ln, "init": init_of(ln, preln_init), "seq_len": P.seq_len,
               "batch": P.grad_batch, "n_batches": P.grad_batches, "steps": steps, "lr": P.pretrain_lr,
               "train_batch": P.pretrain_batch, "corpus_chars": P.pld_corpus_chars, "tokenizer": "minilm"}
-    n = P.grad_batch
+    n = P.grad_batch * P.grad_batches  # held-out blocks measured
 
     def run(u):
         t0 = time.perf_counter()
         Q = replace(P, **shape)
         tok = load_tokenizer("minilm")
-        train_ex, valid_ex, collate = corpus_data(Q, tok, data_dir, max_chars=P.pld_corpus_chars,
-                                                  valid_chars=P.seq_len * 8 * n * P.grad_batches)
-        batches = [collate(list(valid_ex[i * n:(i + 1) * n]), generator=torch.Generator().manual_seed(i))
-                   for i in range(P.grad_batches)]
+        train_ex, valid_ex, collate, batches = fixed_batches(P, Q, tok, data_dir, P.pld_corpus_chars)
         model = fresh_model(Q, tok, ln, seed, config["init"])
         stages = {0: measure(model, batches)}
         r = pretrain_mlm(model, Q, seed, data=(train_ex, valid_ex, collate), steps=steps[-1], eval_every=0,
-                         hooks=[_MeasureAt(steps, batches, stages)], valid_examples=n * P.grad_batches, progress=False,
+                         hooks=[_MeasureAt(steps, batches, stages)], valid_examples=n, progress=False,
                          **recipe_schedule(steps[-1]), **u.train_kwargs())["result"]
-        unigram = unigram_mlm_loss(train_ex, valid_ex[:n * P.grad_batches], collate)
+        unigram = unigram_mlm_loss(train_ex, valid_ex[:n], collate)
         metrics = {f"{k}_{stat}_s{s}": float(np.mean(st["stats"][k][stat])) for s, st in stages.items()
                    for k in MEASURES for stat in ("bottom_top", "log_slope", "min_lower_over_top")}
         metrics |= {f"loss_s{s}": st["loss"] for s, st in stages.items()} | {"unigram_loss": unigram}

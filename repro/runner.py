@@ -536,6 +536,7 @@ def _execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome
     finally:
         while _KERNEL_DIRS:
             shutil.rmtree(_KERNEL_DIRS.pop(), ignore_errors=True)
+        _portable(ipynb)
     seconds = time.perf_counter() - t0
     try:
         summary = read_json(out / "summary.json")
@@ -547,6 +548,19 @@ def _execute(job: Job, profile: str, root: Path, force: bool = False) -> Outcome
     if summary.get("complete") is False:
         return Outcome(job.name, "partial", seconds, f"{summary.get('done')} of {summary.get('planned')} runs")
     return Outcome(job.name, "ok", seconds)
+
+
+def _portable(ipynb: Path) -> None:
+    """An executed notebook kept in the repository (results/, committed) names paths relative to
+    the repository (the kernel ran there) and the home folder as ~ (the unit cache's default), never
+    this machine's checkout or user: re-executed or read elsewhere, it points at the same files.
+    One written outside the repository (--results-dir elsewhere) keeps this machine's paths."""
+    if ipynb.exists() and ipynb.resolve().is_relative_to(REPO_ROOT):
+        text = ipynb.read_text()
+        root = str(REPO_ROOT)
+        portable = text.replace(root + "/", "").replace(root, ".").replace(str(Path.home()) + "/", "~/")
+        if portable != text:
+            ipynb.write_text(portable)
 
 
 # notebooks that read what another one made (its checkpoints): with --jobs they wait for it

@@ -276,6 +276,18 @@ def pld_comparison(study: Study, P: Profile, seed: int, *, rates: dict | None = 
 
 
 # -- gradient norms per layer, PostLN vs PreLN (gradient_norms) -------------------------------
+def fixed_batches(P: Profile, Q: Profile, tok, data_dir, train_chars: int):
+    """(train, valid, collate, batches) for a gradient measurement of shape Q: P.grad_batches fixed
+    batches of P.grad_batch held-out blocks (seeded collation: the same MLM masks every time) and
+    `train_chars` of training text."""
+    n = P.grad_batch
+    train_ex, valid_ex, collate = corpus_data(Q, tok, data_dir, max_chars=train_chars,
+                                              valid_chars=P.seq_len * 8 * n * P.grad_batches)
+    batches = [collate(list(valid_ex[i * n:(i + 1) * n]), generator=torch.Generator().manual_seed(i))
+               for i in range(P.grad_batches)]
+    return train_ex, valid_ex, collate, batches
+
+
 def grad_norm_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str, seed: int, *,
                    train_steps: int = 0, data_dir=None, preln_init: str = PRELN_INIT) -> dict | None:
     """Per-layer gradient norms (analysis.layer_grad_norms) of a scratch MLM BERT of
@@ -305,23 +317,18 @@ def grad_norm_unit(study: Study, P: Profile, layers: int, hidden: int, ln: str, 
                         for k in ("l2", "rel_l2", "cosine")})
         return out
 
-    n, n_blocks = P.grad_batch, P.grad_batch * P.grad_batches
-
     def run(u):
         t0 = time.perf_counter()
         Q = replace(P, **shape)
         tok = load_tokenizer("minilm")
         # the fixed batches come from the held-out books; the training text only when training
-        train_ex, valid_ex, collate = corpus_data(Q, tok, data_dir, max_chars=P.pld_corpus_chars if train_steps else 20_000,
-                                                  valid_chars=P.seq_len * 8 * n_blocks)
-        batches = [collate(list(valid_ex[i * n:(i + 1) * n]), generator=torch.Generator().manual_seed(i))
-                   for i in range(P.grad_batches)]
+        train_ex, valid_ex, collate, batches = fixed_batches(P, Q, tok, data_dir, P.pld_corpus_chars if train_steps else 20_000)
         model = fresh_model(Q, tok, ln, seed, config["init"])
         stages = {"init": measure(model, batches, io=bool(train_steps))}
         times = {"eval": 0.0}
         if train_steps:
             r = pretrain_mlm(model, Q, seed, data=(train_ex, valid_ex, collate), steps=train_steps, eval_every=0,
-                             valid_examples=n * P.grad_batches, progress=False, **u.train_kwargs())["result"]
+                             valid_examples=len(batches) * P.grad_batch, progress=False, **u.train_kwargs())["result"]
             stages["trained"] = measure(model, batches, io=True)
             times, status = r.times, r.status
         else:

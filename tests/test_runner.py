@@ -338,3 +338,14 @@ def test_papermill_inspect_misses_union_parameters(tmp_path):
     theirs = papermill.inspect_notebook(str(path))
     assert "output_dir" in ours and "data_dir" in ours
     assert "output_dir" not in theirs and "data_dir" not in theirs
+
+
+def test_an_executed_notebook_in_the_repository_names_no_path_of_this_machine():
+    from pathlib import Path
+    nb = REPO_ROOT / "results" / "_scratch" / "portable-test.ipynb"  # git-ignored
+    nb.parent.mkdir(parents=True, exist_ok=True)
+    nb.write_text(f'{{"output_dir": "{REPO_ROOT}/results/cpu/x", "cwd": "{REPO_ROOT}", '
+                  f'"cache": "{Path.home()}/.cache/repro/cpu/u"}}')
+    runner._portable(nb)
+    assert nb.read_text() == '{"output_dir": "results/cpu/x", "cwd": ".", "cache": "~/.cache/repro/cpu/u"}'
+    nb.unlink()
