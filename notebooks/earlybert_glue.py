@@ -47,12 +47,15 @@
 # over ticket size** (`sizes`): EarlyBERT and random tickets at 1/6 heads + 20% neurons and 1/2 +
 # 60% beside the paper's 1/3 + 40%. **Earlier recipe** (ours before this one: a one-epoch schedule
 # with 10% warm-up, weight decay 0.01, eps 1e-6, ranked by |c|): its recorded runs, read, never rerun.
-#
 # Outputs: `earlybert_glue.csv`, `early_bird.csv`, `controls.csv`, `null_search.csv`, `sizes.csv`,
 # `earlier_recipe.csv`, `runs.csv`, the figures `earlybert_glue` and `sizes`.
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 tasks: list | None = None  # None: the profile's GLUE tasks
@@ -61,30 +64,33 @@ checkpoint: str | None = None  # None: the profile's checkpoint
 max_train_examples: int | None = None  # every task's training subset; None: the profile's sizes per task
 draw: str = "detector"  # the ticket called EarlyBERT: "detector" (early-bird criterion) or "fixed" (official)
 tickets: list | None = None  # None: all four ("detector", "fixed", "end", "random"); the early-bird test needs them
-recipe: dict | None = None  # overrides of earlybert_runs.Recipe, e.g. {"epsilon": 0.05, "ticket_lr": 5e-5}
+recipe: dict | None = None  # overrides of earlybert_settings.Recipe, e.g. {"epsilon": 0.05, "ticket_lr": 5e-5}
 controls: list | None = None  # tasks that get the controls; None: CoLA, SST-2 and MRPC where run
-sizes: list | None = None  # (head_ratio, ffn_ratio) of the trend; None: earlybert_runs.SIZES
+sizes: list | None = None  # (head_ratio, ffn_ratio) of the trend; None: earlybert_controls.SIZES
 size_seeds: int = 2  # seeds per size other than the recipe's own (which has the task's seeds)
 
 # %%
 
 from IPython.display import Markdown, display
 
+from repro import earlybert_controls as ebc
 from repro import earlybert_runs as ebr
+from repro import earlybert_settings as ebs
 from repro import earlybert_tables as ebt
+from repro import views_earlybert as ebv
 from repro import results
 from repro.checks import check_parameters
-from repro.data import load_tokenizer
 from repro.profiles import get_profile
+from repro.sources import load_tokenizer
 from repro.study import Study
 
 check_parameters(globals())
-study = Study("earlybert_glue", profile)
+study = Study("earlybert_glue", profile, train=train)
 P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples,
                 task_max_train=() if max_train_examples else None)
 out = study.out(output_dir)
-R = ebr.recipe(ebr.GLUE_RECIPE, recipe)
-tasks, tickets = list(tasks or P.glue_tasks), list(tickets or ebr.TICKETS)
+R = ebs.recipe(ebs.GLUE_RECIPE, recipe)
+tasks, tickets = list(tasks or P.glue_tasks), list(tickets or ebs.TICKETS)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 tokenizer = load_tokenizer(P.checkpoint)
 print(f"profile {P.name}: {P.checkpoint}; dense {P.finetune_epochs:g} epochs at lr {P.finetune_lr:g}; search lr "
@@ -95,26 +101,26 @@ print(f"profile {P.name}: {P.checkpoint}; dense {P.finetune_epochs:g} epochs at 
 # every task's first seed, then the further seeds of the tasks the report can judge (dense learned)
 # first; a task's controls right after its comparison, then the other ticket sizes
 controls = [t for t in (controls if controls is not None else ("CoLA", "SST-2", "MRPC")) if t in tasks]
-sizes = [tuple(x) for x in (sizes if sizes is not None else ebr.SIZES) if tuple(x) != (R.head_ratio, R.ffn_ratio)]
+sizes = [tuple(x) for x in (sizes if sizes is not None else ebc.SIZES) if tuple(x) != (R.head_ratio, R.ffn_ratio)]
 records, checks, by_size = [], [], {size: [] for size in sizes}
 for seed, task in ebr.run_order(task_seeds, profile):
-    s = ebr.Setting(task, P, data_dir)
+    s = ebs.Setting(task, P, data_dir)
     rows = ebr.comparison_units(study, s, seed, tokenizer, R, tickets, draw=draw)
     records += rows
     if task in controls:
-        checks += ebr.control_units(study, s, seed, tokenizer, R, rows[-2])
+        checks += ebc.control_units(study, s, seed, tokenizer, R, rows[-2])
 for size in sizes:
     for task in controls:
         for seed in task_seeds[task][:size_seeds]:
-            by_size[size] += ebr.size_units(study, ebr.Setting(task, P, data_dir), seed, tokenizer, R, *size, draw=draw)
+            by_size[size] += ebc.size_units(study, ebs.Setting(task, P, data_dir), seed, tokenizer, R, *size, draw=draw)
 with study.reading():  # the earlier recipe's recorded runs, never trained again
     earlier = [r for seed, task in ebr.run_order(task_seeds, profile) for r in ebr.comparison_units(
-        study, ebr.Setting(task, P, data_dir), seed, tokenizer, ebr.EARLIER_GLUE_RECIPE, tickets, draw=draw)]
+        study, ebs.Setting(task, P, data_dir), seed, tokenizer, ebs.EARLIER_GLUE_RECIPE, tickets, draw=draw)]
 runs = ebt.comparison([r for r in records if r is not None])
 searches = [r for r in records + checks if r is not None and r["method"].startswith("search")]
-print(f"{study.status()['done']} of {len(study.units)} units done")
 
-# %%
+# %% tags=["nbval-check-output"]
+print(f"{study.status()['done']} of {len(study.units)} units done")
 table = ebt.save_comparison(runs, draw, out, study.notebook, f"EarlyBERT ({draw} ticket) vs dense and random, {profile} profile")
 if table is not None:
     display(ebt.shown(table)[["n", "metric", "value", "time_s", "time_saving_pct", "time_saving_official_pct",
@@ -126,57 +132,18 @@ if table is not None:
 # %% [markdown]
 # ## Controls, the null search, the trend over ticket size and the earlier recipe
 
-# %%
-if len(runs):
-    control = ebt.control_table(checks + [r for r in records if r and r["method"] in tickets], runs[runs.method == "dense"])
-    results.save_table(ebt.shown(control), out, "controls")
-    display(ebt.shown(control))
-    null = ebt.null_search_table(searches)
-    results.save_table(null, out, "null_search")
-    display(null)
-    trend = ebt.size_table(ebt.size_runs((R.head_ratio, R.ffn_ratio), runs, by_size, records))
-    if len(trend):
-        results.save_table(trend, out, "sizes")
-        results.save_figure(ebt.plot_sizes(trend, f"EarlyBERT vs random ticket over ticket size, {profile} profile"), out, "sizes")
-        display(trend)
-    was = ebt.earlier_recipe(earlier, [], draw)
-    if was is not None:
-        results.save_table(ebt.shown(was), out, "earlier_recipe")
-        display(ebt.shown(was)[["n", "metric", "value"]])
-
-# %%
-summary = {"earlybert": draw, "tickets": tickets, "recipe": R.search_config() | {"ticket_lr": R.ticket_lr,
-           "ticket_epochs": R.ticket_epochs, "ticket_warmup": R.ticket_warmup}, "controls": controls, "sizes": sizes, "dense_epochs": P.finetune_epochs, "paper_time_saving_pct": list(ebt.PAPER_TIME_SAVING),
-           "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples, "checkpoint": P.checkpoint,
-           "searches": [{"task": r["task"], "seed": r["seed"], "steps_per_epoch": r["steps_per_epoch"],
-                         **{k: t["fraction"] for k, t in r["tickets"].items()}, "found": r["metrics"]["found"]}
-                        for r in searches if r["method"] == "search"]}
-if len(runs) and draw in set(runs.method):
-    e = runs[runs.method == draw]
-    summary |= {f"mean_{k}": dict(zip(("mean", "hw", "n"), results.mean_hw(e[k])))
-                for k in ("time_saving_pct", "time_saving_official_pct", "flops_saving_pct")}
-    summary["pairs"] = {f"{a}-{b}": results.mean_hw(ebt.paired(runs, a, b)) for a, b in (*ebt.PAIRS, (draw, "dense"))}
-study.write_summary(out, summary)
+# %% tags=["nbval-check-output"]
+for name, saved, shown, fig in ebv.glue_controls(runs, records, checks, searches, by_size, earlier, tickets, R, draw, profile):
+    results.save_table(saved, out, name)
+    if fig is not None:
+        results.save_figure(fig, out, name)
+    display(shown)
 
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
-# %%
-state = study.status()
-lines = [] if state["complete"] else [f"**Partial: {state['done']} of {state['planned']} units.**"]
-lines += ebt.comparison_text(table, draw, f"as run (dense {P.finetune_epochs:g} epochs, ticket {R.ticket_epochs:g})")
-if "pairs" in summary:
-    for key, (d, hw, n) in summary["pairs"].items():
-        a, b = key.split("-")
-        if n and b != "dense":
-            holds = ebt.early_tickets_hold(d, hw, b)
-            lines.append(f"- Early-bird test, {a} ticket − {b} ticket: {results.format_pm(d, hw, signed=True)} points "
-                         f"over {n} task-seed pairs: {'holds' if holds else 'does not hold'} "
-                         f"({'as well as the late ticket' if b == 'end' else 'better than random'}).")
-fired = [s["detector"] for s in summary["searches"] if s["found"] and "detector" in s]
-if summary["searches"]:
-    lines.append(f"- The detector fired in {len(fired)} of {len(summary['searches'])} searches"
-                 + (f", at {100 * min(fired):.0f}-{100 * max(fired):.0f}% of the epoch (official fixed point: "
-                    f"{100 * R.fixed_fraction:.0f}%)." if fired else "."))
-lines.append(ebt.timing_note(runs, profile))
+# %% tags=["nbval-check-output"]
+summary = ebv.glue_summary(runs, searches, draw, tickets, R, P, tasks, controls, sizes)
+study.write_summary(out, summary)
+lines = ebv.glue_conclusion(study.status(), table, summary, runs, draw, R, P.finetune_epochs, profile)
 display(Markdown("\n".join(lines)))

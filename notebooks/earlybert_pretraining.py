@@ -35,9 +35,13 @@
 # seeds) for the same number of steps. Plotted: MLM validation loss against pre-training time (search
 # included) and the fine-tuned dev metric. Table `earlybert_pretraining`: validation loss, time,
 # FLOPs, parameters, savings against dense, fine-tuned metric (mean ± 95% t-interval over seeds).
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 seeds: list | None = None  # fine-tuning seeds; None: the profile's for the task; pre-training uses the profile's first
@@ -45,31 +49,32 @@ task: str = "SST-2"
 pretrain_steps: int | None = None  # each pre-training run's length; None: the profile's eb_pretrain_steps (cpu 600)
 ln: str = "pre"  # the scratch models' block: "pre" (PreLN) or "post"
 draw: str = "detector"  # "detector" (early-bird criterion, by search_fraction at the latest) or "fixed"
-pretrain_recipe: dict | None = None  # overrides of earlybert_runs.PretrainRecipe, e.g. {"search_fraction": 0.1}
+pretrain_recipe: dict | None = None  # overrides of earlybert_settings.PretrainRecipe, e.g. {"search_fraction": 0.1}
 max_train_examples: int | None = None  # fine-tuning subset; None: the profile's for the task
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from repro import earlybert_runs as ebr
+from repro import earlybert_pretrain as ebp
+from repro import earlybert_settings as ebs
 from repro import earlybert_tables as ebt
+from repro import views_earlybert as ebv
 from repro import results
 from repro.checks import check_parameters
-from repro.data import load_tokenizer
 from repro.metrics import main_metric
 from repro.profiles import get_profile
+from repro.sources import load_tokenizer
 from repro.study import Study
 from repro.units import glue_unit, scratch_vs_checkpoint
 
 check_parameters(globals())
-study = Study("earlybert_pretraining", profile)
+study = Study("earlybert_pretraining", profile, train=train)
 P = get_profile(profile, max_train_examples=max_train_examples, task_max_train=() if max_train_examples else None,
                 eb_pretrain_steps=pretrain_steps)
 out = study.out(output_dir)
-PR = ebr.recipe(ebr.PretrainRecipe(), pretrain_recipe)
-seed, steps = P.seeds[0], ebr.pretrain_steps(P)
+PR = ebs.recipe(ebs.PretrainRecipe(), pretrain_recipe)
+seed, steps = P.seeds[0], ebp.pretrain_steps(P)
 seeds = list(seeds if seeds is not None else P.seeds_for(task))
 tokenizer = load_tokenizer(P.checkpoint)  # the scratch models share the checkpoint's WordPiece vocabulary
 print(f"profile {P.name}: {P.layers}x{P.hidden} {ln}LN BERT from scratch, {steps} steps of {P.pretrain_batch}x{P.seq_len} "
@@ -77,46 +82,28 @@ print(f"profile {P.name}: {P.layers}x{P.hidden} {ln}LN BERT from scratch, {steps
       f"{P.max_train(task) or 'all'} examples, seeds {seeds}")
 
 # %%
-search = ebr.pretrain_search_unit(study, P, seed, PR, ln=ln, data_dir=data_dir)
-pre = {"dense": ebr.pretrain_dense_unit(study, P, seed, ln=ln, data_dir=data_dir),
-       **{m: ebr.pretrain_ticket_unit(study, P, seed, search, m, PR, draw=draw, ln=ln, data_dir=data_dir)
+search = ebp.pretrain_search_unit(study, P, seed, PR, ln=ln, data_dir=data_dir)
+pre = {"dense": ebp.pretrain_dense_unit(study, P, seed, ln=ln, data_dir=data_dir),
+       **{m: ebp.pretrain_ticket_unit(study, P, seed, search, m, PR, draw=draw, ln=ln, data_dir=data_dir)
           for m in ("earlybert", "random")}}
 like = ("glue_finetune", "dense", task, scratch_vs_checkpoint(P))  # plan estimate while pre-training runs
 fine = [glue_unit(study, task, P, s, tokenizer=tokenizer, method=m, data_dir=data_dir,
                   checkpoint=study.cache_dir(r["unit"]) / "model" if r else None,
                   checkpoint_id=r["unit"] if r else f"{m}: waiting", needs=[r], like=like) for m, r in pre.items() for s in seeds]
 fine = results.to_frame([r for r in fine if r is not None])
+
+# %% tags=["nbval-check-output"]
+print(f"{study.status()['done']} of {len(study.units)} units done")
 table = ebt.pretraining_table(pre, fine, f"metric.{main_metric(task)}")
 if len(table):
     results.save_table(table, out, "earlybert_pretraining")
     display(table)
-print(f"{study.status()['done']} of {len(study.units)} units done")
 
 # %%
 runs = {m: r for m, r in pre.items() if r is not None}
-if runs:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for m, r in runs.items():
-        c = pd.DataFrame(r["curve"])
-        offset = r["times"]["search"] + r["times"]["draw"]  # a ticket's run starts after the search and the draw
-        axes[0].plot(offset + c["seconds"], c["val_loss"], "o-", color=ebt.COLORS[m], label=m, ms=3)
-        if offset:
-            axes[0].axvline(offset, color=ebt.COLORS[m], ls=":", lw=1)
-    if search:
-        c = pd.DataFrame(search["curve"])
-        axes[0].plot(c["seconds"], c["val_loss"], "o--", color=ebt.COLORS["earlybert"], ms=3,
-                     label=f"search (to {PR.observe_fraction:.0%} of the run; charged to its draw)")
-    axes[0].set(xlabel="pre-training time (s, wall-clock minus evaluation), search included (dotted: drawn)",
-                ylabel="MLM validation loss (nats/token)", title=f"Pre-training from scratch ({P.layers}x{P.hidden}, {steps} steps)")
-    axes[0].legend(fontsize=7)
-    groups = list(fine.groupby("method", sort=False)) if len(fine) else []
-    for i, (m, g) in enumerate(groups):
-        v = g[f"metric.{main_metric(task)}"]
-        axes[1].bar(i, v.mean(), 0.6, color=ebt.COLORS[m])
-        axes[1].scatter([i] * len(v), v, color="k", s=10, zorder=3)  # one dot per seed
-    axes[1].set_xticks(range(len(groups)), [m for m, _ in groups])
-    axes[1].set(ylabel=f"{task} dev {main_metric(task)} (0-100)", title=f"Fine-tuned for equal steps ({len(seeds)} seed(s))")
-    fig.tight_layout()
+if runs:  # MLM validation loss against pre-training time, search included; the fine-tuned metric
+    title = f"Pre-training from scratch ({P.layers}x{P.hidden}, {steps} steps)"
+    fig = ebv.plot_pretraining(runs, search, fine, task, len(seeds), title, PR.observe_fraction)
     results.save_figure(fig, out, "earlybert_pretraining")
 
 # %%
@@ -131,7 +118,7 @@ study.write_summary(out, summary)
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
-# %%
+# %% tags=["nbval-check-output"]
 state = study.status()
 lines = [] if state["complete"] else [f"**Partial: {state['done']} of {state['planned']} units.**"]
 if drawn:

@@ -42,34 +42,39 @@
 # epochs, the ticket 3).
 # Outputs: `earlybert_squad.csv` (EM, F1, times, savings, FLOPs, parameters; mean ± 95% t-interval
 # over seeds), `runs.csv`, the figure `earlybert_squad`.
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 seeds: list | None = None  # None: the profile's seeds
 checkpoint: str | None = None  # None: the profile's checkpoint
 draw: str = "detector"  # the ticket called EarlyBERT: "detector" or "fixed" (official: 20% of the first epoch)
 dense_f1_bar: float | None = None  # dense seed 0's F1 that unlocks the comparison; None: 50; 0: no gate
-recipe: dict | None = None  # overrides of earlybert_runs.SQUAD_RECIPE (the official SQuAD recipe)
+recipe: dict | None = None  # overrides of earlybert_settings.SQUAD_RECIPE (the official SQuAD recipe)
 
 # %%
 
 from IPython.display import Markdown, display
 
 from repro import earlybert_runs as ebr
+from repro import earlybert_settings as ebs
 from repro import earlybert_tables as ebt
 from repro.checks import check_parameters
-from repro.data import load_tokenizer
 from repro.profiles import get_profile
+from repro.sources import load_tokenizer
 from repro.study import Study
 
 check_parameters(globals())
-study = Study("earlybert_squad", profile)
+study = Study("earlybert_squad", profile, train=train)
 P = get_profile(profile, checkpoint=checkpoint)
 out = study.out(output_dir)
-s, R = ebr.Setting(ebr.SQUAD, P, data_dir), ebr.recipe(ebr.SQUAD_RECIPE, recipe)
-bar = ebr.SQUAD_DENSE_F1 if dense_f1_bar is None else dense_f1_bar
+s, R = ebs.Setting(ebs.SQUAD, P, data_dir), ebs.recipe(ebs.SQUAD_RECIPE, recipe)
+bar = ebs.SQUAD_DENSE_F1 if dense_f1_bar is None else dense_f1_bar
 seeds = list(seeds if seeds is not None else P.seeds)
 tokenizer = load_tokenizer(P.checkpoint)
 cfg = s.config()
@@ -88,14 +93,14 @@ if gate != "failed":  # waiting: the others are planned behind dense seed 0
 records = [r for r in records if r is not None]
 runs = ebt.comparison(records)
 with study.reading():  # the earlier recipe's recorded runs, never trained again
-    earlier = [r for seed in seeds for r in ebr.comparison_units(study, s, seed, tokenizer, ebr.EARLIER_SQUAD_RECIPE,
+    earlier = [r for seed in seeds for r in ebr.comparison_units(study, s, seed, tokenizer, ebs.EARLIER_SQUAD_RECIPE,
                                                                  [draw, "random"], draw=draw, with_dense=False) if r]
 print(f"gate: {gate}" + (f" (dense seed {seeds[0]} F1 {first['metrics']['f1']:.1f})" if first else "")
       + f"; {study.status()['done']} of {len(study.units)} units done")
 if first:
     print(f"{first['n_train']} training windows, {first['n_eval']} evaluation questions")
 
-# %%
+# %% tags=["nbval-check-output"]
 table = ebt.save_comparison(runs, draw, out, study.notebook, f"SQuAD v1.1: EarlyBERT ({draw} ticket) vs dense and random")
 if table is not None:
     display(ebt.shown(table)[["n", "exact_match", "value", "time_s", "time_saving_pct", "flops_saving_pct", "params"]])
@@ -112,13 +117,13 @@ summary = {"earlybert": draw, "gate": gate, "dense_f1_bar": bar, "seeds": seeds,
            "n_train_windows": first and first["n_train"], "n_eval_questions": first and first["n_eval"],
            "paper_time_saving_pct": list(ebt.PAPER_TIME_SAVING)}
 if table is not None:
-    summary["methods"] = table.loc[ebr.SQUAD, ["exact_match", "value", "time_s"]].to_dict("index")
+    summary["methods"] = table.loc[ebs.SQUAD, ["exact_match", "value", "time_s"]].to_dict("index")
 study.write_summary(out, summary)
 
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
-# %%
+# %% tags=["nbval-check-output"]
 state = study.status()
 lines = [] if state["complete"] else [f"**Partial: {state['done']} of {state['planned']} units.**"]
 if gate == "failed":

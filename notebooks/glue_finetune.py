@@ -19,9 +19,13 @@
 # training loop, over the profile's seeds, and tabulates the dev-set metric. This is the dense
 # baseline every other table compares against, and it proves the path data → model → loop →
 # metrics → results store → report. Subset sizes come from the profile and are printed below.
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 tasks: list | None = None  # None: the profile's GLUE tasks, e.g. ["MRPC", "RTE"]
@@ -37,17 +41,17 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from repro import results
+from repro import analysis, results
 from repro.checks import check_parameters
-from repro.data import load_tokenizer
 from repro.floors import baseline_learned, floors
 from repro.metrics import main_metric
 from repro.profiles import get_profile
+from repro.sources import load_tokenizer
 from repro.study import Study
 from repro.units import glue_unit
 
 check_parameters(globals())
-study = Study("glue_finetune", profile)
+study = Study("glue_finetune", profile, train=train)
 P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
 out = study.out(output_dir)
 tasks = list(tasks or P.glue_tasks)
@@ -90,7 +94,7 @@ runs = results.to_frame(rows)
 curves = pd.DataFrame([{"task": r["task"], "seed": r["seed"], **h} for r in rows if r["method"] == "dense" for h in r["history"]])
 print(f"{study.status()['done']} of {len(study.units)} runs done")
 
-# %%
+# %% tags=["nbval-check-output"]
 if rows:
     table = results.summary_table(runs, by=("task", "method"), metrics=sorted({main_metric(t) for t in runs["task"]}))
     results.save_table(table, out, "glue_dense")
@@ -109,7 +113,7 @@ if rows:
     ax.legend()
     results.save_figure(fig, out, "train_loss")
 
-# %%
+# %% tags=["nbval-check-output"]
 headline = {}
 for task in sorted(set(runs["task"])) if rows else []:
     m = main_metric(task)
@@ -119,7 +123,7 @@ for task in sorted(set(runs["task"])) if rows else []:
     headline[task] = {"metric": m, "mean": float(vals.mean()), "n_seeds": int(vals.count()), "blind": fl["blind"],
                       "zero_shot": fl["zero_shot"], "learned": bool(verdict), "floors": verdict.text}
 # the batching check: length-grouped (the default) vs random batches, paired by seed
-check = results.paired_by_seed(runs, check_task, "dense", RANDOM, main_metric(check_task)) if rows and check_task else None
+check = analysis.paired_by_seed(runs, check_task, "dense", RANDOM, main_metric(check_task)) if rows and check_task else None
 if check:
     print(f"{check_task}, length-grouped vs random batches over seeds {check['seeds']}: {check['metric']} "
           f"{check['a_mean']:.1f} vs {check['b_mean']:.1f} (difference {results.format_pm(check['diff'], check['diff_hw'])}); "

@@ -35,15 +35,18 @@
 # batches beside the unigram plateau; statistics that cannot hide a dip: the log-slope per layer
 # and min(lower half)/top beside the quarter ratio. Figure 1's exact moment and init could not be
 # verified: the paper does not state them.
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 seeds: list | None = None  # None: the profile seeds
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -53,10 +56,11 @@ from repro.checks import check_parameters
 from repro.profiles import get_profile
 from repro.study import Study
 from repro import gradients
+from repro import views_pld as vp
 from repro.units import grad_norm_unit
 
 check_parameters(globals())
-study = Study("gradient_norms", profile)
+study = Study("gradient_norms", profile, train=train)
 P = get_profile(profile)
 out = study.out(output_dir)
 seeds = list(seeds if seeds is not None else P.seeds)
@@ -87,42 +91,16 @@ table = results.summary_table(ratios.rename(columns={"param_ratio": "metric.para
                               by=("shape", "stage", "variant"), metrics=["param_ratio", "input_ratio"], digits=3) if rows else pd.DataFrame()
 results.save_table(ratios, out, "ratios")
 results.save_table(table, out, "bottom_top")
+
+# %% tags=["nbval-check-output"]
 table
 
 # %%
-fig, axes = plt.subplots(2, max(1, len(P.grad_shapes)), figsize=(4 * max(1, len(P.grad_shapes)), 7), squeeze=False)
-for col, (L, H) in enumerate(P.grad_shapes):
-    for row, (key, what) in enumerate((("param", "||dL/d(block parameters)||"), ("input", "||dL/d(block input)||"))):
-        ax = axes[row, col]
-        for i, ln in enumerate(("post", "pre")):
-            got = [r["stages"]["init"][key] for (l2, h2, ln2, s), r in init.items() if r and (l2, h2, ln2) == (L, H, ln)]
-            if got:
-                mean = [sum(v[i_] for v in got) / len(got) for i_ in range(L)]
-                ax.plot(range(1, L + 1), mean, marker="o", ms=3, color=f"C{i}", label=f"{ln.capitalize()}LN ({len(got)} seeds)")
-        ax.set(yscale="log", title=f"{L} x {H}, at init: {what}", xlabel="layer (1 = next to the embeddings)",
-               ylabel="L2 norm (log)")
-        ax.legend(fontsize=8)
-fig.tight_layout()
-results.save_figure(fig, out, "grad_norms")
-
-# %%
+results.save_figure(vp.plot_grad_norms(init, P.grad_shapes), out, "grad_norms")
 if all(trained.values()) and trained:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for i, (ln, r) in enumerate(trained.items()):
-        st = r["stages"]["trained"]
-        L = len(st["param"])
-        axes[0].plot(range(1, L + 1), st["param"], marker="o", color=f"C{i}", label=f"{ln.capitalize()}LN")
-        axes[1].plot(range(1, L + 1), st["input"], marker="o", color=f"C{i}", label=f"{ln.capitalize()}LN")
-        axes[2].plot(range(1, L + 1), st["cosine"], marker="o", color=f"C{i}", label=f"{ln.capitalize()}LN")
-    for ax, t in zip(axes, ("||dL/d(block parameters)||", "||dL/d(block input)||", "cosine(block input, output)")):
-        ax.set(title=f"{t}, after {P.grad_train_steps} steps", xlabel="layer")
-        ax.legend(fontsize=8)
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
-    fig.tight_layout()
-    results.save_figure(fig, out, "trained")
+    results.save_figure(vp.plot_trained(trained, P.grad_train_steps), out, "trained")
 
-# %%
+# %% tags=["nbval-check-output"]
 done_curves = [r for r in curves if r]
 curve = gradients.curve_table(done_curves)
 if len(curve):
@@ -132,7 +110,7 @@ if len(curve):
     display(curve[curve.measure == "input"].drop(columns="measure"))
 curve_verdicts = gradients.curve_rule(curve) if len(curve) else []
 
-# %%
+# %% tags=["nbval-check-output"]
 stats = results.summarize(ratios.rename(columns={"param_ratio": "metric.param", "input_ratio": "metric.input"}),
                           by=("layers", "shape", "stage", "variant")) if rows else pd.DataFrame()
 summary = {"shapes": [list(s) for s in P.grad_shapes], "trained_shape": P.grad_trained, "steps": P.grad_train_steps,

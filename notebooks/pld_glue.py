@@ -25,9 +25,13 @@
 # BERT-base (reimpl.). **`glue_scores`**: main metric per task and model. Small models, briefly pre-trained on books: only the sign and size
 # of the difference compare with the paper, and only when the baseline learned the task: it beats the input-blind
 # predictor and, on STS-B, the model's own zero-shot score (cosine of mean-pooled embeddings, recorded per model).
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 seeds: list | None = None  # None: the profile's seeds of each task (pre-training uses the first)
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
@@ -44,20 +48,20 @@ gamma: float | None = None
 variant: str = "paper"
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from repro import pld, report, results
-from repro.data import load_tokenizer
+from repro import pld, pld_runs, report, results
+from repro import views_pld as vp
 from repro.metrics import main_metric
 from repro.checks import check_parameters
 from repro.profiles import get_profile, pld_profile
+from repro.sources import load_tokenizer
 from repro.study import Study
 from repro.units import glue_unit, pld_comparison, scratch_vs_checkpoint, unigram_unit, zero_shot_unit
 
 check_parameters(globals())
-study = Study("pld_glue", profile)
+study = Study("pld_glue", profile, train=train)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
                             finetune_epochs=epochs))
 out = study.out(output_dir)
@@ -71,7 +75,7 @@ print(f"profile {P.name}: tasks {tasks} at lr {task_lr}, {P.finetune_epochs} epo
 # %%
 cmp = pld_comparison(study, P, list(seeds if seeds is not None else P.seeds)[0], rates=rates, theta_bar=theta_bar,
                      gamma=gamma, variant=variant, measure=False, data_dir=data_dir)
-pre, diverged = pld.models_to_finetune(cmp["runs"])
+pre, diverged = pld_runs.models_to_finetune(cmp["runs"])
 methods = list(pre)
 size = scratch_vs_checkpoint(P)  # plan estimates while pre-training runs: glue_finetune's runs x size
 like = lambda t: ("glue_finetune", "dense", t, size)
@@ -93,10 +97,10 @@ for n, _ in order:
             zero_shot.setdefault(n, {})[t] = z["metrics"][main_metric(t)]
 print(f"zero-shot floors: {zero_shot or 'none yet'}")
 
-# %%
+# %% tags=["nbval-check-output"]
 chance = {t: report.chance_score(t, data_dir) for t in tasks}
-table = pld.glue_table(runs, methods, tasks, profile, chance) if len(runs) else None
-deltas = pld.glue_deltas(runs, pld.BASELINE, methods, tasks) if len(runs) else None
+table = pld_runs.glue_table(runs, methods, tasks, profile, chance) if len(runs) else None
+deltas = pld_runs.glue_deltas(runs, pld_runs.BASELINE, methods, tasks) if len(runs) else None
 if table is not None:
     results.save_table(table, out, "glue_vs_paper")
     results.save_table(deltas, out, "delta")
@@ -106,32 +110,17 @@ if table is not None:
 main = results.summarize(runs, by=("task", "method")) if len(runs) else None
 main = main[[k == main_metric(t) for t, k in zip(main["task"], main["metric"])]] if len(runs) else None
 if len(runs):
-    fig, ax = plt.subplots(figsize=(max(6.5, 1.8 + 1.8 * len(tasks)), 3.8))
-    width = 0.8 / len(methods)
-    for i, m in enumerate(methods):
-        g = main[main["method"] == m].set_index("task").reindex(tasks)
-        ax.bar(np.arange(len(tasks)) + i * width, g["mean"], width, yerr=g["hw"].fillna(0), capsize=3, label=m)
-    ax.scatter(np.arange(len(tasks)) + width * (len(methods) - 1) / 2, [chance[t] for t in tasks], marker="_", s=600,
-               color="k", zorder=3, label="input-blind predictor")
-    zs = [(tasks.index(t) + i * width, v) for i, m in enumerate(methods) for t, v in zero_shot.get(m, {}).items()]
-    if zs:  # each model's own score before fine-tuning, over its bar
-        ax.scatter(*zip(*zs), marker="*", s=90, color="k", zorder=4, label="zero-shot (mean-pooled cosine)")
-    ax.set_xticks(np.arange(len(tasks)) + width * (len(methods) - 1) / 2)
-    ax.set_xticklabels([f"{t}\n({main_metric(t)})" for t in tasks])
-    ax.set_ylabel("dev score (0-100)")
-    ax.set_title(f"GLUE dev after fine-tuning, mean ± 95% interval over seeds ({profile} profile)")
-    ax.legend(fontsize=8)
-    results.save_figure(fig, out, "glue_scores")
+    results.save_figure(vp.plot_glue_scores(main, methods, tasks, chance, zero_shot, profile), out, "glue_scores")
 
 # %%
-base = pre.get(pld.BASELINE)
+base = pre.get(pld_runs.BASELINE)
 unigram = unigram_unit(study, P, data_dir=data_dir)
 scores = {m: dict(zip(g["task"], g["mean"])) for m, g in main.groupby("method")} if len(runs) else {}
-summary = {"baseline": pld.BASELINE, "methods": methods, "tasks": tasks, "lr": task_lr,
+summary = {"baseline": pld_runs.BASELINE, "methods": methods, "tasks": tasks, "lr": task_lr,
            "seeds": sorted({s for v in task_seeds.values() for s in v}),
            "checkpoints": {n: r["unit"] for n, r in pre.items() if r}, "diverged": diverged, "scores": scores,
            "chance": chance, "zero_shot": zero_shot, "delta": deltas.to_dict("records") if deltas is not None else [],
-           "pretraining": {"tokens": pld.pretraining_tokens(P),
+           "pretraining": {"tokens": pld_runs.pretraining_tokens(P),
                            "paper_tokens": pld.PAPER_TOKENS, "baseline_val_loss": base and base["metrics"]["val_loss"],
                            "unigram_loss": unigram and unigram["metrics"]["val_loss"]}}
 study.write_summary(out, summary)
@@ -139,17 +128,9 @@ study.write_summary(out, summary)
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
-# %%
-state, lines = study.status(), []
-if not state["complete"]:
-    lines.append(f"**Partial: {state['done']} of {state['planned']} runs (pre-training included).**")
-for _, d in deltas[deltas["main"]].iterrows() if deltas is not None else ():
-    verdict = ("no interval (one seed)" if not np.isfinite(d["hw"]) else "no significant difference"
-               if abs(d["delta"]) <= d["hw"] else "PLD better" if d["delta"] > 0 else "PLD worse")
-    paper = "" if d["paper_delta"] is None else f"; paper: {d['paper_delta']:+.1f}"
-    lines.append(f"- `{d['method']}` - `{pld.BASELINE}`, {d['task']} {d['metric']}: "
-                 f"{results.format_pm(d['delta'], d['hw'], signed=True)} ({verdict}{paper}).")
-if scores.get(pld.BASELINE):
+# %% tags=["nbval-check-output"]
+lines = vp.glue_conclusion(study.status(), deltas, pld_runs.BASELINE)  # each PLD model - the baseline, paired by seed
+if scores.get(pld_runs.BASELINE):
     pt = summary["pretraining"]
     lines.append("- Task average of the main metrics: " + ", ".join(f"`{m}` {np.nanmean(list(v.values())):.1f}" for m, v in scores.items())
                  + f"; an input-blind predictor {np.mean(list(chance.values())):.1f} (the report counts a task only "
@@ -157,7 +138,7 @@ if scores.get(pld.BASELINE):
     lines.append(f"- Pre-training behind these models: {pt['tokens']:.2g} tokens, the baseline ending at MLM loss "
                  f"{pt['baseline_val_loss']:.2f} (unigram plateau {pt['unigram_loss'] or np.nan:.2f}); the paper's BERT saw "
                  f"{pt['paper_tokens']:.2g} tokens, {pt['paper_tokens'] / pt['tokens']:.0f}x more. A baseline near the "
-                 f"input-blind score needs pre-training well below the plateau first (pld_pretraining's rule: {pld.LEARNED_NATS:g} nat).")
+                 f"input-blind score needs pre-training well below the plateau first (pld_pretraining's rule: {pld_runs.LEARNED_NATS:g} nat).")
 for m, z in zero_shot.items():
     lines.append(f"- `{m}` before fine-tuning (zero-shot, cosine of mean-pooled embeddings): "
                  + ", ".join(f"{t} {main_metric(t)} {v:.1f} (fine-tuned: {scores.get(m, {}).get(t, np.nan):.1f})"

@@ -30,9 +30,13 @@
 #    validation loss, speed-ups, time per sample; step costs also timed in adjacent pairs (whole
 #    runs span sessions of different load). `val_loss.png`: curves vs steps and seconds, with the
 #    **unigram plateau** (the loss of predicting the corpus' token frequencies: no context used).
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 seeds: list | None = None  # None: the profile's (the first is used: one run per setting)
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
@@ -45,22 +49,22 @@ gamma: float | None = None  # None: 100 / steps
 variant: str = "paper"  # PLD keep probabilities: "paper" or "code"
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from repro import pld, results
+from repro import pld, pld_runs, results
+from repro import views_pld as vp
 from repro.checks import check_parameters
 from repro.profiles import get_profile, pld_profile
 from repro.study import Study
 from repro.units import pld_comparison
 
 check_parameters(globals())
-study = Study("pld_pretraining", profile)
+study = Study("pld_pretraining", profile, train=train)
 P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs)))
 out = study.out(output_dir)
 seed = list(seeds if seeds is not None else P.seeds)[0]
-tokens = pld.pretraining_tokens(P)
+tokens = pld_runs.pretraining_tokens(P)
 print(f"profile {P.name}: {P.layers} layers x {P.hidden} ({P.heads} heads, FFN {P.intermediate}), seq {P.seq_len}, "
       f"batch {P.pretrain_batch}; full runs {P.pretrain_steps} steps ({tokens / 1e6:.1f}M tokens), pilot "
       f"{P.pld_pilot_steps} steps at {P.pld_lrs}; PLD theta_bar {theta_bar} ({variant}); seed {seed}")
@@ -68,28 +72,16 @@ print(f"profile {P.name}: {P.layers} layers x {P.hidden} ({P.heads} heads, FFN {
 # %%
 cmp = pld_comparison(study, P, seed, rates=rates, theta_bar=theta_bar, gamma=gamma, variant=variant, data_dir=data_dir)
 unigram = cmp["unigram"]["metrics"]["val_loss"] if cmp["unigram"] else None
-pilot = pld.pilot_table([r for r in cmp["pilot"] if r])
+
+# %% tags=["nbval-check-output"]
+pilot = pld_runs.pilot_table([r for r in cmp["pilot"] if r])
 results.save_table(pilot, out, "lr_pilot")
-fig, ax = plt.subplots(figsize=(6.5, 4))
-for i, (arch, g) in enumerate(pilot.groupby("arch", sort=False)):
-    best = cmp["chosen"].get(arch, {}).get("best")
-    note = f"best {best:g}" if best else "no stable rate" if cmp["chosen"] else "pilot not complete"
-    ax.plot(g["lr"], g["final_val_loss"], marker="o", color=f"C{i}", label=f"{arch} ({note})")
-    bad = g[~g["stable"]]  # unstable: drawn at their final loss, or their start when it went non-finite
-    ax.scatter(bad["lr"], bad["final_val_loss"].fillna(bad["start_loss"]), marker="x", s=80, color=f"C{i}", zorder=3)
-if unigram:
-    ax.axhline(unigram, color="grey", ls=":", label=f"unigram plateau {unigram:.2f}")
-ax.set(xscale="log", xlabel="peak learning rate", ylabel=f"validation MLM loss after {P.pld_pilot_steps} steps (nats)",
-       title="Learning-rate pilot (x: unstable)")
-ax.set_xticks(P.pld_lrs, [f"{x:g}" for x in P.pld_lrs])  # the grid's rates, not log-axis minor labels
-ax.minorticks_off()
-ax.legend(fontsize=8)
-results.save_figure(fig, out, "lr_pilot")
+results.save_figure(vp.plot_pilot(pilot, cmp["chosen"], unigram, P.pld_pilot_steps, P.pld_lrs), out, "lr_pilot")
 pilot
 
 # %%
 timing = cmp["timing"]["metrics"] if cmp["timing"] else None
-table = pld.speedup_table(cmp["runs"], timing and timing["ratio"])
+table = pld_runs.speedup_table(cmp["runs"], timing and timing["ratio"])
 runs = {n: r for n, r in cmp["runs"].items() if r is not None}
 for n, r in runs.items():  # each full run's model and tokenizer: a `checkpoint` for fine-tuning notebooks
     path = study.cache_dir(r["unit"]) / "model"
@@ -97,38 +89,27 @@ for n, r in runs.items():  # each full run's model and tokenizer: a `checkpoint`
 curves = pd.DataFrame([{"run": n, **c} for n, r in runs.items() for c in r["curve"]])
 results.save_table(table, out, "speedup")
 results.save_table(curves, out, "val_curves")
-base = runs.get(pld.BASELINE)
+base = runs.get(pld_runs.BASELINE)
 target = base["metrics"]["val_loss"] if base and base["status"] == "ok" else None
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
-for i, (n, r) in enumerate(runs.items()):
-    c = pd.DataFrame(r["curve"])
-    label = f"{n} (lr {r['config']['lr']:g})" + (" DIVERGED" if r["status"] == "diverged" else "")
-    for ax, x in zip(axes, ("step", "seconds")):
-        ax.plot(c[x], c["val_loss"], marker=".", color=f"C{i}", label=label)
-for ax, x in zip(axes, ("optimizer step", "training time (s, wall-clock minus evaluation)")):
-    for y, style, text in ((target, "--", "target: baseline's final"), (unigram, ":", "unigram plateau")):
-        if y:
-            ax.axhline(y, color="grey", ls=style, label=f"{text} {y:.3f}")
-    ax.set(xlabel=x, ylabel="validation MLM loss (nats/token)")
-axes[1].legend(fontsize=8)
-fig.suptitle(f"MLM pre-training from scratch ({profile}: {P.layers} layers x {P.hidden}, seq {P.seq_len}, batch {P.pretrain_batch})")
-fig.tight_layout()
-results.save_figure(fig, out, "val_loss")
+title = f"MLM pre-training from scratch ({profile}: {P.layers} layers x {P.hidden}, seq {P.seq_len}, batch {P.pretrain_batch})"
+results.save_figure(vp.plot_val_loss(runs, target, unigram, title), out, "val_loss")
+
+# %% tags=["nbval-check-output"]
 table
 
 # %%
-summary = {"baseline": pld.BASELINE, "target_val_loss": target, "unigram_loss": unigram, "layers": P.layers,
+summary = {"baseline": pld_runs.BASELINE, "target_val_loss": target, "unigram_loss": unigram, "layers": P.layers,
            "hidden": P.hidden, "seq_len": P.seq_len, "batch": P.pretrain_batch, "steps": P.pretrain_steps,
            "tokens_per_run": tokens, "pilot_steps": P.pld_pilot_steps, "pilot_lrs": P.pld_lrs, "chosen": cmp["chosen"],
            "rates": cmp["lrs"], "pld": cmp["pld"], "runs": table.to_dict("index"),
            "paper": {"speedup": pld.PAPER_SPEEDUP, "time_per_sample_saving": pld.PAPER_TIME_SAVING}}
-summary |= pld.time_savings(table, runs, timing)  # the time-per-sample claim (report: pld_time)
+summary |= pld_runs.time_savings(table, runs, timing)  # the time-per-sample claim (report: pld_time)
 study.write_summary(out, summary)
 
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
-# %%
+# %% tags=["nbval-check-output"]
 state, dense_s = study.status(), timing and timing["dense_s"]
 lines = [] if state["complete"] else [f"**Partial: {state['done']} of {state['planned']} runs.**"]
 if dense_s:
@@ -139,10 +120,10 @@ for arch, c in cmp["chosen"].items():
 if target is not None and unigram is not None:
     gap = unigram - target
     lines.append(f"- Baseline (`postln`, lr {base['config']['lr']:g}): final validation loss {target:.3f}, {abs(gap):.2f} nats "
-                 f"{'below' if gap >= 0 else 'above'} the unigram plateau {unigram:.3f} " + ("(it uses context)." if pld.uses_context(target, unigram)
-                 else f"(under {pld.LEARNED_NATS:g}: a speed-up to a loss this near the plateau says little; pre-train longer)."))
+                 f"{'below' if gap >= 0 else 'above'} the unigram plateau {unigram:.3f} " + ("(it uses context)." if pld_runs.uses_context(target, unigram)
+                 else f"(under {pld_runs.LEARNED_NATS:g}: a speed-up to a loss this near the plateau says little; pre-train longer)."))
 for n, row in table.iterrows() if target is not None else ():
-    lines.append(f"- `{n}` (lr {row['lr']:g}): {pld.speedup_text(row.to_dict())}.")
+    lines.append(f"- `{n}` (lr {row['lr']:g}): {pld_runs.speedup_text(row.to_dict())}.")
 if "pld_time_per_sample_saving_paired" in summary:
     lines.append(f"- PLD's time per sample: {summary['pld_time_per_sample_saving_paired']:.1%} less in paired steps, "
                  f"{summary['pld_time_per_sample_saving_vs_preln']:.1%} over whole runs vs PreLN (paper 24%), with "

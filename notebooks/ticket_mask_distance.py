@@ -31,41 +31,47 @@
 # and FFN neurons; a line per criterion where it fired (legend), the report's bold.
 # **`detector_trace.png`**: each detector's largest distance within its FIFO against the step.
 # Whether early tickets also *train* as well as late ones is `earlybert_glue`'s early-bird table.
+#
+# **Run All** reads the recorded `cpu` runs and trains nothing (a unit not recorded is missing);
+# set `train = True` to train missing units; at `cpu` that can take hours.
 
 # %% tags=["parameters"]
-profile = "smoke"
+profile = "cpu"
+train: bool = False  # True: train the units not recorded yet (the runner passes True)
 output_dir: str | None = None
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
 tasks: list | None = None  # None: the profile's GLUE tasks (pass what earlybert_glue ran with)
 seeds: list | None = None  # None: the profile's seeds for each task
 checkpoint: str | None = None  # None: the profile's checkpoint
 max_train_examples: int | None = None  # as earlybert_glue's; None: the profile's sizes per task
-recipe: dict | None = None  # overrides of earlybert_runs.Recipe, as earlybert_glue's
+recipe: dict | None = None  # overrides of earlybert_settings.Recipe, as earlybert_glue's
 pretrain: bool = True  # also the pre-training search (earlybert_pretraining's unit)
 ln: str = "pre"  # as earlybert_pretraining's
 pretrain_steps: int | None = None  # as earlybert_pretraining's; None: the profile's eb_pretrain_steps
-pretrain_recipe: dict | None = None  # overrides of earlybert_runs.PretrainRecipe, as earlybert_pretraining's
+pretrain_recipe: dict | None = None  # overrides of earlybert_settings.PretrainRecipe, as earlybert_pretraining's
 checkpoints: int = 60  # tickets per matrix (evenly spread over the recorded steps)
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
+from repro import earlybert_pretrain as ebp
 from repro import earlybert_runs as ebr
+from repro import earlybert_settings as ebs
 from repro import earlybert_tables as ebt
+from repro import views_earlybert as ebv
 from repro import results
 from repro.checks import check_parameters
-from repro.data import load_tokenizer
 from repro.profiles import get_profile
+from repro.sources import load_tokenizer
 from repro.study import Study
 
 check_parameters(globals())
-study = Study("ticket_mask_distance", profile)
+study = Study("ticket_mask_distance", profile, train=train)
 P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples,
                 task_max_train=() if max_train_examples else None, eb_pretrain_steps=pretrain_steps)
 out = study.out(output_dir)
-R, PR = ebr.recipe(ebr.GLUE_RECIPE, recipe), ebr.recipe(ebr.PretrainRecipe(), pretrain_recipe)
+R, PR = ebs.recipe(ebs.GLUE_RECIPE, recipe), ebs.recipe(ebs.PretrainRecipe(), pretrain_recipe)
 tasks = list(tasks or P.glue_tasks)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 tokenizer = load_tokenizer(P.checkpoint)
@@ -73,9 +79,11 @@ draw_kw = {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio}
 
 # %%
 # in earlybert_glue's order (these are its searches)
-fine = [ebr.search_unit(study, ebr.Setting(t, P, data_dir), s, tokenizer, R) for s, t in ebr.run_order(task_seeds, profile)]
-pre = ebr.pretrain_search_unit(study, P, P.seeds[0], PR, ln=ln, data_dir=data_dir) if pretrain else None
+fine = [ebr.search_unit(study, ebs.Setting(t, P, data_dir), s, tokenizer, R) for s, t in ebr.run_order(task_seeds, profile)]
+pre = ebp.pretrain_search_unit(study, P, P.seeds[0], PR, ln=ln, data_dir=data_dir) if pretrain else None
 found = {"fine-tuning": [r for r in fine if r], "pre-training": [pre] if pre else []}
+
+# %% tags=["nbval-check-output"]
 table = pd.concat([ebt.criterion_table(v, k) for k, v in found.items() if v] or [pd.DataFrame()], ignore_index=True)
 if len(table):
     results.save_table(table, out, "criterion")
@@ -99,17 +107,7 @@ if panels:
 # %%
 traces = [(f"{k}: {r['task']} seed {r['seed']}", r) for k, v in found.items() for r in v[:1]]
 if traces:
-    fig, axes = plt.subplots(1, len(traces), figsize=(5.5 * len(traces), 3.5), squeeze=False)
-    for ax, (title, r) in zip(axes[0], traces):
-        d = pd.DataFrame(r["draws"])
-        for kind, style in (("heads", "-"), ("ffn", "--"), ("joint", ":")):
-            ax.plot(d["step"], d[f"max_dist_{kind}"].astype(float), style, label=ebt.CRITERIA_LONG[kind])
-        ax.axhline(R.epsilon, color="k", lw=0.8, label=f"epsilon = {R.epsilon}")
-        ax.set(xlabel="training step", ylabel=f"max distance to the last {R.window - 1} tickets",
-               title=f"Early-bird detector, {title}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    results.save_figure(fig, out, "detector_trace")
+    results.save_figure(ebv.plot_detector_traces(traces, R), out, "detector_trace")
 
 # %%
 settings = {}
@@ -126,7 +124,7 @@ study.write_summary(out, {"epsilon": R.epsilon, "window": R.window, "criterion":
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
-# %%
+# %% tags=["nbval-check-output"]
 state, lines = study.status(), []
 if not state["complete"]:
     lines.append(f"**Partial: {state['done']} of {state['planned']} searches.**")

@@ -32,7 +32,8 @@ def cmd_list(args) -> int:
         print(f"  {name:<24} {runner.description(nb)}")
         try:
             params = runner.notebook_parameters(notebooks[name], nb)
-            shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in runner.INJECTED)
+            shown = ", ".join(f"{k}=True (the runner's; {v!r} in Jupyter)" if k == runner.TRAIN else f"{k}={v!r}"
+                              for k, v in params.items() if k not in runner.INJECTED)
         except runner.UsageError as e:
             shown = f"INVALID: {e}"
         print(f"  {'':<24} parameters: {shown or '(none)'}")
@@ -141,7 +142,7 @@ def cmd_run(args) -> int:
         raise runner.UsageError(str(e)) from None
     if clip:
         _clip(args)
-    jobs = runner.plan(args.names, args.profile, args.param, args.notebooks_dir)
+    jobs = runner.jobs_for(args.names, args.profile, args.param, args.notebooks_dir)
     if args.jobs < 1:
         raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")
     _check_device(args, clip)
@@ -155,9 +156,10 @@ def cmd_run(args) -> int:
         os.environ["REPRO_FIT"] = "1"
     if args.rerun_stale:
         os.environ["REPRO_RERUN_STALE"] = "1"
-    from .study import check_cache_writable
+    from .control import Control
+    from .study import cache_root, check_cache_writable
     try:
-        check_cache_writable()
+        check_cache_writable(cache_root(Control.from_environ().cache_dir))
     except PermissionError as e:
         raise runner.UsageError(str(e)) from None
     try:
@@ -176,17 +178,20 @@ def cmd_run(args) -> int:
 
 
 def add_plan(sub):
-    p = sub.add_parser("plan", help="what a run would do: units done, stale and to run, estimated time")
+    p = sub.add_parser("plan", help="what a run would do: units done, stale and to run, estimated time; "
+                                    "exits 1 when a notebook raises (a run would fail the same way)")
     _add_selection(p)
     p.set_defaults(func=cmd_plan)
 
 
 def cmd_plan(args) -> int:
-    jobs = runner.plan(args.names, args.profile, args.param, args.notebooks_dir)
+    jobs = runner.jobs_for(args.names, args.profile, args.param, args.notebooks_dir)
     if args.jobs < 1:
         raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    runner.print_plan(jobs, args.profile, args.results_dir, args.jobs)
-    return 0
+    errors = runner.print_plan(jobs, args.profile, args.results_dir, args.jobs)["errors"]
+    for message in errors:  # a notebook that raises in plan mode would fail a run the same way
+        print(f"ERROR {message}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def add_clean(sub):
@@ -216,10 +221,19 @@ def add_bench(sub):
 
 def add_fingerprints(sub):
     p = sub.add_parser("fingerprints", help="code fingerprints: which records the code now leaves current")
-    p.add_argument("action", choices=["check", "freeze"],
+    p.add_argument("action", choices=["check", "freeze", "restamp"],
                    help="check: count current and stale records per notebook; freeze: map every module's "
-                        "scheme-1 digests to scheme-2 keys (repro/fingerprints.json) before moving code")
-    p.add_argument("--profile", default="cpu")
+                        "scheme-1 digests to scheme-2 keys (repro/fingerprints.json) before moving code; "
+                        "restamp: after a change that moves no number (committed), run the notebooks whose "
+                        "records it staled at --old and at HEAD, and alias the changed code only if every "
+                        "unit's metrics are bit-identical (repro/restamp.py)")
+    p.add_argument("--profile", default="cpu", help="the records to check or re-stamp")
+    p.add_argument("--old", help="restamp: the revision the records' code was committed at")
+    p.add_argument("--why", help="restamp: why the change computes the same numbers (kept with each alias)")
+    p.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                   help="restamp: a function renamed by the change (qualified names)")
+    p.add_argument("--smoke-only", action="store_true",
+                   help="restamp: verify at smoke only (default: smoke, then cpu clipped to 2 steps per run)")
     p.set_defaults(func=cmd_fingerprints)
 
 
@@ -230,6 +244,14 @@ def cmd_fingerprints(args) -> int:
     from .results import load_runs_raw
     if args.action == "freeze":
         print(f"{fingerprint.freeze()} entries added to {fingerprint.TABLE}")
+        return 0
+    if args.action == "restamp":
+        from . import restamp
+        if not args.old or not args.why:
+            raise runner.UsageError("restamp needs --old REV (the records' code) and --why \"...\" (why no number moves)")
+        renames = dict(r.split("=", 1) for r in args.rename)
+        profiles = restamp.PROFILES[:1] if args.smoke_only else restamp.PROFILES
+        print(restamp.restamp(args.old, args.why, load_runs_raw(args.profile), renames=renames, profiles=profiles))
         return 0
     counts, what = Counter(), Counter()
     for row in load_runs_raw(args.profile):

@@ -7,14 +7,19 @@ and small helpers to compare training curves.
   distance and cosine similarity between the block's input and output, per token, averaged.
 - `bottom_top`: a per-layer quantity's lowest quarter of blocks over its highest quarter.
 - `steps_to_reach`: where a (decreasing) curve first reaches a target, linearly interpolated.
+- `paired_by_seed`: two methods' recorded runs on a task, their metric and speed paired by seed.
 """
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+
+from .results import mean_hw
 
 
 def _capture_block_io(model, with_output: bool):
@@ -195,3 +200,25 @@ def rotated_step_times(steps: dict, device, rounds: int = 20, warmup: int = 1) -
     med, ref = statistics.median, times[names[0]]
     return {"seconds": {k: med(v) for k, v in times.items()},
             "ratio": {k: med(a / b for a, b in zip(v, ref)) for k, v in times.items()}, "times": times}
+
+
+def paired_by_seed(runs: pd.DataFrame, task: str, a: str, b: str, metric: str) -> dict | None:
+    """Method `a` against `b` on `task`, paired by seed: the metric's difference a - b (mean, 95%
+    half-width, n) and the ratio of training examples per second a / b (the same examples and steps,
+    so the inverse ratio of training seconds: wall-clock minus evaluation, train.train_seconds).
+    None when no seed has both."""
+    from .train import train_seconds
+
+    rows = runs[runs["task"] == task].set_index(["method", "seed"])
+    seeds = sorted(set(rows.loc[a].index) & set(rows.loc[b].index)) if {a, b} <= set(rows.index.get_level_values(0)) else []
+    if not seeds:
+        return None
+    secs = {m: [train_seconds({k: rows.loc[(m, s), f"time.{k}"] for k in ("total", "eval")}) for s in seeds]
+            for m in (a, b)}
+    diff = mean_hw([rows.loc[(a, s), f"metric.{metric}"] - rows.loc[(b, s), f"metric.{metric}"] for s in seeds])
+    speed = mean_hw([tb / ta for ta, tb in zip(secs[a], secs[b])])
+    return {"task": task, "a": a, "b": b, "metric": metric, "seeds": [int(s) for s in seeds],
+            "a_mean": float(np.mean([rows.loc[(a, s), f"metric.{metric}"] for s in seeds])),
+            "b_mean": float(np.mean([rows.loc[(b, s), f"metric.{metric}"] for s in seeds])),
+            "diff": diff[0], "diff_hw": diff[1], "speedup": speed[0], "speedup_hw": speed[1],
+            "a_train_s": float(np.mean(secs[a])), "b_train_s": float(np.mean(secs[b]))}

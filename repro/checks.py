@@ -83,10 +83,10 @@ def check_parameter(key: str, value):
         _sequence(key, value, lambda x: isinstance(x, (list, tuple)) and len(x) == 2 and all(_is_number(v) and 0 <= v < 1 for v in x),
                   "(head_ratio, ffn_ratio) pairs of fractions in [0, 1)")
     elif key == "tickets":
-        from .earlybert_runs import TICKETS
+        from .earlybert_settings import TICKETS
         _sequence(key, value, lambda x: x in TICKETS, f"EarlyBERT tickets ({', '.join(TICKETS)})")
     elif key in ("recipe", "pretrain_recipe"):  # EarlyBERT's recipe overrides: each field by its rule
-        from .earlybert_runs import RECIPES, recipe
+        from .earlybert_settings import RECIPES, recipe
         for field, v in (value if isinstance(value, dict) else {}).items():
             if field != "draw_every":
                 check_parameter(field, v)
@@ -94,10 +94,10 @@ def check_parameter(key: str, value):
     elif key == "methods":
         _sequence(key, value, lambda x: isinstance(x, str) and x.strip(), "method names")
     elif key == "checkpoint":
-        from .data import check_checkpoint
+        from .sources import check_checkpoint
         check_checkpoint(value, tokenizer=True)
     elif key == "data_dir":
-        from .data import check_data_dir
+        from .sources import check_data_dir
         check_data_dir(value, "data_dir")
     return value
 

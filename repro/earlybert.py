@@ -19,8 +19,8 @@
 - Rewind (as the official code): the ticket is trained from the weights before the search
   (`snapshot`: pretrained encoder + the task head as initialised), with the L1 term off.
 
-The experiments built on these (search, tickets, dense and random baselines as study units, time
-accounting) are in `repro.earlybert_runs`.
+The experiments built on these (recipes, search, tickets, dense and random baselines as study units,
+time accounting, tables) are `repro.earlybert_settings`, `_runs`, `_pretrain`, `_controls`, `_tables`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from .model import Bert
-from .train import Hook, train_seconds
+from .train import Hook
 
 SCOPES = ("layer", "global")
 PAPER_TIME_SAVING = (35.0, 45.0)  # % less training time than BERT, search included (the abstract)

@@ -1,4 +1,6 @@
-"""EarlyBERT's experiments as study units (`repro.study`); their tables and figures are in
+"""EarlyBERT's fine-tuning experiments as study units (`repro.study`), on the recipes and settings
+of `repro.earlybert_settings`; pre-training's units are `repro.earlybert_pretrain`, the controls
+and the trend over ticket size `repro.earlybert_controls`, the tables and figures
 `repro.earlybert_tables`.
 
 `repro.earlybert` is the paper's algorithm; this module runs it as the official code does and
@@ -23,232 +25,27 @@ measures it against dense training (`earlybert_glue`, `earlybert_squad`, `earlyb
   detector included). EarlyBERT's saving against dense, both ways: "equal epochs" (the ticket's
   training seconds per step times dense's steps, i.e. trained as long as dense: the report's rule)
   and "as run" (the official accounting: dense 3 epochs, the ticket 2).
-- Pre-training (never released by the authors; the paper's text): `pretrain_*_unit`.
+- Pre-training (never released by the authors; the paper's text): `repro.earlybert_pretrain`.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
 
-from .data import load_tokenizer
 from .earlybert import Slimming, kept_counts, mask_distance, prune, random_masks, search_plan, snapshot
-from .metrics import main_metric
-from .model import Bert, flops_per_step
-from .profiles import Profile
+from .earlybert_settings import DENSE_NOTEBOOK, GLUE_RECIPE, SEARCH_EVAL, TICKETS, Recipe, Setting, nominal_cost
+from .model import Bert
 from .study import Study
-from .tasks import (corpus_data, finetune_glue, finetune_squad, glue_data, glue_model, pretrain_mlm, scratch_model,
-                    squad_data, squad_model, steps_for)
-from .train import Hook, train_seconds
-from .units import glue_config, glue_unit, matmul_cost
-
-SQUAD = "SQuAD"
-TICKETS = ("detector", "fixed", "end", "random")  # where a ticket is drawn from the search
-DENSE_NOTEBOOK = "glue_finetune"  # GLUE's dense runs are that notebook's units: trained once
-PRE_NOTEBOOK = "earlybert_pretraining"
-SEARCH_EVAL = 8  # a search's own score is never used: its final evaluation sees 8 examples
-SQUAD_DENSE_F1 = 50.0  # earlybert_squad trains the comparison once dense seed 0 reaches this F1
-# SQuAD: only dev-v1.1.json is offline, split by article into training and evaluation halves, the
-# same split for every run (so all of them score the same questions)
-SQUAD_SPLIT = {"by": "article", "seed": 0, "eval_fraction": 0.5}
+from .tasks import steps_for
+from .train import train_seconds
+from .units import glue_unit
 
 
-# ----------------------------------------------------------------------------- recipes
-
-@dataclass(frozen=True)
-class Search:
-    """The searching stage's L1 term, the ticket's size and the early-bird detector (official values)."""
-    lambda_head: float = 1e-4
-    lambda_ffn: float = 1e-4
-    head_ratio: float = 1 / 3  # 4 of 12 heads in every layer
-    ffn_ratio: float = 0.4  # of the FFN neurons, ranked over all layers
-    draw_every: float = 0.02  # a detector draw every 2% of the search
-    window: int = 5
-    epsilon: float = 0.1
-
-    def slimming_kw(self, steps: int) -> dict:
-        return {"lambda_head": self.lambda_head, "lambda_ffn": self.lambda_ffn, "head_ratio": self.head_ratio,
-                "ffn_ratio": self.ffn_ratio, "draw_every": max(1, round(self.draw_every * steps)),
-                "window": self.window, "epsilon": self.epsilon, "record_every": 1}
-
-    def search_config(self) -> dict:
-        """What decides the search's numbers (not how its tickets are trained)."""
-        return {k: v for k, v in asdict(self).items() if not k.startswith("ticket_")}
-
-
-@dataclass(frozen=True)
-class Recipe(Search):
-    """EarlyBERT fine-tuning; None: the dense run's value (lr, epochs) or the earlier recipe's.
-
-    The fields after `ticket_warmup` came with the official recipe (notes/official-code.md has
-    each value's file and line in VITA-Group/EarlyBERT); left None they give the earlier recipe
-    (the search's schedule one epoch long after a 10% warm-up, weight decay 0.01, Adam eps 1e-6,
-    units ranked by |c|), whose recorded units keep their identity (None is not hashed)."""
-    search_lr: float | None = 2e-5
-    search_epochs: float = 1.0  # the search's longest run
-    fixed_fraction: float = 0.2  # the official drawing point: 20% of the first epoch
-    ticket_lr: float | None = 4e-5
-    ticket_epochs: float | None = 2.0
-    ticket_warmup: float = 0.0  # the official retraining has none
-    schedule_epochs: float | None = None  # the search's lr schedule spans this many epochs (None: search_epochs)
-    search_warmup: float | None = None  # None: the dense run's warm-up (10%)
-    weight_decay: float | None = None  # search and ticket; None: TrainConfig's 0.01
-    adam_eps: float | None = None  # search and ticket; None: TrainConfig's 1e-6
-    rank: str | None = None  # "raw": keep the units whose coefficient is above the quantile; None: by |c|
-    ticket_label: str | None = None  # a variant's tickets are recorded as "<ticket>@<label>" (controls)
-
-    def optimizer_kw(self) -> dict:
-        """TrainConfig overrides of the search and the ticket (weight decay, Adam eps)."""
-        return {k: v for k, v in (("weight_decay", self.weight_decay), ("adam_eps", self.adam_eps)) if v is not None}
-
-    def draw_kw(self) -> dict:
-        """draw_masks arguments: the ticket's size and how units are ranked."""
-        return {"head_ratio": self.head_ratio, "ffn_ratio": self.ffn_ratio,
-                **({"magnitude": False} if self.rank == "raw" else {})}
-
-    def search_steps(self, per_epoch: int) -> tuple[int, int]:
-        """(schedule steps, steps run): the official search runs the first epoch of a 3-epoch
-        schedule (`--num_train_epochs 3.0 --max_epochs 1`)."""
-        run = max(1, math.ceil(self.search_epochs * per_epoch))
-        return max(run, math.ceil((self.schedule_epochs or self.search_epochs) * per_epoch)), run
-
-
-@dataclass(frozen=True)
-class PretrainRecipe(Search):
-    """EarlyBERT in pre-training (the paper's text): the ticket is drawn by `search_fraction` of the
-    run at the latest; the search unit records up to `observe_fraction` (for the mask-distance
-    figure: where the criterion fires), and only the steps up to the draw are charged."""
-    search_fraction: float = 0.2
-    observe_fraction: float = 0.5
-
-
-# The official recipes (notes/official-code.md): GLUE launch_earlybert_glue.sh (search lr 2e-5 in a
-# 3-epoch schedule stopped after one epoch; ticket 4e-5, 2 epochs) and the repository's own
-# trainer's defaults (no warm-up, no weight decay, eps 1e-8); SQuAD launch_earlybert_squad.sh
-# (search 3e-5 in its 2-epoch schedule; ticket 3e-5, 3 epochs, no warm-up). Both rank raw c.
-OFFICIAL = {"search_warmup": 0.0, "weight_decay": 0.0, "adam_eps": 1e-8, "rank": "raw"}
-GLUE_RECIPE = Recipe(schedule_epochs=3.0, **OFFICIAL)
-SQUAD_RECIPE = Recipe(search_lr=3e-5, schedule_epochs=2.0, ticket_lr=3e-5, ticket_epochs=3.0, **OFFICIAL)
-# what the study ran before it followed the official code (kept as a sensitivity row)
-EARLIER_GLUE_RECIPE = Recipe()
-EARLIER_SQUAD_RECIPE = Recipe(search_lr=None, ticket_lr=None, ticket_epochs=None, ticket_warmup=0.1)
-
-
-RECIPES = {"recipe": GLUE_RECIPE, "pretrain_recipe": PretrainRecipe()}  # the notebooks' override parameters
-
-
-def recipe(base, overrides: dict | None):
-    """`base` with a notebook's overrides (repro.checks checks each value by its rule first); an
-    unknown name is one clear error listing the fields; draw_every is a fraction of the search."""
-    overrides = overrides or {}
-    if not isinstance(overrides, dict):
-        raise ValueError(f"expected a dict of recipe fields, e.g. {{'epsilon': 0.05}}, got {overrides!r}")
-    names = {f.name for f in fields(base)}
-    bad = sorted(set(overrides) - names)
-    if bad:
-        raise ValueError(f"unknown recipe field(s) {bad}: valid fields are {', '.join(sorted(names))}")
-    for key, value in overrides.items():
-        if key == "draw_every" and not (isinstance(value, (int, float)) and 0 < value <= 1):
-            raise ValueError(f"draw_every (a fraction of the search between draws) must be in (0, 1], got {value!r}")
-    return replace(base, **overrides)
-
-
-# ----------------------------------------------------------------------------- fine-tuning targets
-
-@dataclass(frozen=True)
-class Setting:
-    """Where a fine-tuning comparison runs: a GLUE task or "SQuAD", with the profile's sizes."""
-    task: str
-    P: Profile
-    data_dir: str | None = None
-
-    @property
-    def squad(self) -> bool:
-        return self.task == SQUAD
-
-    @property
-    def metric(self) -> str:
-        return "f1" if self.squad else main_metric(self.task)
-
-    @property
-    def notebook(self) -> str:  # the notebook its search and tickets belong to, whoever asks
-        return "earlybert_squad" if self.squad else "earlybert_glue"
-
-    @property
-    def seq_len(self) -> int:
-        return self.P.squad_seq_len if self.squad else self.P.finetune_seq_len
-
-    def config(self) -> dict:
-        """What decides the data, the model and the dense run (besides the seed). Its "kind"
-        ("glue", "squad") overrides the "kind" the search, ticket and timing units put before it:
-        a slip kept because mending it would re-key every recorded EarlyBERT unit. Their method and
-        their "search" key tell them from the dense run (study.LENGTH_KEYS)."""
-        if not self.squad:  # as glue_unit records it (finetune_glue's default batching)
-            return glue_config(self.task, self.P, group_by_length=True)
-        P = self.P
-        return {"kind": "squad", "checkpoint": P.checkpoint, "seq_len": P.squad_seq_len, "stride": P.squad_stride,
-                "batch": P.finetune_batch, "lr": P.squad_lr or P.finetune_lr, "epochs": P.squad_epochs,
-                "train_questions": P.squad_train_questions, "eval_questions": P.squad_eval_questions,
-                "group_by_length": True, "split": SQUAD_SPLIT}
-
-    def data(self, tokenizer, seed: int, eval_limit: int | None = None):
-        if self.squad:
-            return squad_data(self.P, tokenizer, self.data_dir, seed, eval_limit=eval_limit,
-                              eval_fraction=SQUAD_SPLIT["eval_fraction"], split_seed=SQUAD_SPLIT["seed"])
-        train_ex, dev, collate = glue_data(self.task, self.P, tokenizer, self.data_dir, seed)
-        return train_ex, dev[:eval_limit] if eval_limit else dev, collate
-
-    def model(self, seed: int, **kw) -> Bert:
-        if self.squad:
-            return squad_model(self.P.checkpoint, seed=seed, **kw)
-        return glue_model(self.P.checkpoint, self.task, seed=seed, pooling=self.config()["pooling"], **kw)
-
-    def finetune(self, model, seed: int, data, tokenizer, **kw) -> dict:
-        if self.squad:
-            return finetune_squad(model, self.P, seed, tokenizer=tokenizer, data=data, progress=False, **kw)
-        return finetune_glue(model, self.task, self.P, seed, tokenizer=tokenizer, data=data, progress=False, **kw)
-
-    def evaluate(self, model, data) -> dict:
-        """The dev metrics of `model` as it stands (the training loop's own evaluation)."""
-        from .tasks import glue_eval_fn, squad_eval_fn
-        _, dev, collate = data
-        fn = squad_eval_fn(dev, collate) if self.squad else glue_eval_fn(self.task, dev, collate)
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return fn(model)
-        finally:
-            model.train(was)
-
-    def flops_per_step(self, config) -> float:
-        return flops_per_step(config, self.seq_len, self.P.finetune_batch)
-
-    def dense_steps(self) -> int:
-        """The dense run's steps, counted without tokenising (plan estimates only): SQuAD counts
-        questions, a few % fewer than its windows (a long context gives more than one)."""
-        from . import data as D
-        from .tasks import glue_task
-        if self.squad:
-            train_json, _ = D.squad_article_split(D.load_squad(data_dir=self.data_dir),
-                                                  eval_fraction=SQUAD_SPLIT["eval_fraction"], seed=SQUAD_SPLIT["seed"])
-            n = len(D.squad_examples(train_json))
-            n = min(n, self.P.squad_train_questions or n)
-        else:
-            n = len(D.load_glue(self.task, "train", data_dir=self.data_dir, limit=self.P.max_train(glue_task(self.task).name)))
-        return steps_for(n, self.P.finetune_batch, self.config()["epochs"])
-
-    def like_dense(self, epochs: float | None, cost: float = 1.0) -> tuple:
-        """Study.unit's `like`: the plan estimates a unit waiting for the search (or SQuAD's gate)
-        as the dense run x its epochs over the dense run's x `cost` per step."""
-        dense = self.config()["epochs"]
-        return (self.notebook if self.squad else DENSE_NOTEBOOK, "dense", self.task, (epochs or dense) / dense * cost)
-
+# ----------------------------------------------------------------------------- fine-tuning units
 
 def _status(r) -> str:
     return "diverged" if r.status == "diverged" else "ok"  # a hook's stop is a finished run
@@ -420,7 +217,7 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
     train hours apart); per-round ratios do not. A random ticket keeps the per-layer sizes of
     the one it stands in for: its cost. Record "timing": seconds and ratio to dense per model."""
     from .analysis import rotated_step_times
-    from .study import Probe, probe_steps
+    from .study import Probe
     from .tasks import train_config
     from .train import Loop
 
@@ -455,7 +252,7 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
         steps = {k: one_step(loop) for k, loop in loops.items()}
         device = next(iter(loops.values())).device
         t0 = time.perf_counter()
-        if probe_steps():  # plan mode: one round stands for all of them
+        if u.probe_steps:  # plan mode: one round stands for all of them
             rotated_step_times(steps, device, rounds=1, warmup=0)
             raise Probe((time.perf_counter() - t0) / len(steps), len(steps) * (rounds + 1))
         res = rotated_step_times(steps, device, rounds=rounds)
@@ -471,20 +268,13 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
                       notebook=s.notebook, like=like)
 
 
-def nominal_cost(R: Search) -> float:
-    """A ticket's cost per step relative to the dense model's, for plan estimates only: the share
-    of a block's weight multiply-adds (units.matmul_cost, BERT's 4x FFN) it keeps. The measured
-    ratio is the ticket's record."""
-    return matmul_cost(1, 1, 4 * (1 - R.ffn_ratio), heads_kept=1 - R.head_ratio) / matmul_cost(1, 1, 4)
-
-
 def value_tiers(tasks, profile: str) -> dict[str, int]:
     """How much `tasks`' EarlyBERT runs are worth the core-hours, 0 the most: 0 those whose dense
     baseline learned (glue_finetune's summary, by the floors rule), 1 those not judged yet, 2 those
     that did not learn (the report counts only learned tasks; they may still learn with more
     seeds), 3 those whose dense score is below the checkpoint's own zero-shot score (more seeds
     will not lift them past it)."""
-    from .report import Missing, Store
+    from .store import Missing, Store
     from .results import results_root
 
     try:
@@ -545,51 +335,6 @@ def comparison_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, 
     return rows + [search, step_times_unit(study, s, seed, tokenizer, search, R, needs=needs, tickets=tickets)]
 
 
-# the controls that tell a pipeline defect from a finding (control_units), and the ticket sizes of
-# the trend (size_units): (head_ratio, ffn_ratio); the paper's is the middle one
-CONTROLS = ("full@dense recipe", "full", "detector@dense recipe", "detector@lr 1e-4", "search@null")
-SIZES = ((1 / 6, 0.2), (1 / 3, 0.4), (1 / 2, 0.6))
-
-
-def dense_recipe(R: Recipe) -> Recipe:
-    """R's tickets trained as the dense baseline is (its lr, epochs, 10% warm-up, weight decay
-    0.01, eps 1e-6), to tell "the ticket cannot learn" from "the ticket was trained otherwise"."""
-    return replace(R, ticket_lr=None, ticket_epochs=None, ticket_warmup=0.1, weight_decay=None, adam_eps=None,
-                   ticket_label="dense recipe")
-
-
-def control_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, search: dict | None,
-                  needs=()) -> list[dict | None]:
-    """A task and seed's controls on `search` (its whole search under R):
-    - "full@dense recipe" / "full": every head and neuron kept, through the same rewind -> prune ->
-      train path, on dense's recipe (must match dense within seed noise) and on the ticket's;
-    - "detector@dense recipe", "detector@lr 1e-4": the detector ticket on dense's recipe and at a
-      higher rate (every ticket also records its score right after pruning, `pruned_<metric>`);
-    - "search@null": the search with lambda = 0 (no L1 term): does the detector still fire?"""
-    D = dense_recipe(R)
-    return [ticket_unit(study, s, seed, tokenizer, search, "full", D, needs=needs),
-            ticket_unit(study, s, seed, tokenizer, search, "full", R, needs=needs),
-            ticket_unit(study, s, seed, tokenizer, search, "detector", D, needs=needs),
-            ticket_unit(study, s, seed, tokenizer, search, "detector", replace(R, ticket_lr=1e-4, ticket_label="lr 1e-4"),
-                        needs=needs),
-            search_unit(study, s, seed, tokenizer, replace(R, lambda_head=0.0, lambda_ffn=0.0), needs=needs, label="null")]
-
-
-def size_label(head_ratio: float, ffn_ratio: float) -> str:
-    return f"heads {head_ratio:.2f}, ffn {ffn_ratio:.2f}"
-
-
-def size_units(study: Study, s: Setting, seed: int, tokenizer, R: Recipe, head_ratio: float, ffn_ratio: float,
-               draw: str = "detector", needs=()) -> list[dict | None]:
-    """One point of the trend over ticket size: a search that prunes `head_ratio` of the heads and
-    `ffn_ratio` of the neurons (its detector draws tickets of that size), its `draw` ticket and a
-    random ticket of the same per-layer sizes, methods "<ticket>@heads h, ffn f"."""
-    label = size_label(head_ratio, ffn_ratio)
-    Q = replace(R, head_ratio=head_ratio, ffn_ratio=ffn_ratio, ticket_label=label)
-    search = search_unit(study, s, seed, tokenizer, Q, stop=draw, needs=needs, label=label)
-    return [search, *(ticket_unit(study, s, seed, tokenizer, search, t, Q, like=draw, needs=needs) for t in (draw, "random"))]
-
-
 # ----------------------------------------------------------------------------- when tickets emerge
 def distance_matrices(study: Study, search: dict, n: int = 60, **draw_kw) -> tuple[list[int], dict]:
     """(steps, {"heads": D, "ffn": D}): pairwise mask distances of the tickets drawn at about `n`
@@ -601,133 +346,3 @@ def distance_matrices(study: Study, search: dict, n: int = 60, **draw_kw) -> tup
     steps = [hook.steps[i] for i in idx]
     masks = [hook.masks_at(st) for st in steps]
     return steps, {"heads": distance_matrix([m[0] for m in masks]), "ffn": distance_matrix([m[1] for m in masks])}
-
-
-# ----------------------------------------------------------------------------- pre-training
-
-def pretrain_steps(P: Profile) -> int:
-    return P.eb_pretrain_steps or P.pretrain_steps
-
-
-def mlm_config(P: Profile, ln: str) -> dict:
-    """What decides an EarlyBERT pre-training run (besides the seed and the method)."""
-    return {"kind": "earlybert_mlm", "layers": P.layers, "hidden": P.hidden, "heads": P.heads,
-            "intermediate": P.intermediate, "seq_len": P.seq_len, "batch": P.pretrain_batch, "lr": P.pretrain_lr,
-            "steps": pretrain_steps(P), "ln": ln, "tokenizer": P.checkpoint}
-
-
-@functools.lru_cache(maxsize=2)
-def _corpus(P: Profile, data_dir):
-    # one pass over the text (~5 characters per token), tokenised once per process
-    chars = pretrain_steps(P) * P.pretrain_batch * P.seq_len * 5
-    return corpus_data(P, load_tokenizer(P.checkpoint), data_dir, max_chars=chars, valid_chars=200 * P.seq_len * 5)
-
-
-def _pretrain(model, P: Profile, seed: int, steps: int, data_dir, hooks=(), **kw) -> dict:
-    every = max(1, pretrain_steps(P) // 10)  # 10 validation points over a whole run
-    kw.setdefault("log_every", min(10, every))  # a clock reading at every validation point
-    return pretrain_mlm(model, P, seed, data=_corpus(P, data_dir), steps=steps, hooks=hooks, eval_every=every,
-                        progress=False, **kw)
-
-
-def _curve(r) -> list[dict]:
-    seconds = {h["step"]: train_seconds(h) for h in r.history}
-    return [{"step": e["step"], "val_loss": e["val_loss"], "seconds": seconds.get(e["step"])} for e in r.evals]
-
-
-def _mlm_flops(config, P: Profile) -> float:
-    return flops_per_step(config, P.seq_len, P.pretrain_batch, head_tokens=0.15)  # logits at masked tokens only
-
-
-def _mlm_record(r, model, P: Profile, times: dict, steps: dict) -> dict:
-    c = model.config
-    return {"metrics": {"val_loss": r.final_eval.get("val_loss", math.nan)}, "status": _status(r), "times": times,
-            "steps": steps, "params": model.num_params(), "flops_per_step": _mlm_flops(c, P),
-            "heads_per_layer": list(c.heads_per_layer), "ffn_per_layer": list(c.ffn_per_layer), "curve": _curve(r),
-            "loadavg": _loadavg()}
-
-
-def pretrain_dense_unit(study: Study, P: Profile, seed: int, *, ln: str = "pre", data_dir=None) -> dict | None:
-    """Dense MLM pre-training from scratch; its final model is the artifact ("model")."""
-    def run(u):
-        model = scratch_model(P, load_tokenizer(P.checkpoint), ln=ln, seed=seed)
-        r = _pretrain(model, P, seed, pretrain_steps(P), data_dir, **u.train_kwargs())["result"]
-        model.save_pretrained(u.cache / "model")
-        times = {**r.times, "search": 0.0, "draw": 0.0, "train": train_seconds(r)}
-        return _mlm_record(r, model, P, times, {"search": 0, "train": r.steps})
-    return study.unit(task="MLM", method="dense", seed=seed, config=mlm_config(P, ln), run=run, artifact="model",
-                      notebook=PRE_NOTEBOOK)
-
-
-class _SaveAt(Hook):
-    """Saves the searched model where a ticket may be drawn: when the detector fires (if by `cap`)
-    and at `cap`. A hook after Slimming; its saves are not part of the method's cost, but are cheap."""
-
-    def __init__(self, hook: Slimming, folder, cap: int):
-        self.hook, self.folder, self.cap = hook, folder, cap
-
-    def on_step_end(self, loop):
-        if self.hook.found_step == loop.step and loop.step <= self.cap:
-            loop.model.save_pretrained(self.folder / "at_detector")
-        if loop.step == self.cap:
-            loop.model.save_pretrained(self.folder / "at_fixed")
-
-
-def pretrain_search_unit(study: Study, P: Profile, seed: int, R: PretrainRecipe = PretrainRecipe(), *, ln: str = "pre",
-                         data_dir=None) -> dict | None:
-    """The search as the start of a pre-training run (the schedule of the whole run), recorded
-    every step up to R.observe_fraction of it. Tickets: "detector" (when the criterion fired, by
-    R.search_fraction at the latest) and "fixed" (at R.search_fraction); the searched model is
-    saved at both (folder "search": at_detector/, at_fixed/, trajectory.pt)."""
-    total = pretrain_steps(P)
-    cap = max(1, round(R.search_fraction * total))
-    observe = min(total, max(cap, round(R.observe_fraction * total)), P.max_steps or total)  # clip: its step cap
-    config = {**mlm_config(P, ln), "kind": "earlybert_mlm_search", "search": R.search_config()}
-
-    def run(u):
-        model = scratch_model(P, load_tokenizer(P.checkpoint), ln=ln, seed=seed, slimming=True)
-        folder = u.cache / "search"
-        hook = Slimming(**R.slimming_kw(cap))
-        r = _pretrain(model, P, seed, total, data_dir, hooks=[hook, _SaveAt(hook, folder, cap)], stop_at=observe,
-                      log_every=1, **u.train_kwargs())["result"]
-        torch.save(hook.state_dict(), folder / "trajectory.pt")
-        found = hook.found_step if hook.found_step is not None and hook.found_step <= cap else None
-        tickets = ticket_draws(hook, r, {"detector": found or cap, "fixed": cap}, total)
-        tickets["detector"]["found"] = found is not None
-        if found is None and not (folder / "at_detector").exists():  # not fired by the cap: the ticket at the cap
-            (folder / "at_detector").symlink_to("at_fixed")
-        return {"metrics": {"val_loss": r.final_eval.get("val_loss", math.nan), "steps": r.steps}, "times": r.times,
-                "status": _status(r), "tickets": tickets, "fired": hook.fired_steps(), "draws": hook.draws,
-                "draw_every": hook.draw_every, "units": _units(hook), "max_steps": observe, "reference_steps": total,
-                "curve": _curve(r),
-                "flops_per_step": _mlm_flops(model.config, P), "loadavg": _loadavg()}
-    return study.unit(task="MLM", method="search", seed=seed, config=config, run=run, artifact="search",
-                      notebook=PRE_NOTEBOOK)
-
-
-def pretrain_ticket_unit(study: Study, P: Profile, seed: int, search: dict | None, method: str, R: PretrainRecipe,
-                         *, draw: str = "detector", ln: str = "pre", data_dir=None) -> dict | None:
-    """The `draw` ticket ("earlybert") or a random one with its per-layer sizes ("random"), pruned
-    from the searched weights at the draw step (the search's steps are pre-training too) and
-    pre-trained for the rest of the run. Both are charged the search up to the draw."""
-    if method not in ("earlybert", "random"):
-        raise ValueError(f"method must be 'earlybert' or 'random', got {method!r}")
-    ok = search if search is not None and search["status"] == "ok" else None
-    config = {**mlm_config(P, ln), "search": search["unit"] if search else "waiting", "draw": draw}
-
-    def run(u):
-        folder = study.cache_dir(search["unit"]) / "search"
-        drawn = search["tickets"][draw]
-        model = Bert.from_pretrained(str(folder / f"at_{draw}"))
-        hook = trajectory(study, search, {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio})
-        t0 = time.perf_counter()
-        pruned, _ = draw_ticket(model, hook, drawn["step"], seed if method == "random" else None)
-        t_draw = time.perf_counter() - t0
-        del model
-        r = _pretrain(pruned, P, seed, pretrain_steps(P) - drawn["step"], data_dir, **u.train_kwargs())["result"]
-        pruned.save_pretrained(u.cache / "model")
-        times = {**r.times, "search": drawn["seconds"], "draw": t_draw, "train": train_seconds(r)}
-        return {**_mlm_record(r, pruned, P, times, {"search": drawn["step"], "train": r.steps}),
-                "draw_step": drawn["step"], "found": drawn["found"]}
-    return study.unit(task="MLM", method=method, seed=seed, config=config, run=run, needs=[ok], artifact="model",
-                      notebook=PRE_NOTEBOOK, like=(PRE_NOTEBOOK, "dense", "MLM", (1 - R.search_fraction) * nominal_cost(R)))

@@ -1,7 +1,8 @@
 """EarlyBERT's tables, figures and computed sentences, from the records of `repro.earlybert_runs`'
 units: the comparison of dense, EarlyBERT and random tickets (mean ± 95% t-interval over seeds,
 time saved both ways), the early-bird test (early − late, early − random, paired by seed), where
-each early-bird criterion fired, the mask-distance figure, and the pre-training table."""
+each early-bird criterion fired, the mask-distance figure, and the pre-training table. The
+controls' and the size trend's tables are `repro.earlybert_controls`."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .earlybert import PAPER_TIME_SAVING
-from .earlybert_runs import SQUAD, TICKETS
+from .earlybert_settings import SQUAD, TICKETS
 from .metrics import main_metric
 from .results import fewer_flops, format_pm, mean_hw, save_figure, save_table, saving
 from .train import train_seconds
@@ -332,54 +333,10 @@ def pretraining_table(pre: dict, fine: pd.DataFrame | None = None, metric: str |
     return table
 
 
-# ----------------------------------------------------------------------------- controls and sizes
-
-def control_table(records: list[dict], dense: pd.DataFrame) -> pd.DataFrame:
-    """Per task and arm (dense, the recipe's tickets, the controls): the metric after training and
-    right after pruning (mean ± 95% t-interval over seeds), the final training loss, and the arm
-    − dense difference paired by seed. `dense`: comparison()'s dense rows."""
-    rows = [{"task": r["task"], "seed": r["seed"], "method": r["method"],
-             "value": r["metrics"].get(_metric(r["task"])), "pruned": r["metrics"].get(f"pruned_{_metric(r['task'])}"),
-             "train_loss": r["metrics"].get("train_loss")}
-            for r in records if r and r["method"] not in ("dense", "step_times") and not r["method"].startswith("search")]
-    df = pd.concat([pd.DataFrame(rows), dense[["task", "seed", "method", "value"]]], ignore_index=True) if rows else dense
-    out = []
-    for (task, method), g in df.groupby(["task", "method"], sort=False):
-        row = {"task": task, "arm": method, "n": g["value"].notna().sum()}
-        for col in ("value", "pruned", "train_loss"):
-            if col in g:
-                row[col], row[f"{col}_hw"], _ = mean_hw(g[col])
-        d = mean_hw(paired(df[df.task == task], method, "dense")) if method != "dense" else (math.nan, math.nan, 0)
-        row["arm-dense"], row["arm-dense_hw"] = d[0], d[1]
-        out.append(row)
-    return pd.DataFrame(out).set_index(["task", "arm"]).sort_index()
-
+# ----------------------------------------------------------------------------- the earlier recipe
 
 def _metric(task: str) -> str:
     return "f1" if task == SQUAD else main_metric(task)
-
-
-def null_search_table(searches: list[dict]) -> pd.DataFrame:
-    """Per search (with the L1 term and without, "search@null"): whether and where (fraction of
-    the epoch) the early-bird detector fired."""
-    rows = [{"task": r["task"], "seed": r["seed"], "search": r["method"], "found": r["metrics"]["found"],
-             "fired_at": r["tickets"]["detector"]["fraction"] if r["metrics"]["found"] else None,
-             "negative_coefficients": r.get("negative_coefficients")}
-            for r in searches if r and r["method"] in ("search", "search@null")]
-    return pd.DataFrame(rows)
-
-
-def size_runs(paper: tuple, runs: pd.DataFrame, by_size: dict, records: list) -> dict:
-    """{(head_ratio, ffn_ratio): comparison() rows} for size_table: the recipe's own size from
-    `runs`, each other size from its units (size_units: "<ticket>@<size>", named "<ticket>")
-    beside the dense runs in `records`."""
-    dense = [r for r in records if r is not None and r["method"] == "dense"]
-    out = {paper: runs}
-    for size, rows in by_size.items():
-        named = [dict(r, method=r["method"].split("@")[0]) for r in rows if r is not None and "@" in r["method"]]
-        if named:
-            out[size] = comparison(named + dense)
-    return out
 
 
 def earlier_recipe(records: list, dense: list, draw: str) -> pd.DataFrame | None:
@@ -387,42 +344,3 @@ def earlier_recipe(records: list, dense: list, draw: str) -> pd.DataFrame | None
     units beside the dense runs, None when none is recorded."""
     runs = comparison([r for r in records if r is not None] + dense)
     return method_table(runs, ["dense", draw, "random"]) if len(runs) else None
-
-
-def size_table(runs_by_size: dict) -> pd.DataFrame:
-    """The trend over ticket size: per task, size (head ratio, FFN ratio) and ticket (EarlyBERT or
-    random): FLOPs saved per step and the accuracy cost (ticket − dense, paired by seed), mean ±
-    95% interval. `runs_by_size`: {(head_ratio, ffn_ratio): comparison() rows whose tickets are
-    named "detector" / "random" and dense}."""
-    rows = []
-    for (h, f), runs in runs_by_size.items():
-        for task, g in runs.groupby("task"):
-            for ticket in ("detector", "random"):
-                t = g[g.method == ticket]
-                if t.empty:
-                    continue
-                cost = mean_hw(paired(g, ticket, "dense"))
-                saved = mean_hw(100 * (1 - t["flops_per_step"] / g[g.method == "dense"]["flops_per_step"].mean()))
-                rows.append({"task": task, "head_ratio": h, "ffn_ratio": f, "ticket": ticket, "n": cost[2],
-                             "cost": cost[0], "cost_hw": cost[1], "flops_saved_pct": saved[0]})
-    return pd.DataFrame(rows)
-
-
-def plot_sizes(table: pd.DataFrame, title: str):
-    """Accuracy cost (ticket − dense) against FLOPs saved per step, one panel per task, EarlyBERT
-    beside random, error bars the 95% interval over seeds."""
-    import matplotlib.pyplot as plt
-
-    tasks = sorted(table.task.unique()) if len(table) else []
-    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.2 * max(1, len(tasks)), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for ticket, color in (("detector", COLORS["detector"]), ("random", COLORS["random"])):
-            g = table[(table.task == task) & (table.ticket == ticket)].sort_values("flops_saved_pct")
-            ax.errorbar(g["flops_saved_pct"], g["cost"], yerr=g["cost_hw"].fillna(0), marker="o", capsize=3,
-                        color=color, label="EarlyBERT" if ticket == "detector" else "random ticket")
-        ax.axhline(0, color="gray", lw=0.8)
-        ax.set(title=task, xlabel="FLOPs saved per step (%)", ylabel="ticket − dense (metric points)")
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

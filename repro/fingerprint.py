@@ -38,9 +38,10 @@ TABLE = PACKAGE / "fingerprints.json"
 SCHEME = 2
 # files whose code moves, stores or judges numbers without computing them; profile values that
 # matter are in each unit's config
-NOT_NUMERIC_FILES = {"runner.py", "report.py", "results.py", "study.py", "bench.py", "launch.py", "__main__.py",
+NOT_NUMERIC_FILES = {"runner.py", "report.py", "results.py", "study.py", "bench.py", "bench_steps.py", "bench_finetune.py", "launch.py", "__main__.py",
                      "__init__.py", "profiles.py", "fingerprint.py", "control.py", "checks.py", "rules.py", "stats.py",
-                     "report_store.py", "claims_pld.py", "claims_earlybert.py"}
+                     "report_store.py", "claims_pld.py", "claims_earlybert.py", "restamp.py", "store.py", "machines.py", "appendix.py", "report_figures.py",
+                     "catalogue.py", "selection.py", "outputs.py", "execute.py", "plan.py", "views_pld.py", "views_earlybert.py"}
 _ANONYMOUS = ("<lambda>", "<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>", "<module>")
 
 
@@ -220,42 +221,48 @@ def read_table(path: Path = TABLE) -> dict:
     return json.loads(Path(path).read_text()) if Path(path).exists() else {"frozen": {}, "aliases": {}}
 
 
-def _lookup(rel: str, name: str, root: Path) -> tuple[str | None, list[str]]:
+def _package(root: Path) -> dict[str, Source]:
+    """Every module of the package as it reads now, by path relative to it: read once per check
+    (a record's keys are looked up many times, moved ones in every module)."""
+    return {p.relative_to(root).as_posix(): source(p) for p in sorted(Path(root).rglob("*.py"))}
+
+
+def _lookup(rel: str, name: str, pkg: dict) -> tuple[str | None, list[str]]:
     """The digest `name` has in module `rel` now, and (where `rel` no longer defines it) the
     digests every module of the package gives that name."""
     def get(src):
         if src is None:
             return None
         return src.declarations.get(name[1:]) if name.startswith("=") else src.functions.get(name)
-    here = get(source(root / rel))
+    here = get(pkg.get(rel))
     if here is not None:
         return here, []
-    return None, [d for p in Path(root).rglob("*.py") if (d := get(source(p))) is not None]
+    return None, [d for src in pkg.values() if (d := get(src)) is not None]
 
 
-def _current_v2(key: str, digest: str, root: Path, aliases: dict, seen=()) -> bool:
+def _current_v2(key: str, digest: str, pkg: dict, aliases: dict, seen=()) -> bool:
     rel, name = key.split("::", 1)
-    here, elsewhere = _lookup(rel, name, root)
+    here, elsewhere = _lookup(rel, name, pkg)
     if here == digest or (here is None and digest in elsewhere):
         return True
     alias = aliases.get(f"{key}@{digest}")
     if alias and alias["to"] not in seen:
         new_key, new_digest = alias["to"].rsplit("@", 1)
-        return _current_v2(new_key, new_digest, root, aliases, seen + (alias["to"],))
+        return _current_v2(new_key, new_digest, pkg, aliases, seen + (alias["to"],))
     return False
 
 
-def _names_used(code: dict, root: Path) -> set[str]:
+def _names_used(code: dict, pkg: dict) -> set[str]:
     """The names a record's functions use, as they read now (where one changed, the record is
     stale for that function anyway), and their classes' names."""
     used = set()
     for key in code:
         if "::" in key and not key.endswith("::<module>"):
             rel, name = key.split("::", 1)
-            src = source(root / rel)
+            src = pkg.get(rel)
             found = src.names.get(name) if src else None
             if found is None:
-                found = next((s.names[name] for p in Path(root).rglob("*.py") if (s := source(p)) and name in s.names), set())
+                found = next((s.names[name] for s in pkg.values() if s and name in s.names), set())
             used |= found | {name.split(".")[0]}
     return used
 
@@ -276,7 +283,7 @@ def changed(code: dict | None, root: Path = PACKAGE, table: dict | None = None) 
     table = read_table() if table is None else table
     aliases, frozen = table.get("aliases", {}), table.get("frozen", {})
     v2 = code.get("scheme") == SCHEME
-    out = []
+    pkg, out = _package(root), []
     for key, digest in code.items():
         if key == "scheme":
             continue
@@ -286,19 +293,19 @@ def changed(code: dict | None, root: Path = PACKAGE, table: dict | None = None) 
                 out.append(key.removeprefix("repro."))
             continue
         if v2:
-            ok = _current_v2(key, digest, root, aliases)
+            ok = _current_v2(key, digest, pkg, aliases)
         else:
             rel, name = key.split("::", 1)
-            src = source(root / rel)
+            src = pkg.get(rel)
             ok = src is not None and src.v1.get(name) == digest
             if not ok and f"{key}@{digest}" in frozen:
                 # scheme 1 digested every declaration of a module; scheme 2 counts those the
                 # record's functions name, and so does this (the functions are checked themselves)
-                named = _names_used(code, root) if name == "<module>" else None
-                ok = all(_current_v2(k, d, root, aliases) for k, d in frozen[f"{key}@{digest}"].items()
+                named = _names_used(code, pkg) if name == "<module>" else None
+                ok = all(_current_v2(k, d, pkg, aliases) for k, d in frozen[f"{key}@{digest}"].items()
                          if named is None or k.split("::=", 1)[-1] in named)
             elif not ok and name != "<module>":  # a function without imports digests alike in both
-                ok = _current_v2(key, digest, root, aliases)
+                ok = _current_v2(key, digest, pkg, aliases)
         if not ok:
             out.append(_label(key))
     return out

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from .analysis import bottom_top, layer_grad_norms
-from .data import load_tokenizer
+from .evaluation import unigram_mlm_loss
 from .profiles import Profile
+from .sources import load_tokenizer
 from .study import Study
 from .tasks import pretrain_mlm
-from .train import Hook, unigram_mlm_loss
+from .train import Hook
 from .units import PRELN_INIT, fixed_batches, fresh_model, init_of
 
 MEASURES = ("param", "input", "ffn_out")

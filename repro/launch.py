@@ -17,17 +17,17 @@ from pathlib import Path
 
 import torch
 
-from . import pld, results
-from .data import load_tokenizer
+from . import pld, pld_runs, results
 from .profiles import PROFILES, get_profile
+from .runtime import distributed
+from .sources import load_tokenizer
 from .tasks import corpus_data, pretrain_mlm, scratch_model
-from .train import distributed
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m repro.launch", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="paper", choices=list(PROFILES))
-    ap.add_argument("--method", default="preln_pld", choices=list(pld.ARCHS))
+    ap.add_argument("--method", default="preln_pld", choices=list(pld_runs.ARCHS))
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's pretrain_lr)")
     ap.add_argument("--out", required=True, help="folder for the checkpoint and the final model")
     ap.add_argument("--seed", type=int, default=0)
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     P = get_profile(args.profile, pretrain_steps=args.steps)
-    ln, use_pld = pld.ARCHS[args.method]
+    ln, use_pld = pld_runs.ARCHS[args.method]
     lr = args.lr or P.pretrain_lr
     rank, world = distributed()
     tokenizer = load_tokenizer(args.tokenizer)

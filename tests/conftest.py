@@ -17,9 +17,9 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 def _real_data_dir() -> Path | None:
     """The real data (shared/data's GLUE, SQuAD and corpus) where this machine has it: the folder
-    $REPRO_DATA_DIR named before the session, else the default lookup of repro.data.find_data_dir.
+    $REPRO_DATA_DIR named before the session, else the default lookup of repro.sources.find_data_dir.
     Only the tests of the real files' own rows and counts read it; they skip without it."""
-    from repro.data import DataNotFoundError, find_data_dir
+    from repro.sources import DataNotFoundError, find_data_dir
     try:
         path = find_data_dir()
     except DataNotFoundError:
@@ -39,13 +39,13 @@ needs_real_data = pytest.mark.skipif(REAL_DATA_DIR is None, reason="the real dat
 
 @pytest.fixture(scope="session")
 def minilm_dir():
-    from repro.data import minilm_path
+    from repro.sources import minilm_path
     return minilm_path()
 
 
 @pytest.fixture(scope="session")
 def tokenizer(minilm_dir):
-    from repro.data import load_tokenizer
+    from repro.sources import load_tokenizer
     return load_tokenizer("minilm")
 
 
@@ -77,7 +77,7 @@ def run_smoke_notebooks(tmp_path_factory, names, params=()):
         # one thread per kernel: on a shared 2-core machine OpenMP threads fighting other
         # processes make small models many times slower; the tests check what is produced
         mp.setenv("OMP_NUM_THREADS", "1")
-        outcomes = runner.run(runner.plan(names, "smoke", list(params)), "smoke", root)
+        outcomes = runner.run(runner.jobs_for(names, "smoke", list(params)), "smoke", root)
     failed = [o.message for o in outcomes if o.status != "ok"]
     assert not failed, failed
     return root
@@ -104,7 +104,7 @@ def check_report(root, ran):
     import pandas as pd
 
     from repro import report, runner
-    [outcome] = runner.run(runner.plan(["report"], "smoke"), "smoke", root)
+    [outcome] = runner.run(runner.jobs_for(["report"], "smoke"), "smoke", root)
     assert outcome.status == "ok", outcome.message
     has_files(root, "report", ["claims.csv", "claims.png", "provenance.csv"])
     claims = pd.read_csv(out(root, "report") / "claims.csv", index_col="key")

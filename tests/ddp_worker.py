@@ -11,7 +11,8 @@ from repro.data import Collator  # noqa: E402
 from repro.earlybert import Slimming, draw_masks, prune  # noqa: E402
 from repro.model import Bert  # noqa: E402
 from repro.pld import PLD  # noqa: E402
-from repro.train import TrainConfig, distributed, train  # noqa: E402
+from repro.runtime import distributed  # noqa: E402
+from repro.train import TrainConfig, train  # noqa: E402
 
 
 def model(**kw):

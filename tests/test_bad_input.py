@@ -92,9 +92,9 @@ def test_a_gpu_profile_without_a_gpu_is_refused(profile, tmp_path, capsys, monke
 
 def test_runner_accepts_hugging_face_task_names():
     from repro import runner
-    [job] = runner.plan(["glue_finetune"], "smoke", ["tasks=['sst2', 'stsb', 'cola', 'mrpc', 'rte']"])
+    [job] = runner.jobs_for(["glue_finetune"], "smoke", ["tasks=['sst2', 'stsb', 'cola', 'mrpc', 'rte']"])
     assert job.params["tasks"] == ["sst2", "stsb", "cola", "mrpc", "rte"]  # the notebook maps them (below)
-    [job] = runner.plan(["earlybert_pretraining"], "smoke", ["task='qnli'", "seeds=[3]", "max_train_examples=8"])
+    [job] = runner.jobs_for(["earlybert_pretraining"], "smoke", ["task='qnli'", "seeds=[3]", "max_train_examples=8"])
     assert job.params == {"task": "qnli", "seeds": [3], "max_train_examples": 8}
 
 
@@ -122,7 +122,7 @@ def test_check_parameters_refuses_and_names_the_problem(tmp_path):
 
 
 def test_a_checkpoint_folder_is_checked_before_the_tokenizer_loads(tmp_path):
-    from repro.data import load_tokenizer
+    from repro.sources import load_tokenizer
     from repro.tasks import glue_model
     with pytest.raises(FileNotFoundError) as e:
         load_tokenizer(str(tmp_path))
@@ -144,15 +144,15 @@ def test_a_checkpoint_folder_is_checked_before_the_tokenizer_loads(tmp_path):
 def test_a_missing_data_dir_never_falls_back_on_the_hub(tmp_path, monkeypatch):
     import datasets
 
-    from repro import data
+    from repro import data, sources, squad
 
     def no_hub(*a, **k):
         raise AssertionError("the hub was asked although the user named a data folder")
     monkeypatch.setattr(datasets, "load_dataset", no_hub)
     for load in (lambda: data.load_glue("MRPC", data_dir=tmp_path / "nope"),
-                 lambda: data.load_squad(data_dir=tmp_path / "nope"),
+                 lambda: squad.load_squad(data_dir=tmp_path / "nope"),
                  lambda: data.load_corpus("train", data_dir=tmp_path / "nope")):
-        with pytest.raises(data.DataDirNotFoundError, match=f"data_dir '{re.escape(str(tmp_path))}/nope' does not exist"):
+        with pytest.raises(sources.DataDirNotFoundError, match=f"data_dir '{re.escape(str(tmp_path))}/nope' does not exist"):
             load()
 
 
@@ -183,11 +183,11 @@ def test_unknown_profile_field():
 
 
 def test_bad_squad_json_and_empty_corpus(tmp_path):
-    from repro import data
+    from repro import data, squad
     (tmp_path / "squad").mkdir()
     (tmp_path / "squad" / "dev-v1.1.json").write_text('{"data": [')  # truncated download
     with pytest.raises(ValueError, match="dev-v1.1.json"):
-        data.load_squad(data_dir=tmp_path, source="local")
+        squad.load_squad(data_dir=tmp_path, source="local")
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "gutenberg_en_train.txt").write_text("\n\n")
     with pytest.raises(ValueError, match="empty"):
@@ -211,7 +211,7 @@ def test_a_papermill_user_gets_the_same_message(tmp_path, monkeypatch):
     """No runner: papermill straight on the notebook. Its first code cell refuses the value."""
     import papermill
 
-    from repro import runner
+    from repro import execute, runner
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     path = runner.list_notebooks()["glue_finetune"]
@@ -220,5 +220,5 @@ def test_a_papermill_user_gets_the_same_message(tmp_path, monkeypatch):
     with pytest.raises(papermill.PapermillExecutionError, match="parameter seeds is an empty list"):
         papermill.execute_notebook(nb, str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
                                    parameters={"profile": "smoke", "output_dir": str(tmp_path / "out"), "seeds": []},
-                                   cwd=str(runner.REPO_ROOT), kernel_manager_class=runner._this_python_kernel())
+                                   cwd=str(runner.REPO_ROOT), kernel_manager_class=execute._this_python_kernel())
     assert not (tmp_path / "out").exists() and not (tmp_path / "smoke").exists()

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from repro.__main__ import main
-from repro.bench import spec_peak_tflops
+from repro.bench_steps import spec_peak_tflops
 
 
 def test_bench_smoke_writes_json(tmp_path, capsys):

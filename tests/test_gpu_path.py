@@ -114,7 +114,7 @@ def test_train_loop_bf16_on_cpu_runs_steps_with_pld_and_slimming():
     """TrainConfig(precision="bf16") on a CPU: the loop's autocast, its evaluation under autocast,
     and the PLD and EarlyBERT hooks."""
     from repro.pld import PLD
-    from repro.train import mlm_loss
+    from repro.evaluation import mlm_loss
 
     examples, collate = tiny_mlm_data(n=32, seq=12, vocab=100)
     cfg = dict(max_steps=3, batch_size=8, lr=1e-3, progress=False, precision="bf16", device="cpu", grad_accum=2)
@@ -130,7 +130,7 @@ def test_train_loop_bf16_on_cpu_runs_steps_with_pld_and_slimming():
 
 def test_finetune_predictions_under_bf16_are_fp32():
     """Evaluation helpers hand fp32 to numpy/sklearn whatever the autocast (GLUE and SQuAD)."""
-    from repro.train import predict
+    from repro.evaluation import predict
 
     model = _model("qa")
     examples = [{"input_ids": list(range(5, 15)), "token_type_ids": [0] * 10} for _ in range(3)]
@@ -223,7 +223,7 @@ def test_run_clip_flag_sets_env_and_scratch_results(no_env, tmp_path):
 def test_hub_id_without_hub_gets_one_message_with_both_ways_out(no_env, tmp_path):
     import huggingface_hub.constants as hc
 
-    from repro.data import CheckpointNotFoundError, load_tokenizer
+    from repro.sources import CheckpointNotFoundError, load_tokenizer
     from repro.tasks import glue_model
 
     no_env.setattr(hc, "HF_HUB_OFFLINE", True)
@@ -243,13 +243,13 @@ def test_hub_id_without_hub_gets_one_message_with_both_ways_out(no_env, tmp_path
 def test_checkpoint_from_a_local_folder_through_the_env(no_env, tmp_path):
     """The stand-in is a Hugging Face BERT folder (what bert-base-uncased is): REPRO_CHECKPOINT
     pointing at it reaches the tokenizer and the model through the hub checkpoint's code path."""
-    from repro.data import load_tokenizer
+    from repro.sources import load_tokenizer, standin
     from repro.tasks import glue_model
 
     small = replace(PR.PROFILES["smoke"], checkpoint="bert-base-uncased")  # 2 x 64: quick to build
-    folder = PR.standin(small, root=tmp_path)
+    folder = standin(small, root=tmp_path)
     assert json.loads((folder / "config.json").read_text())["model_type"] == "bert"
-    assert PR.standin(small, root=tmp_path) == folder  # built once
+    assert standin(small, root=tmp_path) == folder  # built once
     no_env.setenv(PR.CHECKPOINT_ENV, str(folder))
     P = PR.get_profile("gpu")
     assert P.checkpoint == str(folder)
@@ -272,7 +272,7 @@ def test_clip_stands_in_for_an_unavailable_checkpoint(no_env, tmp_path):
 
 def test_pld_pretraining_folder_is_a_checkpoint(tmp_path, tokenizer):
     """What pld_pretraining saves (our model + the tokenizer) is a `checkpoint` for glue_finetune."""
-    from repro.data import CheckpointNotFoundError, load_tokenizer
+    from repro.sources import CheckpointNotFoundError, load_tokenizer
     from repro.tasks import glue_model
 
     m = Bert.from_config(layers=2, hidden=32, heads=2, intermediate=64, vocab_size=len(tokenizer), ln="pre", head="mlm")

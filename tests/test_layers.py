@@ -8,25 +8,21 @@ from pathlib import Path
 import repro
 
 LAYERS = [  # bottom first; a module may import its own layer's modules listed before it, and lower layers
-    ["control", "profiles", "metrics", "fingerprint", "results", "stats"],  # settings, records, statistics
-    ["data", "model"],  # data and the one BERT
-    ["train"],  # the one training loop
+    ["control", "sources", "profiles", "metrics", "fingerprint", "results", "store", "stats", "catalogue"],  # settings, records, statistics, notebooks
+    ["squad", "data", "weights", "model", "flops"],  # data and the one BERT
+    ["runtime", "train", "evaluation"],  # the one training loop
     ["pld", "earlybert"],  # the papers
     ["analysis", "tasks", "floors"],  # measurements, fine-tuning and pre-training tasks, floors
     ["study"],  # units: run-level resume
-    ["units", "gradients", "earlybert_runs", "earlybert_tables"],  # the experiments
-    ["rules", "report_store", "claims_pld", "claims_earlybert", "report"],  # the verdicts
-    ["checks", "runner", "bench", "launch", "__main__"],  # what people call
+    ["pld_runs", "units", "gradients", "premise", "earlybert_settings", "earlybert_runs", "earlybert_pretrain",
+     "earlybert_tables", "earlybert_controls", "views_pld", "views_earlybert"],  # the experiments, what notebooks show
+    ["rules", "report_store", "machines", "claims_pld", "claims_earlybert", "appendix", "report_figures",
+     "report"],  # the verdicts
+    ["checks", "selection", "outputs", "execute", "plan", "runner", "bench_steps", "bench_finetune", "bench", "launch", "restamp", "__main__"],  # what people call
 ]
 RANK = {m: (i, j) for i, layer in enumerate(LAYERS) for j, m in enumerate(layer)}
 # (importer, imported): upward imports still to remove (notes/LAYOUT.md says how)
-KNOWN = {
-    ("profiles", "data"),  # standin() copies MiniLM's tokenizer: move the stand-in builder to data
-    ("results", "train"),  # paired_by_seed reads train_seconds: move it to analysis
-    ("pld", "analysis"),  # pld.py's experiment plumbing (tables, the pilot's choice): move it to a pld_runs module
-    ("earlybert_runs", "report"),  # value_tiers reads glue_finetune's summary through report.Store
-    ("report", "runner"),  # the notebook order: move ORDER below the report
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def imports() -> set[tuple[str, str]]:

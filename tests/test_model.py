@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from repro.model import Bert, BertConfig, flops_per_token
+from repro.flops import flops_per_token
+from repro.model import Bert, BertConfig
 
 SENTENCES = ["The quick brown fox jumps over the lazy dog.", "A short one.",
              "Who wrote On the Origin of Species, published in 1859?"]

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import check_report, has_files, out, run_smoke_notebooks, summary
-from repro import earlybert_runs as ebr
+from repro import earlybert_controls as ebc
+from repro import earlybert_pretrain as ebp
+from repro import earlybert_settings as ebs
 from repro import results
 from repro.profiles import get_profile
 from repro.study import Study
@@ -70,16 +72,16 @@ def test_earlybert_glue_units_tables_and_time_both_ways(root):
     name = "earlybert_glue"
     has_files(root, name, ["earlybert_glue.png", "earlybert_glue.csv", "early_bird.csv", "runs.csv"])
     runs = pd.read_csv(out(root, name) / "runs.csv").set_index("method")
-    assert set(runs.index) == {"dense", *ebr.TICKETS}
+    assert set(runs.index) == {"dense", *ebs.TICKETS}
     store = records(root)
     # the dense run is glue_finetune's own unit (same identity: trained once for both notebooks)
     assert list(store.loc[(store["method"] == "dense") & store["task"].isin(P.glue_tasks), "notebook"]) == ["glue_finetune"]
     search = store[(store["method"] == "search") & store["task"].isin(P.glue_tasks)].iloc[0]
     per_epoch, whole = search["steps_per_epoch"], train_seconds_of(search)
     assert per_epoch == 2 and runs.loc["dense", "train_steps"] == P.finetune_epochs * per_epoch
-    for t in ebr.TICKETS:
+    for t in ebs.TICKETS:
         row = runs.loc[t]
-        assert row["train_steps"] == ebr.GLUE_RECIPE.ticket_epochs * per_epoch  # official: 2 epochs
+        assert row["train_steps"] == ebs.GLUE_RECIPE.ticket_epochs * per_epoch  # official: 2 epochs
         assert row["params"] < runs.loc["dense", "params"] and row["flops_per_step"] < runs.loc["dense", "flops_per_step"]
         if t != "random":  # charged the whole search's clock at its draw step; the end ticket: all of it
             assert row["search_s"] == search["tickets"][t]["seconds"] and row["search_steps"] == row["draw_step"]
@@ -94,7 +96,7 @@ def test_earlybert_glue_units_tables_and_time_both_ways(root):
     timing = store[(store["method"] == "step_times") & store["task"].isin(P.glue_tasks)].iloc[0]["timing"]
     assert set(timing["ratio"]) == {"dense", "search", "detector", "fixed", "end"} and timing["ratio"]["dense"] == 1
     assert all(len(v) == P.eb_timing_rounds for v in timing["times"].values())
-    assert (runs.loc[list(ebr.TICKETS), "timing"] == "paired").all()
+    assert (runs.loc[list(ebs.TICKETS), "timing"] == "paired").all()
     search_cost = e["search_steps"] * timing["ratio"]["search"] + e["draw_s"] / timing["seconds"]["dense"]
     for col, steps in (("time_saving_official_pct", e["train_steps"]), ("time_saving_pct", d["train_steps"])):
         assert e[col] == pytest.approx(100 * (1 - (search_cost + steps * timing["ratio"]["detector"]) / d["train_steps"]))
@@ -128,8 +130,8 @@ def test_earlybert_squad(root):
     # SQuAD's search stops at the detector's draw (one ticket needed): it ran no further
     search = records(root).query("notebook == 'earlybert_squad' and method == 'search'").iloc[0]
     assert search["metric.steps"] == runs.loc["detector", "draw_step"] == search["tickets"]["detector"]["step"]
-    # the official SQuAD ticket trains 3 epochs (ebr.SQUAD_RECIPE), dense the profile's squad_epochs
-    ratio = ebr.SQUAD_RECIPE.ticket_epochs / P.squad_epochs
+    # the official SQuAD ticket trains 3 epochs (ebs.SQUAD_RECIPE), dense the profile's squad_epochs
+    ratio = ebs.SQUAD_RECIPE.ticket_epochs / P.squad_epochs
     assert runs.loc["detector", "train_steps"] == pytest.approx(ratio * runs.loc["dense", "train_steps"], abs=ratio)
     assert runs.loc["detector", "time_saving_official_pct"] < runs.loc["detector", "time_saving_pct"]  # as run: longer
 
@@ -139,9 +141,9 @@ def test_earlybert_pretraining(root):
     has_files(root, name, ["earlybert_pretraining.png", "earlybert_pretraining.csv"])
     table = pd.read_csv(out(root, name) / "earlybert_pretraining.csv", index_col=0)
     s = summary(root, name)
-    steps = ebr.pretrain_steps(P)
+    steps = ebp.pretrain_steps(P)
     assert s["pretrain_steps"] == steps and s["equal"] == "fine-tuning steps"
-    cap = round(ebr.PretrainRecipe().search_fraction * steps)
+    cap = round(ebs.PretrainRecipe().search_fraction * steps)
     assert 1 <= s["draw_step"] <= cap and s["draw_fraction"] == s["draw_step"] / steps
     for m in ("earlybert", "random"):  # the ticket trains for the rest: search + ticket steps = dense steps
         assert table.loc[m, "search_steps"] + table.loc[m, "train_steps"] == table.loc["dense", "train_steps"] == steps
@@ -164,7 +166,7 @@ def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch)
     wait for their search, SQuAD's comparison for dense seed 0."""
     from repro import runner
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
-    jobs = runner.plan(["earlybert_squad", "earlybert_glue"], "smoke", ["max_train_examples=32"])
+    jobs = runner.jobs_for(["earlybert_squad", "earlybert_glue"], "smoke", ["max_train_examples=32"])
     units = {job.name: runner.plan_units(job, "smoke", tmp_path) for job in jobs}
     squad = units["earlybert_squad"]
     assert [u["method"] for u in squad] == ["dense", "search", "detector", "random", "step_times"]  # smoke: one seed
@@ -172,8 +174,8 @@ def test_plan_lists_every_unit_with_nothing_trained(root, tmp_path, monkeypatch)
     assert all(u["estimate"] > 0 for u in squad), squad  # waiting units: the dense probe, scaled
     assert squad[-1]["scaled_from"].startswith("earlybert_squad/SQuAD/dense x ")  # step timing, in dense steps
     glue = units["earlybert_glue"]
-    sizes = {f"{t}@{ebr.size_label(*size)}" for size in ebr.SIZES if size != (1 / 3, 0.4) for t in ("search", "detector", "random")}
-    assert {u["method"] for u in glue} == {"dense", "search", *ebr.TICKETS, "step_times", *ebr.CONTROLS} | sizes
+    sizes = {f"{t}@{ebc.size_label(*size)}" for size in ebc.SIZES if size != (1 / 3, 0.4) for t in ("search", "detector", "random")}
+    assert {u["method"] for u in glue} == {"dense", "search", *ebs.TICKETS, "step_times", *ebc.CONTROLS} | sizes
     assert all(u["state"] == ("missing" if u["method"] == "dense" or u["method"].startswith("search") else "waiting")
                for u in glue)
     assert all(u["estimate"] > 0 for u in glue), glue
@@ -187,7 +189,7 @@ def test_a_new_machine_reruns_only_the_searches_something_still_reads(root, tmp_
     current, so the plan calls it fresh and names the two remakes without counting them."""
     from repro import runner
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
-    jobs = runner.plan(["earlybert_glue", "ticket_mask_distance"], "smoke", [p for p in PARAMS if "f1" not in p])
+    jobs = runner.jobs_for(["earlybert_glue", "ticket_mask_distance"], "smoke", [p for p in PARAMS if "f1" not in p])
     units = {row["notebook"]: row["units"] for row in runner.print_plan(jobs, "smoke", root)["notebooks"]}
     assert units["earlybert_glue"] and all(u["state"] == "done" for u in units["earlybert_glue"])
     line = capsys.readouterr().out.split("  ticket_mask_distance")[-1].splitlines()[0]

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 
 from conftest import check_report, has_files, out, run_smoke_notebooks, summary
-from repro import pld, results, runner
-from repro.model import BertConfig, flops_per_step
+from repro import pld, pld_runs, results, runner
+from repro.flops import flops_per_step
+from repro.model import BertConfig
 from repro.profiles import get_profile, pld_profile
 
 pytestmark = pytest.mark.notebook
-ORDER = ["gradient_norms", "pld_schedule", "pld_pretraining", "pld_glue"]
+ORDER = ["gradient_norms", "pld_schedule", "pld_pretraining", "pld_premise", "pld_glue"]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,18 @@ def test_gradient_norms(root):
     cell = stats.set_index(["shape", "stage", "variant", "metric"])
     assert cell.loc[("4 x 64", "init", "PostLN", "input"), "mean"] == pytest.approx(
         sum(one["stages"]["init"]["ratio"]["input"]) / P.grad_batches)
+
+
+def test_pld_premise(root):
+    """Every (shape, rate, arm) pilot recorded, the rule's verdict per (shape, rate) from them, and
+    where it holds the two full runs behind the speed-up curve."""
+    has_files(root, "pld_premise", ["premise.csv", "premise_verdicts.csv", "premise.png"])
+    s = summary(root, "pld_premise")
+    table = pd.read_csv(out(root, "pld_premise") / "premise.csv")
+    assert len(s["shapes"]) == 3 and len(table) == 3 * len(s["rates"]) * 2 and set(table["arch"]) == {"postln", "preln_pld"}
+    assert [v["holds"] for v in s["verdicts"]] == [bool(v) for v in pd.read_csv(out(root, "pld_premise") / "premise_verdicts.csv")["holds"]]
+    assert s["complete"] and s["done"] == s["planned"]
+    assert s["speedup_curve"] is None or s["smallest"] is not None  # a curve only where the premise held
 
 
 def test_pld_schedule(root):
@@ -98,22 +111,39 @@ def test_pld_schedule(root):
     assert t["paper"]["blocks_skipped"] >= t["code"]["blocks_skipped"]
 
 
+def test_the_executed_schedule_notebook_reproduces_under_nbval(root):
+    """`make nbval` at smoke: pld_schedule, executed by the runner (it trained its units), is
+    re-executed from the records its summary names, training nothing, and nbval finds its tables and
+    its conclusion (the cells tagged nbval-check-output) exactly as they stand."""
+    import os
+    import subprocess
+    import sys
+
+    from repro import REPO_ROOT
+    env = {**os.environ, "REPRO_CACHE_DIR": str(root / "cache"), "OMP_NUM_THREADS": "1"}
+    before = sorted(p.name for p in (root / "smoke" / "runs").iterdir())
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "nbval.py"), "--profile", "smoke",
+                           "--results-dir", str(root), "pld_schedule"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "pld_schedule: reproduces (2 records, 3 cells compared" in proc.stdout, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (root / "smoke" / "runs").iterdir()) == before  # nothing recorded
+
+
 def test_pld_pretraining(root):
     has_files(root, "pld_pretraining", ["val_loss.png", "lr_pilot.png", "lr_pilot.csv", "speedup.csv", "val_curves.csv"])
     s = summary(root, "pld_pretraining")
     P = pld_profile(get_profile("smoke"))
-    assert s["complete"] and set(s["runs"]) == set(pld.RUNS)
+    assert s["complete"] and set(s["runs"]) == set(pld_runs.RUNS)
     # the pilot: every arch at every rate; the full runs' rates are its best stable ones
     pilot = pd.read_csv(out(root, "pld_pretraining") / "lr_pilot.csv")
-    assert sorted(zip(pilot["arch"], pilot["lr"])) == sorted((a, lr) for a in pld.ARCHS for lr in P.pld_lrs)
+    assert sorted(zip(pilot["arch"], pilot["lr"])) == sorted((a, lr) for a in pld_runs.ARCHS for lr in P.pld_lrs)
     for arch, g in pilot.groupby("arch"):
         stable = g[g["stable"]]
         assert s["rates"][arch] == stable.loc[stable["final_val_loss"].idxmin(), "lr"]
-    for name, (arch, rate_of) in pld.RUNS.items():
+    for name, (arch, rate_of) in pld_runs.RUNS.items():
         assert s["runs"][name]["lr"] == s["rates"][rate_of] and s["runs"][name]["status"] == "ok"
     runs = results.load_runs("smoke", "pld_pretraining", root=root)
     full = runs[runs["task"] == "mlm"].set_index("method")
-    assert set(runs.loc[runs["task"] == "mlm_pilot", "method"]) == set(pld.ARCHS)
+    assert set(runs.loc[runs["task"] == "mlm_pilot", "method"]) == set(pld_runs.ARCHS)
     assert {"unigram", "paired_step_times"} <= set(full.index)
     # a pilot is the first steps of the full run's schedule: same seed, same numbers
     pilot_run = runs[(runs["task"] == "mlm_pilot") & (runs["method"] == "postln") & (runs["config.lr"] == s["rates"]["postln"])]
@@ -126,14 +156,14 @@ def test_pld_pretraining(root):
     ratio = s["paired_step_s"]["pld"] / s["paired_step_s"]["dense"]
     for name, row in table.iterrows():
         if pd.notna(row["speedup_steps"]):
-            cost = 1 - s["pld_time_per_sample_saving_paired"] if pld.ARCHS[row["arch"]][1] else 1.0
+            cost = 1 - s["pld_time_per_sample_saving_paired"] if pld_runs.ARCHS[row["arch"]][1] else 1.0
             assert row["speedup_paired"] == pytest.approx(row["speedup_steps"] / cost)
     assert s["pld_time_per_sample_saving_paired"] == pytest.approx(1 - ratio, abs=0.2)  # a median of pair ratios
     # the unigram plateau: finite, far below a uniform guess over the vocabulary
     assert 0 < s["unigram_loss"] < math.log(30522) - 2
     assert 0 < s["pld_compute_fraction"]["realized"] < 1
     # every full run's final model is its unit's artifact (pld_glue asks the unit for it)
-    for key in full.loc[list(pld.ARCHS), "unit"]:
+    for key in full.loc[list(pld_runs.ARCHS), "unit"]:
         assert (root / "cache" / "smoke" / key.replace("/", "__") / "model" / "model.safetensors").exists()
 
 
@@ -143,7 +173,7 @@ def test_pld_glue_uses_the_pretrained_units(root):
     assert s["methods"][0] == "postln" and "preln_pld" in s["methods"]
     units = results.load_runs("smoke", "pld_pretraining", root=root).set_index("unit")
     for name, key in s["checkpoints"].items():  # the models pld_pretraining's full runs saved, by unit
-        arch, rate_of = pld.RUNS[name]
+        arch, rate_of = pld_runs.RUNS[name]
         assert units.loc[key, "method"] == arch and units.loc[key, "config.lr"] == pre["rates"][rate_of]
     runs = results.load_runs("smoke", "pld_glue", root=root)
     P = get_profile("smoke")
@@ -161,12 +191,12 @@ def test_pld_glue_uses_the_pretrained_units(root):
 def test_plans_run_to_the_end_with_every_unit_missing(tmp_path, capsys):
     """`repro plan`: nothing trains; the pilot is to run, the full runs wait for it, and pld_glue
     asks for pld_pretraining's units (it never looks for a folder under results/)."""
-    jobs = runner.plan(["pld_pretraining", "pld_glue"], "smoke")
+    jobs = runner.jobs_for(["pld_pretraining", "pld_glue"], "smoke")
     plan = {j.name: runner.plan_units(j, "smoke", tmp_path) for j in jobs}
     assert " raised " not in capsys.readouterr().out  # both notebooks ran to their last cell
     states = {nb: [(u["notebook"], u["task"], u["method"], u["state"]) for u in units] for nb, units in plan.items()}
-    pilot = [("pld_pretraining", "mlm_pilot", a, "missing") for _ in range(2) for a in pld.ARCHS]  # rate-major
-    waiting = [("pld_pretraining", "mlm", pld.RUNS[n][0], "waiting") for n in pld.RUNS]
+    pilot = [("pld_pretraining", "mlm_pilot", a, "missing") for _ in range(2) for a in pld_runs.ARCHS]  # rate-major
+    waiting = [("pld_pretraining", "mlm", pld_runs.RUNS[n][0], "waiting") for n in pld_runs.RUNS]
     assert states["pld_pretraining"] == pilot + waiting + [("pld_pretraining", "mlm", m, "missing")
                                                            for m in ("unigram", "paired_step_times")]
     glue = [u for u in states["pld_glue"] if u[0] == "pld_glue"]
@@ -180,7 +210,7 @@ def test_gradient_norms_and_pld_schedule_plan_with_every_unit_missing(tmp_path, 
     """Plan mode: both notebooks run to their last cell with no unit trained; every unit is
     listed as missing, with an estimate from a few timed steps (or one measurement)."""
     P = get_profile("smoke")
-    jobs = runner.plan(["gradient_norms", "pld_schedule"], "smoke")
+    jobs = runner.jobs_for(["gradient_norms", "pld_schedule"], "smoke")
     plan = {j.name: runner.plan_units(j, "smoke", tmp_path) for j in jobs}
     assert " raised " not in capsys.readouterr().out
     grads = [(u["task"], u["method"], u["state"]) for u in plan["gradient_norms"]]

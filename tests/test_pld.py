@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from repro import pld
+from repro import pld, pld_runs
 from repro.analysis import block_io_similarity, layer_grad_norms, paired_step_times, steps_to_reach
 from repro.model import Bert
 from repro.train import Hook, TrainConfig, train
@@ -255,12 +255,12 @@ def test_timed_is_the_one_step_timer():
     """analysis.timed: every call of fn inside the clock; paired_step_times and the benchmark use it."""
     import time
 
-    from repro import bench
+    from repro import bench_finetune, bench_steps
     from repro.analysis import timed
     calls = []
     seconds = timed(torch.device("cpu"), lambda: (calls.append(1), time.sleep(0.01)), times=3)
     assert len(calls) == 3 and 0.03 <= seconds < 1.0
-    assert bench.timed is timed
+    assert bench_steps.timed is timed and bench_finetune.timed is timed
 
 
 def test_rotated_step_times_rotates_the_order_and_times_every_round(monkeypatch):
@@ -282,5 +282,5 @@ def test_glue_deltas_of_a_partial_study_leave_a_task_with_no_runs_empty():
     # PLD's SST-2 runs recorded, the baseline's not yet, CoLA (metric mcc) not at all: no pairs, no error
     runs = pd.DataFrame({"task": ["SST-2"] * 2, "method": ["preln_pld"] * 2, "seed": [0, 1],
                          "metric.accuracy": [72.6, 74.2]})
-    d = pld.glue_deltas(runs, pld.BASELINE, ["postln", "preln_pld"], ["SST-2", "CoLA"]).set_index(["task", "metric"])
+    d = pld_runs.glue_deltas(runs, pld_runs.BASELINE, ["postln", "preln_pld"], ["SST-2", "CoLA"]).set_index(["task", "metric"])
     assert d.loc[("CoLA", "mcc"), "n_seeds"] == 0 and d.loc[("SST-2", "accuracy"), "n_seeds"] == 0

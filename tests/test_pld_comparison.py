@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from conftest import tiny_mlm_data
-from repro import pld
+from repro import pld_runs
 from repro.data import Collator
+from repro.evaluation import mlm_loss, unigram_mlm_loss
 from repro.model import Bert
 from repro.profiles import get_profile, pld_profile
 from repro.units import pld_comparison
 from repro.study import Study
-from repro.train import TrainConfig, TrainResult, mlm_loss, train, train_seconds, unigram_mlm_loss
+from repro.train import TrainConfig, TrainResult, train, train_seconds
 
 DATA, COLLATE = tiny_mlm_data()
 RATES = {"postln": 1e-3, "preln": 4e-3, "preln_pld": 1e-3}
@@ -96,9 +97,9 @@ def test_pilot_stability_and_the_rates_it_chooses():
                pilot_record("preln", 8e-3, [6.0, 5.5]),  # best at the top of the grid
                pilot_record("preln_pld", 1e-3, [10.2, 10.4], start=10.3),  # ends above its start
                pilot_record("preln_pld", 8e-3, [math.nan], status="diverged")]
-    table = pld.pilot_table(records)
+    table = pld_runs.pilot_table(records)
     assert table["stable"].tolist() == [True, True, False, False, True, True, False, False]
-    chosen = pld.choose_rates(table)
+    chosen = pld_runs.choose_rates(table)
     assert chosen["postln"] == {"best": 2e-3, "max_stable": 2e-3, "at_edge": False}
     assert chosen["preln"] == {"best": 8e-3, "max_stable": 8e-3, "at_edge": True}
     assert chosen["preln_pld"] == {"best": None, "max_stable": None, "at_edge": None}
@@ -118,7 +119,7 @@ def test_speedups_to_the_baselines_final_loss():
             "preln": full_record("preln", 1e-3, 2000, 1.0, 1.0),  # never gets there
             "preln_pld": full_record("preln_pld", 5e-4, 1000, 0.8, 0.8),
             "preln_pld_best": full_record("preln_pld", 2e-3, 400, 0.8, 0.8)}
-    t = pld.speedup_table(runs, paired_ratio=0.75)
+    t = pld_runs.speedup_table(runs, paired_ratio=0.75)
     assert t.loc["postln", ["speedup_steps", "speedup_time", "speedup_paired"]].tolist() == [1.0, 1.0, 1.0]
     assert t.loc["preln", ["steps_to_target", "speedup_steps", "speedup_paired"]].isna().all()
     best = t.loc["preln_pld_best"]
@@ -128,12 +129,12 @@ def test_speedups_to_the_baselines_final_loss():
     assert best["time_per_sample_saving"] == pytest.approx(0.2)
     assert t.loc["preln_pld", "speedup_paired"] == pytest.approx(1 / 0.75)
     runs["postln"] = None  # no baseline: nothing to compare with
-    assert "speedup_steps" not in pld.speedup_table(runs, 0.75).columns
+    assert "speedup_steps" not in pld_runs.speedup_table(runs, 0.75).columns
 
 
 def test_context_rule():
-    assert pld.uses_context(5.5, 6.6) and not pld.uses_context(6.0, 6.6)
-    assert pld.uses_context(None, 6.6) is None and pld.uses_context(math.nan, 6.6) is None
+    assert pld_runs.uses_context(5.5, 6.6) and not pld_runs.uses_context(6.0, 6.6)
+    assert pld_runs.uses_context(None, 6.6) is None and pld_runs.uses_context(math.nan, 6.6) is None
 
 
 def test_pld_profile_sizes():
@@ -155,7 +156,7 @@ def test_full_runs_wait_for_the_pilot_unless_their_rates_are_fixed(tmp_path, mon
         monkeypatch.setenv(var, str(value))
     study = Study("pld_pretraining", "smoke")
     cmp = pld_comparison(study, pld_profile(get_profile("smoke")), 0, rates=rates, measure=False)
-    assert cmp["runs"] == dict.fromkeys(pld.RUNS) and not any(cmp["pilot"])  # plan mode: nothing trained
+    assert cmp["runs"] == dict.fromkeys(pld_runs.RUNS) and not any(cmp["pilot"])  # plan mode: nothing trained
     states = [(u["task"], u["state"]) for u in study.units]
     assert states == [("mlm_pilot", "missing")] * 6 + [("mlm", full_state)] * (4 if rates is None else 3)
     if rates:  # PLD's fixed rate is the baseline's: one run serves both

@@ -3,11 +3,12 @@ checked in test_notebooks_pld / test_notebooks_earlybert), and its staleness in 
 import json
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from repro import report, runner
+from repro import appendix, report, runner
 from repro.results import record, write_json
 
 
@@ -112,8 +113,8 @@ def test_earlybert_glue_counts_only_the_pairs_that_ran(tmp_path):
 
 def test_the_time_claim_says_how_its_runs_were_timed(tmp_path):
     df = eb_runs(-0.5, 2.0, 38.0)
-    for timing, said in (("wall-clock", "n=6; whole-run wall-clock, the runs timed under different loads)"),
-                         ("paired", "n=6; per-step costs timed side by side)")):
+    for timing, said in (("wall-clock", "n=6; whole-run wall-clock, the runs timed under different loads;"),
+                         ("paired", "n=6; per-step costs timed side by side;")):
         put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df.assign(timing=timing))])
         assert said in report.assess("cpu", tmp_path).loc["earlybert_time", "ours"]
     mixed = df.assign(timing=["paired" if s == 0 else "wall-clock" for s in df["seed"]])
@@ -200,7 +201,7 @@ def schedule_record(variant, ratios, timed_fraction, layers=12):
 
 
 def test_schedule_timing_arithmetic():
-    from repro import pld
+    from repro import pld_runs as pld
     from repro.results import mean_hw
     ratios = [0.78, 0.8, 0.82, 0.79, 0.81]
     row = pld.schedule_timing(schedule_record("paper", ratios, 0.75))
@@ -215,7 +216,7 @@ def test_schedule_timing_arithmetic():
 
 
 def test_pld_time_rule(tmp_path):
-    from repro import pld
+    from repro import pld_runs as pld
     timing = {v: pld.schedule_timing(schedule_record(v, [1 - x + d for d in (-0.01, 0, 0.01)], 0.75))
               for v, x in (("paper", 0.21), ("code", 0.17))}
     put(tmp_path, "pld_schedule", {"default_variant": "paper", "timing": timing})
@@ -243,6 +244,11 @@ def test_pld_time_rule(tmp_path):
     assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "not measured"
 
 
+def two_pretrainings(method, seed):
+    """A pld_glue fine-tuning config whose checkpoint is one of two pre-training runs of its arm."""
+    return {"checkpoint": f"pld_pretraining/mlm/{method}/s{seed % 2}/abc"}
+
+
 @pytest.mark.parametrize("level, gap, verdict", [(90.0, 0.5, "reproduced"), (90.0, -5.0, "not reproduced"),
                                                  (55.0, 0.5, "not measured")])
 def test_pld_glue_rule_reads_its_fine_tuning_runs_only(tmp_path, level, gap, verdict):
@@ -253,7 +259,7 @@ def test_pld_glue_rule_reads_its_fine_tuning_runs_only(tmp_path, level, gap, ver
             for method, value in (("postln", level + noise), ("preln_pld_best", level + gap + 2 * noise)):
                 metric = {"MRPC": "f1", "RTE": "accuracy"}[task]
                 ids.append(record(notebook="pld_glue", profile="cpu", task=task, method=method, seed=seed,
-                                  metrics={metric: value}, times={}, config={}, root=tmp_path)["run_id"])
+                                  metrics={metric: value}, times={}, config=two_pretrainings(method, seed), root=tmp_path)["run_id"])
     put(tmp_path, "pld_glue", {"baseline": "postln", "methods": ["postln", "preln_pld", "preln_pld_best"],
                                "tasks": ["MRPC", "RTE"], "seeds": [0, 1, 2], "run_ids": ids,
                                "pretraining": {"tokens": 1.6e7, "paper_tokens": 1.05e11, "baseline_val_loss": 5.0,
@@ -276,7 +282,7 @@ def test_pld_glue_holds_stsb_to_the_baseline_models_recorded_zero_shot_score(tmp
         for task, metric, base, gap in (("MRPC", "f1", 90.0, 0.5), ("STS-B", "pearson", 14.0, -8.0)):
             for method, value in (("postln", base + noise), ("preln_pld", base + gap + noise)):
                 ids.append(record(notebook="pld_glue", profile="cpu", task=task, method=method, seed=seed,
-                                  metrics={metric: value}, times={}, config={}, root=tmp_path)["run_id"])
+                                  metrics={metric: value}, times={}, config=two_pretrainings(method, seed), root=tmp_path)["run_id"])
     summ = {"baseline": "postln", "methods": ["postln", "preln_pld"], "tasks": ["MRPC", "STS-B"], "seeds": [0, 1, 2],
             "run_ids": ids, "zero_shot": {"postln": {"STS-B": 45.6}, "preln_pld": {"STS-B": 40.0}}}
     put(tmp_path, "pld_glue", summ)
@@ -301,7 +307,7 @@ def test_markdown_links_existing_figures_and_lists_provenance(tmp_path):
     (tmp_path / "cpu" / "gradient_norms" / "grad_norms.png").write_bytes(b"png")
     claims = report.assess("cpu", tmp_path)
     prov = report.provenance("cpu", tmp_path)
-    assert list(prov["notebook"]) == ["gradient_norms"] and prov.loc[0, "git"] == "abcdef0"
+    assert list(prov["notebook"]) == ["gradient_norms"] and prov.loc[0, "last execution (UTC)"] == "2026-11-25T10:00"
     text = report.markdown(claims, prov, "cpu")
     assert "![postln_gradients](gradient_norms/grad_norms.png)" in text
     assert "| postln_gradients |" in text and "reproduced 1," in text
@@ -350,7 +356,7 @@ def test_the_tickets_section_pairs_early_late_and_random_by_task(tmp_path):
 
 def test_runner_reruns_the_report_when_an_input_changes(tmp_path):
     put(tmp_path, "gradient_norms", grads(0.5, 1.0), execution="first")
-    [job] = runner.plan(["report"], "cpu")
+    [job] = runner.jobs_for(["report"], "cpu")
     assert runner.execute(job, "cpu", tmp_path).status == "ok"
     assert (tmp_path / "cpu" / "REPORT.md").exists()
     assert runner.execute(job, "cpu", tmp_path).status == "skipped"
@@ -465,7 +471,7 @@ def test_savings_are_words_never_a_negative_less(pct, hw, text):
 
 
 def test_a_negative_saving_reads_as_more_time(tmp_path):
-    from repro import pld as pld_module
+    from repro import pld_runs as pld_module
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, 2.0, -75.9))])
     put(tmp_path, "earlybert_pretraining", {"methods": {"earlybert": {"time_saving_pct": -3.0, "flops_saving_pct": 24.0}}})
     timing = {"paper": pld_module.schedule_timing(schedule_record("paper", [1.04, 1.05, 1.06], 0.8))}
@@ -486,7 +492,7 @@ def test_numbers_the_code_no_longer_computes_get_no_verdict(tmp_path):
     get the rule's verdict."""
     import hashlib
 
-    from repro.runner import NOTEBOOKS_DIR
+    from repro.catalogue import NOTEBOOKS_DIR
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.2, 2.0, 38.0))])
     assert report.assess("cpu", tmp_path).loc["earlybert_glue", "verdict"] == "reproduced"
     run_json = tmp_path / "cpu" / "earlybert_glue" / "run.json"
@@ -602,3 +608,191 @@ def test_mrpc_is_counted_by_accuracy_with_its_f1_beside(tmp_path):
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
     table = report.tickets("cpu", tmp_path)[0].set_index("task")  # the tickets section counts MRPC alike
     assert table.loc["MRPC", "detector"].startswith("75.8 ± ") and table.loc["RTE", "detector"].startswith("83.8 ± ")
+
+
+# ----------------------------------------------------------------------------- provenance, machines, appendix (#35)
+
+def raw_record(root, notebook, method, task="MRPC", seed=0, *, cpu="CPU A", threads=1, seconds=3600.0, dirty=False,
+               transformers=None, config=None, metrics=None, when="2026-12-07T03:00:00+00:00", execution="e1", rev="abc1234"):
+    """A run record as results.record writes it, with the provenance (machine, threads, versions) chosen."""
+    import uuid
+
+    from repro import machines
+    rid = uuid.uuid4().hex
+    lock = machines.locked()
+    prov = {"cpu": cpu, "torch_threads": threads, "git_rev": rev, "git_dirty": dirty,
+            **{k: lock.get(k, "1.0") for k in machines.PACKAGES}}
+    if transformers:
+        prov["transformers"] = transformers
+    write_json(root / "cpu" / "runs" / f"{rid}.json", {
+        "run_id": rid, "timestamp": when, "notebook": notebook, "profile": "cpu", "task": task, "method": method,
+        "seed": seed, "status": "ok", "metrics": metrics or {}, "times": {"total": seconds}, "config": config or {},
+        "execution": execution, "provenance": prov})
+    return rid
+
+
+def test_the_store_sits_below_the_experiments_and_the_report_extends_it():
+    from repro import earlybert_runs, report_store, store
+    assert issubclass(report.Store, store.Store) and report_store.Store is store.Store
+    assert report.Missing is store.Missing is report_store.Missing
+    assert "from .store import Missing, Store" in Path(earlybert_runs.__file__).read_text()
+
+
+def test_the_report_reads_the_floors_glue_finetune_recorded(tmp_path):
+    """A recorded input-blind floor is what the report holds dense to, not one it computes: SST-2's
+    real majority floor is 50.9, so dense at 90 learned; recorded at 88, dense needs 93 and did not."""
+    df = eb_runs(-0.2, 2.0, 38.0).replace({"MRPC": "SST-2"})
+    df["accuracy"] = float("nan")
+    put(tmp_path, "earlybert_glue", EB_SUMMARY | {"checkpoint": "minilm", "n_eval": None}, [("runs", df)])
+    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    assert "SST-2 90.0 vs input-blind 50.9: learned (input-blind not recorded: computed from the GLUE labels)" in row["ours"]
+    put(tmp_path, "glue_finetune", {"checkpoint": "minilm", "n_eval": None, "tasks": {
+        "SST-2": {"metric": "accuracy", "blind": 88.0}, "RTE": {"metric": "accuracy", "blind": 52.7}}})
+    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    assert "SST-2 90.0 vs input-blind 88.0: learned nothing (needs >= 93.0" in row["ours"] and "(over RTE;" in row["ours"]
+    assert "not recorded" not in row["ours"].split("RTE 90.0")[1]
+    # recorded on another dev subset: not this comparison's floors
+    put(tmp_path, "glue_finetune", {"checkpoint": "minilm", "n_eval": 500, "tasks": {"SST-2": {"metric": "accuracy", "blind": 88.0}}})
+    assert "SST-2 90.0 vs input-blind 50.9: learned" in report.assess("cpu", tmp_path).loc["earlybert_glue", "ours"]
+
+
+def test_provenance_and_compute_come_from_the_records(tmp_path):
+    from repro import machines
+    ids = [raw_record(tmp_path, "glue_finetune", "dense", seed=0, cpu="CPU A", threads=2, seconds=1800.0),
+           raw_record(tmp_path, "glue_finetune", "dense", seed=1, cpu="CPU A", dirty=True, rev="def5678"),
+           raw_record(tmp_path, "glue_finetune", "dense", seed=2, cpu="CPU B", transformers="0.0.1")]
+    raw_record(tmp_path, "glue_finetune", "dense", seed=3, seconds=7200.0)  # superseded: written, not shown
+    put(tmp_path, "glue_finetune", {"tasks": {}, "run_ids": ids})
+    prov = report.provenance("cpu", tmp_path).set_index("notebook").loc["glue_finetune"]
+    assert prov["machines"] == "CPU A ×2; CPU B ×1" and prov["core-hours"] == 3.0  # 1800 s x 2 threads + 2 x 3600 s
+    assert prov["dirty tree"] == "1 of 3" and prov["git revisions"].startswith("2: abc1234")
+    assert prov["packages"] == "as the lock ×2; transformers 0.0.1 ×1"
+    notes = report.provenance("cpu", tmp_path).attrs["notes"]
+    assert notes == [f"- glue_finetune: 1 record(s) with transformers 0.0.1 (the lock pins {machines.locked()['transformers']}): "
+                     "dense MRPC s2"]
+    spent = machines.compute_spent(report.Store("cpu", tmp_path), ["glue_finetune"]).set_index("notebook")
+    assert spent.loc["glue_finetune", "core-hours"] == 5.0 and spent.loc["glue_finetune", "core-hours shown"] == 3.0
+    assert spent.loc["all", "records"] == 4 and spent.loc["all", "records shown"] == 3
+    text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "", (),
+                           report.appendix_sections("cpu", report.assess("cpu", tmp_path), tmp_path))
+    assert "Records made with package versions other than the lock's" in text and "## A. Compute spent" in text
+
+
+def paired_times(tmp_path, machine_of, saving_on):
+    """earlybert_glue timed side by side: each (task, seed)'s step_times record on machine_of(task, seed),
+    the detector's equal-epoch saving saving_on[that machine]."""
+    df = eb_runs(-0.2, 2.0, 0.0).assign(timing="paired")
+    ids = []
+    for (task, seed), g in df.groupby(["task", "seed"]):
+        m = machine_of(task, seed)
+        ids.append(raw_record(tmp_path, "earlybert_glue", "step_times", task, int(seed), cpu=m))
+        df.loc[g.index[g["method"] == "detector"], "time_saving_pct"] = saving_on[m]
+    put(tmp_path, "earlybert_glue", EB_SUMMARY | {"run_ids": ids}, [("runs", df)])
+
+
+def test_a_time_claim_is_judged_on_one_machine(tmp_path):
+    """MRPC's three seeds and RTE seed 0 timed on CPU A (40% saved), RTE seeds 1-2 on CPU B (4%):
+    all six average 28% (partly under v2); the v3 rule reads CPU A's four (reproduced)."""
+    from repro import rules
+    paired_times(tmp_path, lambda t, s: "CPU A" if t == "MRPC" or s == 0 else "CPU B", {"CPU A": 40.0, "CPU B": 4.0})
+    row = report.assess("cpu", tmp_path).loc["earlybert_time"]
+    assert "timed on CPU A: 40.0 ± 0.0% less time (n=4), CPU B: 4.0 ± 0.0% less time (n=2); the v3 rule reads CPU A" in row["ours"]
+    assert row["rule_version"].startswith("v3") and row["verdict"] == "reproduced" and row["value"] == pytest.approx(40.0)
+    facts = claims_facts(tmp_path, "earlybert_time")
+    assert rules.verdict("earlybert_time", 1, facts) == "partly" and facts["equal"] == pytest.approx(28.0)
+    seeds = appendix.per_seed(report.Store("cpu", tmp_path))
+    timed = seeds[seeds["claims"] == "earlybert_time"]
+    assert sorted(timed["machine"]) == ["CPU A"] * 4 + ["CPU B"] * 2
+    paired_times(tmp_path, lambda t, s: "CPU A", {"CPU A": 40.0})  # one machine: named, nothing to choose
+    assert "per-step costs timed side by side; timed on CPU A)" in report.assess("cpu", tmp_path).loc["earlybert_time", "ours"]
+
+
+def claims_facts(root, key):
+    """The facts a claim's measure gives its rules."""
+    return next(c for c in report.CLAIMS if c.name == key).measure(report.Store("cpu", root))["facts"]
+
+
+def test_pld_glue_with_one_pretraining_run_per_arm_is_partly_at_most(tmp_path):
+    from repro import rules
+    ids = []
+    for task, metric in (("MRPC", "f1"), ("RTE", "accuracy")):
+        for seed, noise in zip((0, 1, 2), (-0.3, 0.0, 0.3)):
+            for method, value in (("postln", 90.0 + noise), ("preln_pld", 90.2 + noise)):
+                ids.append(raw_record(tmp_path, "pld_glue", method, task, seed, metrics={metric: value},
+                                      config={"checkpoint": f"{method}/s0"}))
+    summ = {"baseline": "postln", "methods": ["postln", "preln_pld"], "tasks": ["MRPC", "RTE"], "seeds": [0, 1, 2],
+            "run_ids": ids, "chance": {"MRPC": 81.2, "RTE": 52.7}}
+    put(tmp_path, "pld_glue", summ)
+    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    assert row["rule_version"].startswith("v4") and row["verdict"] == "partly"
+    assert "pre-training runs per arm: postln 1, preln_pld 1 (reproduced needs 2" in row["ours"]
+    assert "random-init floor: not measured (no random_init record)" in row["ours"]
+    assert "reproduced needs 2 pre-training runs per arm (now 1)" in row["would_change"]
+    facts = claims_facts(tmp_path, "pld_glue")
+    assert rules.verdict("pld_glue", 2, facts) == "reproduced"  # v3 had no cap
+    # a random-init fine-tuning that scores as well as the pre-trained baseline on RTE: RTE leaves the count
+    for seed in (0, 1, 2):
+        ids.append(raw_record(tmp_path, "pld_glue", "postln_random_init", "RTE", seed, metrics={"accuracy": 91.0}))
+    put(tmp_path, "pld_glue", summ | {"run_ids": ids})
+    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    assert "random-init floor: recorded" in row["ours"] and "RTE 90.0 vs input-blind 52.7, random-init 91.0: learned nothing" in row["ours"]
+    assert claims_facts(tmp_path, "pld_glue")["learned_ri"] and len(claims_facts(tmp_path, "pld_glue")["deltas"]["learned_ri"]) == 3
+
+
+def test_hyperparameters_are_read_from_the_configs(tmp_path):
+    recipe = {"lr": 5e-5, "epochs": 3.0, "batch": 32, "seq_len": 128}
+    ids = [raw_record(tmp_path, "earlybert_glue", "dense", "SST-2", s, config=recipe) for s in (0, 1)]
+    ids.append(raw_record(tmp_path, "earlybert_glue", "detector", "SST-2", 0, config=recipe | {
+        "ticket": "detector", "train": {"lr": 4e-5, "epochs": 2.0, "warmup": 0.0, "weight_decay": 0.01},
+        "draw": {"head_ratio": 1 / 3, "ffn_ratio": 0.4}}))
+    earlier = [raw_record(tmp_path, "earlybert_glue", "detector", "SST-2", 0, config=recipe | {"train": {"lr": 3e-5}})]
+    put(tmp_path, "earlybert_glue", EB_SUMMARY | {"run_ids": ids, "read_only_run_ids": earlier})
+    table = appendix.hyperparameters(report.Store("cpu", tmp_path), ["earlybert_glue"]).set_index(["recipe", "arm"])
+    assert table.loc[("judged", "dense"), "lr"] == "5e-05" and table.loc[("judged", "dense"), "runs"] == 2
+    got = table.loc[("judged", "detector")]
+    assert (got["lr"], got["length"], got["weight decay"], got["heads / FFN pruned"]) == ("4e-05", "2 epoch(s)", "0.01", "0.33 / 0.40")
+    assert table.loc[("earlier recipe (not judged)", "detector"), "lr"] == "3e-05"
+
+
+def test_per_seed_numbers_of_every_compared_arm(tmp_path):
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.2, 2.0, 38.0))])
+    seeds = appendix.per_seed(report.Store("cpu", tmp_path))
+    scores = seeds[seeds["claims"] == "early_ticket, earlybert_glue"]
+    assert len(scores) == 2 * 3 * 5 and set(scores["arm"]) == {"dense", "random", "detector", "fixed", "end"}
+    assert set(scores.loc[scores["task"] == "MRPC", "metric"]) == {"accuracy"}  # the counted metric
+    assert len(seeds[seeds["claims"] == "earlybert_time"]) == 6
+    table = appendix.per_seed_table(seeds).set_index(["task", "metric", "arm"])
+    assert table.loc[("RTE", "accuracy", "dense"), "per seed"] == "89.7 / 90.0 / 90.3"
+
+
+def test_what_would_change_a_verdict_is_computed(tmp_path):
+    from repro import rules, stats
+    df = eb_runs(-0.5, 2.0, 20.0)  # -0.5 ± 0.75 per task: inconclusive at the 1-point margin
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
+    claims = report.assess("cpu", tmp_path)
+    diffs = rules.task_tests(claims_facts(tmp_path, "earlybert_glue"), {"dense": "comparable"}, 1.0)["RTE"]["dense"]
+    assert diffs.verdict == "inconclusive"
+    assert f"RTE dense: about {diffs.seeds_needed} seeds at the observed spread would decide it (now 3)" in \
+        claims.loc["earlybert_glue", "would_change"]
+    assert claims.loc["earlybert_time", "would_change"].startswith("10.0 more (30) would reproduce it, 5.0 less (15)")
+    assert stats.seeds_needed(1.0, 0.0) is None
+
+
+def test_figures_show_seeds_and_the_rules_band(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from repro import report_figures, rules
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.2, 2.0, 38.0))])
+    claims = report.assess("cpu", tmp_path)
+    assert claims.loc["earlybert_glue", "margin"] == rules.RULES["earlybert_glue"][-1].params["margin"]
+    assert report.accepted_margin("earlybert_glue", 2) == 1.5 and report.accepted_margin("pld_time", 1) is None
+    fig = report_figures.claims_figure(claims.assign(margin=2.5), "cpu")
+    bands = [tuple(line.get_xdata()) for line in fig.axes[1].get_lines() if line.get_linewidth() == 8]
+    assert bands and set(bands) == {(-2.5, 0)}  # the band is the claims' margin, not a typed number
+    seeds = appendix.per_seed(report.Store("cpu", tmp_path))
+    fig = report_figures.early_ticket(seeds)
+    from matplotlib.collections import LineCollection, PathCollection
+    kinds = [type(c) for c in fig.axes[0].collections]
+    assert kinds.count(PathCollection) == kinds.count(LineCollection) == 2 * 5  # per task and arm: seed dots, an error bar
+    assert report_figures.early_ticket(seeds[seeds["arm"] == "dense"]) is None  # no ticket trained: no figure
+    assert report_figures.time_saving(seeds) is not None and report_figures.time_saving(seeds.iloc[:0]) is None

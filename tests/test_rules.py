@@ -97,3 +97,18 @@ def test_per_task_rules_grade_each_task_then_the_claim():
     facts["counted"]["SST-2"]["dense"] = [-4.0, 2.0, -1.0]  # noisy: inconclusive, which does not hold
     assert rules.verdict("earlybert_glue", 3, facts) == "partly"
     assert rules.verdict("earlybert_glue", 3, {**facts, "learned": []}) == "not measured"
+
+
+def test_the_2026_12_07_versions():
+    """earlybert_time v3 reads the saving of the machine with the most runs; pld_glue v4 is partly at
+    most with one pre-training run per arm, and counts the tasks that clear the random-init floor."""
+    time = {"equal": 28.0, "one_machine": 40.0, "as_run": 50.0}
+    assert [rules.verdict("earlybert_time", i, time) for i in (0, 1, 2)] == ["reproduced", "partly", "reproduced"]
+    glue = {"deltas": {"all": [0.1, 0.2, 0.0], "learned": [0.1, 0.2, 0.0], "learned_ri": [-5.0, -4.0, -6.0]},
+            "learned": True, "learned_ri": True, "pretraining_runs": 2}
+    assert rules.verdict("pld_glue", 2, glue) == "reproduced" and rules.verdict("pld_glue", 3, glue) == "not reproduced"
+    glue["deltas"]["learned_ri"] = glue["deltas"]["learned"]
+    assert rules.verdict("pld_glue", 3, glue) == "reproduced"
+    assert rules.verdict("pld_glue", 3, {**glue, "pretraining_runs": 1}) == "partly"
+    assert rules.verdict("pld_glue", 3, {**glue, "learned_ri": False}) == "not measured"
+    assert rules.RULES["pld_glue"][3].params["margin"] == rules.GLUE_MARGIN

@@ -1,8 +1,8 @@
 """The notebook runner and its CLI, on tiny notebooks written here (the real ones are not used).
 
-Kernel starts cost seconds, so papermill runs exactly four notebooks in this file: two in the
-end-to-end subprocess run, two in the re-run test. Everything else is validation, which must
-not run or write anything.
+Kernel starts cost seconds, so papermill runs few notebooks, each for a reason: the end-to-end
+subprocess run, the re-runs, the deadline and plan test, --jobs, a plan-mode error and the train
+flag. Everything else is validation, which must not run or write anything.
 """
 import json
 import os
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from repro import REPO_ROOT, runner
+from repro import REPO_ROOT, catalogue, execute, outputs, plan, runner
 from repro.__main__ import main
 from repro.results import load_runs
 
@@ -94,15 +94,15 @@ def test_parameters_cell_must_be_literal(tmp_path, cell, match):
 
 
 def test_order(monkeypatch, nb_dir):
-    monkeypatch.setattr(runner, "ORDER", ["b", "a"])
+    monkeypatch.setattr(catalogue, "ORDER", ["b", "a"])
     assert runner.ordered(["report", "z", "a", "b", "c", "a"]) == ["b", "a", "c", "z", "report"]
-    monkeypatch.setattr(runner, "ORDER", ["good"])
-    assert [j.name for j in runner.plan(["all"], "smoke", nb_dir=nb_dir)] == ["good", "bad"]
+    monkeypatch.setattr(catalogue, "ORDER", ["good"])
+    assert [j.name for j in runner.jobs_for(["all"], "smoke", nb_dir=nb_dir)] == ["good", "bad"]
 
 
-def test_plan_parses_and_routes_values(nb_dir):
-    jobs = {j.name: j for j in runner.plan(["bad", "good"], "cpu",
-                                           ["lr=1", "task=RTE", "seeds=(0, 1)", "flag=False"], nb_dir)}
+def test_jobs_for_parses_and_routes_values(nb_dir):
+    jobs = {j.name: j for j in runner.jobs_for(["bad", "good"], "cpu",
+                                               ["lr=1", "task=RTE", "seeds=(0, 1)", "flag=False"], nb_dir)}
     assert jobs["good"].params == {"lr": 1, "task": "RTE", "seeds": (0, 1), "flag": False}
     assert jobs["bad"].params == {}  # only what a notebook declares is injected into it
 
@@ -114,8 +114,8 @@ def test_a_unit_two_notebooks_ask_for_counts_once_in_the_plan(monkeypatch, capsy
         return {"key": key, "state": state, "estimate": estimate, "run_id": None}
     units = {"good": [unit("shared", 100.0), unit("own-a", 50.0)],
              "bad": [unit("shared", 100.0), unit("own-b", 30.0), unit("done", None, "done")]}
-    monkeypatch.setattr(runner, "plan_units", lambda job, profile, root: units[job.name])
-    out = runner.print_plan(runner.plan(["good", "bad"], "smoke", nb_dir=nb_dir), "smoke", tmp_path, parallel=1)
+    monkeypatch.setattr(plan, "plan_units", lambda job, profile, root: units[job.name])
+    out = runner.print_plan(runner.jobs_for(["good", "bad"], "smoke", nb_dir=nb_dir), "smoke", tmp_path, parallel=1)
     assert [(r["notebook"], r["seconds"]) for r in out["notebooks"]] == [("bad", 130.0), ("good", 50.0)]
     assert out["seconds"] == 180.0
     printed = capsys.readouterr().out
@@ -176,7 +176,7 @@ def test_failing_notebook_is_reported_and_the_others_kept(first_run):
     # the message names the notebook, the source cell (0-based, as in bad.py) and the exception
     failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1
-    assert "bad: cell 3 (`raise ValueError(\"boom in the second cell\")`)" in failed[0]
+    assert "bad: cell 3, line 2 (`raise ValueError(\"boom in the second cell\")`)" in failed[0]
     assert "ValueError: boom in the second cell" in failed[0]
     assert "bad: failed in" in proc.stdout and "good: ok in" in proc.stdout
 
@@ -293,6 +293,11 @@ def test_deadline_writes_partial_outputs_and_the_next_run_completes_them(capsys,
     assert [p.name.split(".")[1] for p in (results / "smoke").glob("units.*")] == ["partial"]
     rc, stdout, _ = cli(capsys, "run", "units", "-p", "n=3", *args)  # one more unit: only it trains
     assert len(list((results / "smoke" / "runs").glob("*.json"))) == 3
+    # outputs of exactly this request, every unit recorded and current: read, no kernel started
+    with monkeypatch.context() as m:
+        m.setattr(plan, "plan_units", lambda *a: pytest.fail("plan mode executed a current notebook"))
+        rc, stdout, _ = cli(capsys, "plan", "units", "-p", "n=3", *args)
+    assert rc == 0 and "fresh: 3 done, 0 stale, 0 to run (read from its records)" in stdout, stdout
     rc, stdout, _ = cli(capsys, "plan", "units", "-p", "n=4", "--jobs", "2", *args)
     assert "fresh" not in stdout and "3 done, 0 stale, 1 to run, ~2m" in stdout  # recorded 90 s each
     assert not list(kernel_tmp.glob("repro-kernel-*"))  # kernel socket folders removed
@@ -302,10 +307,18 @@ def test_deadline_writes_partial_outputs_and_the_next_run_completes_them(capsys,
     rc, stdout, _ = cli(capsys, "clean", "--remove", "--results-dir", results)
     assert not list((results / "smoke").glob("units.*")) and (results / "smoke" / "units").exists()
 
+    # a record whose code changed since it ran: the folder is no longer current, plan mode must tell
+    [job] = runner.jobs_for(["units"], "smoke", ["n=3"], nbs)
+    assert [u["state"] for u in outputs.recorded_units(job, "smoke", results)] == ["done"] * 3
+    record = sorted((results / "smoke" / "runs").glob("*.json"))[0]
+    row = json.loads(record.read_text())
+    record.write_text(json.dumps({**row, "code": {"scheme": 2, "train.py::Loop.run": "0" * 12}}))
+    assert outputs.recorded_units(job, "smoke", results) is None
+
 
 def test_a_second_run_of_the_same_notebook_refuses(capsys, units_env):
     nbs, results = units_env
-    with runner._lock(results / "smoke", "good"):
+    with execute._lock(results / "smoke", "good"):
         rc, _, err = cli(capsys, "run", "good", "--notebooks-dir", nbs, "--results-dir", results)
     assert rc == 1 and "good is already running" in err and f"pid {os.getpid()}" in err
     assert not (results / "smoke" / "good").exists()
@@ -316,6 +329,66 @@ def test_jobs_run_notebooks_side_by_side(capsys, units_env):
     rc, stdout, _ = cli(capsys, "run", "all", "--jobs", "2", "--notebooks-dir", nbs, "--results-dir", results)
     assert rc == 0 and "2 at a time" in stdout
     assert (results / "smoke" / "good" / "run.json").exists() and (results / "smoke" / "units" / "run.json").exists()
+
+
+DEEP = '''\
+# %% [markdown]
+# # Deep: raises inside the package, only when the runner sets train
+
+# %% tags=["parameters"]
+profile = "smoke"
+output_dir = None
+train = False
+
+# %%
+from repro.results import read_json
+folder = "/nonexistent/summary.json" if train else "repro/fingerprints.json"
+read_json(folder)
+'''
+
+TRAINS = '''\
+# %% [markdown]
+# # Trains: reports the train flag it was given
+
+# %% tags=["parameters"]
+profile = "smoke"
+output_dir = None
+train = False
+
+# %%
+from repro.results import write_summary
+write_summary(output_dir, {"train": train})
+'''
+
+
+def test_a_notebook_that_raises_in_plan_mode_is_an_error_of_the_plan(capsys, units_env):
+    """The plan quotes the line of the cell that raised (not the cell's first line) and where in
+    the package it was raised, and exits 1. DEEP raises only with train=True: the runner sets it
+    in plan mode too."""
+    nbs, results = units_env
+    (nbs / "deep.py").write_text(DEEP)
+    rc, stdout, err = cli(capsys, "plan", "deep", "good", "--notebooks-dir", nbs, "--results-dir", results)
+    assert rc == 1, stdout + err
+    assert "deep                   ERROR: deep: cell 2, line 3 (`read_json(folder)`) raised " \
+           "FileNotFoundError in read_json (repro/results.py:" in stdout, stdout
+    assert "/nonexistent/summary.json" in stdout and "executed notebook" not in stdout  # its copy was temporary
+    assert "1 notebook(s) raised" in stdout and "good " in stdout  # the plan goes on past it
+    assert [line.split(": cell")[0] for line in err.splitlines()] == ["ERROR deep"]
+
+
+def test_the_runner_sets_train_where_a_notebook_declares_it(capsys, units_env):
+    nbs, results = units_env
+    (nbs / "trains.py").write_text(TRAINS)
+    path = nbs / "good.py"  # declares no train: it gets none (papermill would add an unknown name)
+    assert catalogue.injected(path, catalogue.read_notebook(path), "smoke", "out", {"lr": 1}) == {
+        "profile": "smoke", "output_dir": "out", "lr": 1}
+    rc, stdout, _ = cli(capsys, "run", "trains", "--notebooks-dir", nbs, "--results-dir", results)
+    assert rc == 0 and "trains: ok" in stdout, stdout
+    out = results / "smoke" / "trains"
+    assert json.loads((out / "summary.json").read_text())["train"] is True
+    assert json.loads((out / "run.json").read_text())["injected"]["train"] is True
+    rc, stdout, _ = cli(capsys, "run", "trains", "-p", "train=False", "--notebooks-dir", nbs, "--results-dir", results)
+    assert rc == 0 and json.loads((out / "summary.json").read_text())["train"] is False  # -p still wins
 
 
 def test_schedule_honours_dependencies():
@@ -346,6 +419,6 @@ def test_an_executed_notebook_in_the_repository_names_no_path_of_this_machine():
     nb.parent.mkdir(parents=True, exist_ok=True)
     nb.write_text(f'{{"output_dir": "{REPO_ROOT}/results/cpu/x", "cwd": "{REPO_ROOT}", '
                   f'"cache": "{Path.home()}/.cache/repro/cpu/u"}}')
-    runner._portable(nb)
+    execute._portable(nb)
     assert nb.read_text() == '{"output_dir": "results/cpu/x", "cwd": ".", "cache": "~/.cache/repro/cpu/u"}'
     nb.unlink()

@@ -7,8 +7,9 @@ import torch
 
 from conftest import tiny_mlm_data
 from repro.model import Bert
-from repro.train import (GROUP_STREAM, Hook, Loop, TrainConfig, _generator, length_grouped_order, lr_factor,
-                         mlm_loss, train)
+from repro.evaluation import mlm_loss
+from repro.runtime import GROUP_STREAM, _generator, length_grouped_order
+from repro.train import Hook, Loop, TrainConfig, lr_factor, train
 
 DATA, COLLATE = tiny_mlm_data()
 
