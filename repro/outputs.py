@@ -119,8 +119,12 @@ def recorded_units(job, profile: str, root: Path, records: Records | None = None
     current or any unit it used (read-only ones included) is not recorded and current: then only
     executing the notebook in plan mode says what a run would do. `records`: if read already.
 
-    What this does not see: a recorded artifact this machine's cache lacks (plan mode shows
-    those of a fresh notebook as a note; they count for nothing until the notebook runs again)."""
+    A recorded artifact this machine's cache lacks (a new machine) sends the notebook to plan
+    mode too, which names the artifacts a re-run would remake."""
+    from .control import Control
+    from .study import cache_root
+
+    cache = cache_root(Control.from_environ().cache_dir) / profile
     out = output_path(profile, job.name, root)
     records = records or Records.load(profile, root)
     if stale_reason(out, request(job, profile, out), records) is not None:
@@ -128,6 +132,8 @@ def recorded_units(job, profile: str, root: Path, records: Records | None = None
     summary = read_json(out / "summary.json")
     if "planned" not in summary or summary.get("stale") or summary.get("done") != summary.get("planned"):
         return None  # not the summary of a Study (its units are unknown here), or not all current
+    if "artifacts" not in summary or any(not (cache / path).exists() for path in summary["artifacts"].values()):
+        return None  # an artifact this machine lacks (or a summary that did not list them): plan mode says which
     ids = {i: False for i in summary.get("run_ids") or []} | {i: True for i in summary.get("read_only_run_ids") or []}
     by_id = {r.get("run_id"): r for r in records.of(ids)}
     units = []
@@ -135,6 +141,7 @@ def recorded_units(job, profile: str, root: Path, records: Records | None = None
         r = by_id.get(run_id)
         if r is None or not r.get("unit") or not isinstance(r.get("code"), dict) or records.changed(r) != []:
             return None
+
         units.append({"key": r["unit"], "notebook": r.get("notebook"), "task": r.get("task"),
                       "method": r.get("method"), "seed": r.get("seed"), "state": "done", "run_id": run_id,
                       "seconds": (r.get("times") or {}).get("total"), "estimate": None, "changed": None,

@@ -268,7 +268,8 @@ class Study:
             return None
         entry = {"key": key, "notebook": notebook, "task": task, "method": method, "seed": seed,
                  "config_hash": chash, "state": "missing", "run_id": None, "seconds": None, "estimate": None,
-                 "changed": None, "length": _length(config), "read_only": self.recorded_only or None}
+                 "changed": None, "length": _length(config), "read_only": self.recorded_only or None,
+                 "artifact": artifact and f"{key.replace('/', '__')}/{artifact}"}
         self.units.append(entry)
         rec = None if self._forced() else self.records().get(key)
         remade = None
@@ -456,6 +457,8 @@ class Study:
         return {"complete": len(done) == len(units), "done": len(done), "planned": len(units),
                 "stale": len(stale), "run_ids": [u["run_id"] for u in done],
                 "stale_modules": sorted({m for u in stale for m in u["changed"] or []}),  # what changed
+                # the cache paths of the artifacts its units left (`repro plan` checks this machine has them)
+                "artifacts": {u["run_id"]: u["artifact"] for u in self.units if u.get("artifact") and u["run_id"]},
                 **({"read_only_run_ids": read} if read else {})}
 
     def write_summary(self, out, data: dict) -> Path:

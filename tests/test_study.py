@@ -50,7 +50,7 @@ def test_recorded_units_are_reused_and_only_new_ones_train(store):
     again = [ask(st, run, seed=s) for s in (0, 1)]  # a seed was added
     assert run.calls == 2 and again[0]["run_id"] == first["run_id"]
     assert st.status() | {"run_ids": None} == {"complete": True, "done": 2, "planned": 2, "stale": 0,
-                                               "run_ids": None, "stale_modules": []}
+                                               "run_ids": None, "stale_modules": [], "artifacts": {}}
     ask(S.Study("nb", "smoke"), run, lr=0.2)  # a config change retrains
     assert run.calls == 3
     assert len(load_runs("smoke")) == 3
@@ -83,8 +83,8 @@ def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user
     assert again["remake"] == {"of": old_id, "differs": {}} and all(u["used"] == [again["run_id"]] for u in users)
     assert S.Study("nb", "smoke").records()[again["unit"]]["run_id"] == old_id  # the measured record stays
     assert (st.cache_dir(again["unit"]) / "model.pt").exists() and not st.gone(again)
-    assert st.status() | {"run_ids": None} == {"complete": True, "done": 3, "planned": 3, "stale": 0,
-                                               "run_ids": None, "stale_modules": []}
+    assert st.status() | {"run_ids": None, "artifacts": None} == {"complete": True, "done": 3, "planned": 3, "stale": 0,
+                                               "run_ids": None, "stale_modules": [], "artifacts": None}
     (st.cache_dir(again["unit"]) / "model.pt").unlink()
     monkeypatch.setenv("REPRO_PLAN", str(store / "plan.json"))  # the plan counts the re-run a new user causes
     st = S.Study("nb", "smoke")

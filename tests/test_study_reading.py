@@ -34,8 +34,8 @@ def test_a_reading_study_returns_the_recorded_and_trains_nothing(store, monkeypa
     st = S.Study("nb", "smoke", train=False)
     assert ask(st, calls=calls)["run_id"] == recorded["run_id"]
     assert ask(st, seed=1, calls=calls) is None and calls == []  # missing: not trained
-    assert st.status() | {"run_ids": None} == {"complete": False, "done": 1, "planned": 2, "stale": 0,
-                                               "run_ids": None, "stale_modules": []}
+    assert st.status() | {"run_ids": None, "artifacts": None} == {"complete": False, "done": 1, "planned": 2, "stale": 0,
+                                               "run_ids": None, "stale_modules": [], "artifacts": None}
     for flag in ("REPRO_FORCE", "REPRO_RERUN_STALE"):  # a runner's flag in the environment cannot make it train
         monkeypatch.setenv(flag, "1")
         assert ask(S.Study("nb", "smoke", train=False), calls=calls)["run_id"] == recorded["run_id"]
