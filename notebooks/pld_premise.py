@@ -37,7 +37,7 @@ train: bool = False  # True: train the units not recorded yet (the runner passes
 output_dir: str | None = None
 seeds: list | None = None  # None: the profile's (the first is used)
 data_dir: str | None = None  # None: $REPRO_DATA_DIR or ../shared/data
-rates: list | None = None  # None: premise.RATES (1e-3 ... 1e-2)
+rates: list | None = None  # None: the profile's premise_lrs (1e-3 ... 1e-2)
 steps: int | None = None  # each pilot; None: the profile's pld_pilot_steps (cpu 300 of a 4000-step schedule)
 speedup: bool = True  # where the premise holds, run the two full runs and the speed-up curve
 theta_bar: float = 0.5
@@ -57,7 +57,7 @@ study = Study("pld_premise", profile, train=train)
 P = pld_profile(get_profile(profile))
 out = study.out(output_dir)
 seed = list(seeds if seeds is not None else P.seeds)[0]
-shapes, grid = premise.search_shapes(P), tuple(rates or premise.RATES)
+shapes, grid = premise.search_shapes(P), tuple(rates or P.premise_lrs)
 pld_kw = {"theta_bar": theta_bar, "gamma": pld.heuristic_gamma(P.pretrain_steps), "variant": "paper"}
 print(f"profile {P.name}: shapes {shapes}, rates {grid}, pilots of {steps or P.pld_pilot_steps} of "
       f"{P.pretrain_steps} steps, batch {P.pretrain_batch} x {P.seq_len}, seed {seed}")

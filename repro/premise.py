@@ -30,15 +30,14 @@ from .analysis import steps_to_reach
 from .study import Study
 from .units import mlm_unit, unigram_unit
 
-RATES = (1e-3, 2e-3, 5e-3, 1e-2)
 ARMS = ("postln", "preln_pld")
 WORSE_NATS = 0.2  # "clearly worse": twice the pilot's rebound margin, in nats of validation loss
 
 
 def search_shapes(P) -> tuple:
     """The profile's PLD size, twice as deep, then twice as wide too: depth before width
-    (`cpu`: 12 x 128, 24 x 128, 24 x 256)."""
-    return ((P.layers, P.hidden), (2 * P.layers, P.hidden), (2 * P.layers, 2 * P.hidden))
+    (`cpu`: 12 x 128, 24 x 128, 24 x 256); the first P.premise_shapes of them."""
+    return ((P.layers, P.hidden), (2 * P.layers, P.hidden), (2 * P.layers, 2 * P.hidden))[:P.premise_shapes]
 
 
 def shape_profile(P, layers: int, hidden: int, steps: int | None = None):
@@ -47,7 +46,7 @@ def shape_profile(P, layers: int, hidden: int, steps: int | None = None):
                    pld_pilot_steps=steps or P.pld_pilot_steps)
 
 
-def premise_units(study: Study, P, seed: int, *, shapes, rates=RATES, steps: int | None = None,
+def premise_units(study: Study, P, seed: int, *, shapes, rates, steps: int | None = None,
                   pld_kw: dict, data_dir=None) -> list[dict | None]:
     """Every (shape, rate, arm) pilot run, in search order: shapes first, then rates; a unit missing
     (deadline, read-only) is None."""

@@ -69,6 +69,9 @@ class Profile:
     pld_steps: int | None = None  # each full run
     pld_pilot_steps: int | None = None  # each pilot run (the first steps of a full run's schedule); None: a tenth
     pld_lrs: tuple[float, ...] = ()  # the pilot's learning rates; (): pretrain_lr x (0.5, 1, 2, 4, 8)
+    # PLD's premise search (pld_premise): its rates, and how many of premise.search_shapes it tries
+    premise_lrs: tuple[float, ...] = (1e-3, 2e-3, 5e-3, 1e-2)
+    premise_shapes: int = 3
     pld_valid_blocks: int = 256  # held-out blocks each validation loss is measured on
     pld_timing_pairs: int = 20  # adjacent dense / PLD step pairs timed (analysis.paired_step_times)
     pld_corpus_chars: int | None = None  # characters of the training corpus; None: all
@@ -282,6 +285,7 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
         P, seeds=P.seeds[:1], glue_tasks=P.glue_tasks[:1], pretrain_batch=pre_b, finetune_batch=ft_b,
         schedule_batch=min(P.schedule_batch, batch) if batch else P.schedule_batch,
         task_max_train=(), task_seeds=(), batching_check=None, recipe_check=None, pld_lrs=P.pld_lrs[:2],
+        premise_lrs=P.premise_lrs[:1], premise_shapes=min(P.premise_shapes, 2),  # depth, not the widest model
         # gradients along training: one seed per arm, measured within the capped steps
         grad_curve_seeds=1, grad_curve_steps=tuple(sorted({min(s, steps) for s in P.grad_curve_steps[:2]})),
         # notebooks derive lengths and cadences from pretrain_steps (a search of 20% of it, a record

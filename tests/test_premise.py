@@ -36,7 +36,7 @@ def test_within_the_margin_is_not_the_premise():
 
 def test_search_order_is_depth_before_width():
     class P:
-        layers, hidden = 12, 128
+        layers, hidden, premise_shapes = 12, 128, 3
     assert premise.search_shapes(P) == ((12, 128), (24, 128), (24, 256))
 
 
