@@ -118,3 +118,13 @@ def check_report(root, ran):
     assert (claims.drop(index=ran)["rule_verdict"] == "not measured").all()
     assert "No verdicts at the `smoke` profile" in (root / "smoke" / "REPORT.md").read_text()
     return claims
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """An empty results store and cache for a unit-level test, with none of the runner's settings."""
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("REPRO_DEADLINE", "REPRO_PLAN", "REPRO_FORCE", "REPRO_RERUN_STALE", "REPRO_PROBE_STEPS", "REPRO_FIT"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path

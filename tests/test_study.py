@@ -17,15 +17,6 @@ from repro.train import TrainConfig, train
 from conftest import tiny_mlm_data
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("REPRO_DEADLINE", "REPRO_PLAN", "REPRO_FORCE", "REPRO_RERUN_STALE", "REPRO_PROBE_STEPS", "REPRO_FIT"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
-
-
 class Counter:
     """A unit's run function that counts its calls and returns a metric derived from the config."""
 

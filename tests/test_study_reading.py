@@ -10,15 +10,6 @@ from repro import REPO_ROOT, study as S
 from repro.results import load_runs_raw
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("REPRO_DEADLINE", "REPRO_PLAN", "REPRO_FORCE", "REPRO_RERUN_STALE", "REPRO_PROBE_STEPS", "REPRO_FIT"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
-
-
 def ask(study, seed=0, calls=None, **kw):
     def run(u):
         calls.append(seed) if calls is not None else None
