@@ -367,10 +367,14 @@ class Study:
             return None
         if key not in self._redone:
             kw, entry = self._gone[key]
+            at = self.units.index(entry)
             self.units.remove(entry)  # the re-run appends its own entry
             self._redone[key] = self._unit(kw, **kw, again=True)
             if self.control.plan_mode:  # a notebook may call this itself, outside unit()
                 self._save_plan()
+            elif self._redone[key] is None:  # not re-run (deadline): the record the notebook read stands
+                self.units[:] = [u for u in self.units if u["key"] != key]
+                self.units.insert(at, entry)
             if self._redone[key] is not None:
                 rec.clear()
                 rec.update(self._redone[key])

@@ -167,6 +167,25 @@ def test_deadline_needs_and_plan_mode_leave_units_missing(store, monkeypatch, tm
     assert units[0]["state"] == "missing" and units[0]["estimate"] == 2.0  # the recorded unit's time
 
 
+def test_a_gone_artifact_not_remade_at_the_deadline_keeps_its_record_in_the_status(store, monkeypatch):
+    """The notebook read the record (its table shows it): when the remake cannot start (deadline), the
+    status still counts it and names its run id, so that `make nbval` re-executes with it."""
+    run = Counter()
+
+    def with_artifact(u):
+        u.cache.mkdir(parents=True, exist_ok=True)
+        (u.cache / "model.pt").write_text("weights")
+        return run(u)
+    row = ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
+    (S.Study("nb", "smoke").cache_dir(row["unit"]) / "model.pt").unlink()  # a new machine
+    monkeypatch.setenv("REPRO_DEADLINE", str(time.time() - 1))
+    st = S.Study("nb", "smoke")
+    again = ask(st, with_artifact, artifact="model.pt")
+    assert st.need(again) is None and run.calls == 1  # not remade
+    status = st.status()
+    assert (status["done"], status["planned"]) == (1, 1) and status["run_ids"] == [row["run_id"]]
+
+
 def test_plan_mode_probes_a_few_training_steps_when_nothing_is_recorded(store, monkeypatch, tmp_path):
     examples, collate = tiny_mlm_data(64)
     monkeypatch.setenv("REPRO_PLAN", str(tmp_path / "plan.json"))
