@@ -252,6 +252,10 @@ def would_change(key: str, version: int, facts: dict | None, verdict: str) -> st
     p, f = v.params, facts
     if v.judge in ("per_task",):
         return _per_task(f, p)
+    if v.judge == "per_task_capped":  # pld_glue v5: its counted tasks, then the pre-training cap
+        cap = (f"; reproduced needs {p['min_pretraining_runs']} pre-training runs per arm (now {f.get('pretraining_runs', 1)})"
+               if f.get("pretraining_runs", 1) < p["min_pretraining_runs"] else "")
+        return _per_task({**f, "tasks": list(f.get("counted", {})), "learned": f.get("learned_counted", [])}, p) + cap
     if v.judge == "threshold":
         return _threshold(f, p, verdict)
     if v.judge in ("glue_average", "glue_capped"):

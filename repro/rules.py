@@ -215,6 +215,18 @@ def _glue_capped(f, p):
 JUDGES["glue_capped"] = _glue_capped  # added with pld_glue v4 (2026-12-07)
 
 
+def _per_task_capped(f, p):
+    """pld_glue v5: per counted task (_per_task, the tasks the baseline learned in their counted
+    metric, the random-init floor counted where recorded); with fewer than p["min_pretraining_runs"]
+    pre-training runs per arm, partly at most."""
+    v = _per_task({**f, "learned": f.get("learned_counted", [])}, p)
+    return "partly" if v == "reproduced" and f.get("pretraining_runs", 1) < p["min_pretraining_runs"] else v
+
+
+JUDGES["per_task_capped"] = _per_task_capped  # added with pld_glue v5 (2026-12-07)
+ISSUE_35_PER_TASK = "2026-12-07T05:20:00+00:00"  # pld_glue per task: set before any pld_glue fine-tuning run under the official PreLN init
+
+
 # ----------------------------------------------------------------------------- the registry
 
 V = Version
@@ -287,7 +299,16 @@ RULES: dict[str, tuple[Version, ...]] = {
           "glue_capped", "issue #35: each arm is one pre-training run, so seeds over fine-tuning sample none of "
           "pre-training's variance and cannot show two pre-trained models comparable; and a pre-trained baseline must "
           "beat the same architecture fine-tuned from random initialisation, or the comparison does not test pre-training",
-          {"margin": GLUE_MARGIN, "min_pretraining_runs": 2})),
+          {"margin": GLUE_MARGIN, "min_pretraining_runs": 2}),
+        V(_PER_TASK.replace("the dense baseline", "the PostLN baseline") + "'PLD ≈ baseline' if the 95% t-interval of "
+          "PLD − baseline lies above −1 point (repro.stats.comparable, margin 1); a task is reproduced if it holds, not "
+          f"reproduced if not" + _AGGREGATE.replace("dense learned", "the baseline learned") + f"; {RANDOM_INIT_RULE}; "
+          "with one pre-training run per arm the verdict is partly at most: reproduced needs at least two pre-training "
+          "runs per arm", ISSUE_35_PER_TASK, "", "per_task_capped",
+          "issue #35 asks that no difference be pooled across tasks of different metrics; v4 still averaged PLD − "
+          "baseline over the learned tasks (CoLA MCC with SST-2 accuracy): now each task alone, by the same equivalence "
+          "test as EarlyBERT's GLUE claims. Set before any pld_glue fine-tuning run of the official-init rerun (#36)",
+          {"margin": GLUE_MARGIN, "min_pretraining_runs": 2, "parts": {"pld-baseline": "comparable"}})),
     "early_bird": (
         V("criterion (epsilon 0.1 over the last 5 masks): reproduced if met within 30% of every search, partly if met in some",
           "2026-11-25T10:39:26+00:00", "7e727e4", "early_bird", "the first rule", {"every": "search", "within": 0.3}),

@@ -267,6 +267,8 @@ def test_pld_glue_rule_reads_its_fine_tuning_runs_only(tmp_path, level, gap, ver
     row = report.assess("cpu", tmp_path).loc["pld_glue"]
     assert row["verdict"] == verdict and "preln_pld_best − postln" in row["ours"]
     assert row["value"] == pytest.approx(gap) and row["n"] == "2 tasks × 3 seeds"
+    if verdict != "not measured":  # v5 says each task's own test
+        assert f"per task (v5): MRPC f1 {gap:+.1f}" in row["ours"] and "; RTE accuracy" in row["ours"]
     if verdict == "not measured":
         assert "learned nothing" in row["ours"] and "1.6e+07 tokens (the paper's 6562x more)" in row["ours"]
 
@@ -737,6 +739,11 @@ def test_pld_glue_with_one_pretraining_run_per_arm_is_partly_at_most(tmp_path):
     row = report.assess("cpu", tmp_path).loc["pld_glue"]
     assert "random-init floor: recorded" in row["ours"] and "RTE 90.0 vs input-blind 52.7, random-init 91.0: learned nothing" in row["ours"]
     assert claims_facts(tmp_path, "pld_glue")["learned_ri"] and len(claims_facts(tmp_path, "pld_glue")["deltas"]["learned_ri"]) == 3
+    facts = claims_facts(tmp_path, "pld_glue")  # v5: per task, and RTE below its random-init floor is not counted
+    assert facts["learned_counted"] == ["MRPC"] and rules.verdict("pld_glue", 4, facts) == "partly"
+    assert facts["metric"] == {"MRPC": "f1", "RTE": "accuracy"}  # MRPC's records hold no accuracy: F1 kept
+    from repro import appendix
+    assert "reproduced needs 2 pre-training runs per arm (now 1)" in appendix.would_change("pld_glue", 4, facts, "partly")
 
 
 def test_hyperparameters_are_read_from_the_configs(tmp_path):

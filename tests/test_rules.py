@@ -112,3 +112,18 @@ def test_the_2026_12_07_versions():
     assert rules.verdict("pld_glue", 3, {**glue, "pretraining_runs": 1}) == "partly"
     assert rules.verdict("pld_glue", 3, {**glue, "learned_ri": False}) == "not measured"
     assert rules.RULES["pld_glue"][3].params["margin"] == rules.GLUE_MARGIN
+
+
+def test_pld_glue_v5_judges_each_task_alone_and_caps_one_pretraining_run():
+    """The average of v4 would pass a task that is clearly worse when another is better; v5 does not."""
+    tight, worse, noisy = [-0.2, -0.1, 0.0], [-3.0, -3.2, -2.8], [-4.0, 2.0, -1.0]
+    glue = {"learned_counted": ["CoLA", "SST-2"], "pretraining_runs": 2,
+            "counted": {"CoLA": {"pld-baseline": tight}, "SST-2": {"pld-baseline": tight}}}
+    assert rules.verdict("pld_glue", 4, glue) == "reproduced"
+    assert rules.verdict("pld_glue", 4, {**glue, "pretraining_runs": 1}) == "partly"
+    glue["counted"]["SST-2"]["pld-baseline"] = worse
+    assert rules.verdict("pld_glue", 4, glue) == "partly"
+    glue["counted"]["CoLA"]["pld-baseline"] = noisy  # inconclusive does not hold
+    assert rules.verdict("pld_glue", 4, glue) == "not reproduced"
+    assert rules.verdict("pld_glue", 4, {**glue, "learned_counted": []}) == "not measured"
+    assert rules.RULES["pld_glue"][4].set > rules.RULES["pld_glue"][3].set
