@@ -139,7 +139,9 @@ def per_seed(s: Store) -> pd.DataFrame:
             ("pld_glue", "pld_glue", lambda r: [main_metric(r["task"])] if r.get("task") else [], None),
             ("glue_finetune", "dense baselines", _counted, {"dense"}),
             ("gradient_norms", "postln_gradients", lambda r: [k for k in r.get("metrics", {}) if k.endswith("_ratio_init")],
-             {"postln", "preln"})):
+             {"postln", "preln"}),
+            ("gradient_norms", "postln_gradients_training",  # the input-gradient ratio at each step of training
+             lambda r: [k for k in r.get("metrics", {}) if k.startswith("input_bottom_top_s")], {"postln_curve", "preln_curve"})):
         try:
             summ, recs = s.summary(nb), s.used_records(nb)
         except Missing:
@@ -277,6 +279,12 @@ def would_change(key: str, version: int, facts: dict | None, verdict: str) -> st
         per = f.get("trained_per") if p.get("trained_pair_only") else f.get("per")
         return (f"{sum(per)} of {len(per)} depth-measure cells show the paper's picture; every one would reproduce it"
                 if per else "a model of >= 12 layers measured at initialisation")
+    if v.judge == "curves":
+        failed = [x["step"] for x in f.get("steps", []) if not x["shown"]]
+        if not f.get("steps"):
+            return "a second seed per arm at the measured steps (the per-step test needs 2)"
+        return (f"the steps where it does not show ({', '.join(map(str, failed))}) turning, or more seeds narrowing "
+                "PostLN's interval below 0.8 there" if failed else "a measured step where it does not show")
     if v.judge == "early_bird":
         return ", ".join(f"{k}: fired in {x['fired']} of {x['searches']}, median "
                          f"{100 * rules._median(x['fractions']):.0f}% (needs every search, median <= {100 * p['within']:.0f}%)"

@@ -127,7 +127,7 @@ def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
         except Missing as e:
             got = {"ours": f"not measured: {e}", "n": "", "scale": "", "verdict": "not measured", "unit": ""}
         used = got.pop("used", c.notebooks)  # the notebooks whose numbers the verdict rests on
-        judged_at = store.judged_from(used)
+        judged_at = store.judged_from(used, got.pop("judged_ids", None))
         first = store.first_recorded(c.notebooks)
         first = min([t for t in (first, judged_at) if t], key=rules.parse_time, default=None)
         g, verdicts = judge(c.name, got, judged_at, first)

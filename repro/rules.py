@@ -223,6 +223,13 @@ def _per_task_capped(f, p):
     return "partly" if v == "reproduced" and f.get("pretraining_runs", 1) < p["min_pretraining_runs"] else v
 
 
+def _curves(f, p):
+    """postln_gradients_training: gradients.curve_rule's verdict per step (>= 2 seeds per arm)."""
+    shown = [x["shown"] for x in f.get("steps", [])]
+    return grade(all(shown), any(shown)) if shown else "not measured"
+
+
+JUDGES["curves"] = _curves  # added with postln_gradients_training (2026-12-07)
 JUDGES["per_task_capped"] = _per_task_capped  # added with pld_glue v5 (2026-12-07)
 ISSUE_35_PER_TASK = "2026-12-07T05:20:00+00:00"  # pld_glue per task: set before any pld_glue fine-tuning run under the official PreLN init
 
@@ -261,6 +268,16 @@ RULES: dict[str, tuple[Version, ...]] = {
           "verdict from shallow models alone", "2026-11-29T03:20:59+00:00", "560bd3e", "gradients",
           "the trained 12-layer pair (one seed) is shown beside, and can make the verdict partly at most",
           {"trained_partly": True})),
+    "postln_gradients_training": (
+        V("along MLM training at the profile's trained shape (cpu 12 x 256), at every measured step where both arms have "
+          ">= 2 seeds, on the input (hidden-state) gradients: PostLN's bottom/top (lowest over highest quarter of blocks) "
+          "95% interval lies below 0.8, and PreLN's (official init) |log bottom/top| is at most 0.25 of PostLN's at the "
+          "same step; reproduced if that holds at every such step, partly if at some, not measured with no such step",
+          "2026-12-07T05:05:00+00:00", "", "curves",
+          "issue #36: the rule at initialisation tests a moment the paper does not claim (PostLN shows no vanishing at "
+          "init with BERT's init); the per-step test (repro.gradients.curve_rule, SHRUNK_BELOW 0.8, BALANCED_FRACTION "
+          "0.25) was committed on 2026-12-06T22:02 (91c4ca0) before any curve was recorded; this aggregation over steps "
+          "was written after the seed-0 curves had been seen, when no step had the 2 seeds per arm a per-step verdict needs"),),
     "pld_time": (
         V("reproduced if the saving >= 19.2% (0.8 x 24%), partly if >= 10%", "2026-11-25T10:39:26+00:00", "7e727e4",
           "threshold", "the first rule: 20% less than the paper's 24% reproduces it",

@@ -52,12 +52,13 @@ class Store:
         """run id -> the code fingerprint of its record."""
         return {r["run_id"]: r.get("code") for r in self.records}
 
-    def judged_from(self, notebooks) -> str | None:
+    def judged_from(self, notebooks, ids=None) -> str | None:
         """The earliest timestamp of the records the notebooks' outputs were made from (their
-        summaries' run_ids); None when no such record is known."""
+        summaries' run_ids; `ids`, when a claim names the ones its verdict rests on); None when no
+        such record is known."""
         stamps = {r["run_id"]: r.get("timestamp") for r in self.records}
         found = [stamps[i] for nb in notebooks if (self.dir(nb) / "summary.json").exists()
-                 for i in self.summary(nb).get("run_ids", []) if stamps.get(i)]
+                 for i in self.summary(nb).get("run_ids", []) if stamps.get(i) and (ids is None or i in ids)]
         return min(found, key=utc) if found else None
 
     def first_recorded(self, notebooks) -> str | None:

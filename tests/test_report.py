@@ -48,6 +48,27 @@ def test_gradient_rule(tmp_path, post_input, pre_input, verdict):
     assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not measured"
 
 
+def test_the_gradient_rule_along_training_judges_each_step_with_two_seeds(tmp_path):
+    """issue #36: the relative rule per step (gradients.curve_rule); a step needs 2 seeds per arm."""
+    from repro import gradients
+    ids = [record(notebook="gradient_norms", profile="cpu", task="mlm", method=m, seed=sd, metrics={}, times={},
+                  config={}, root=tmp_path)["run_id"] for m in ("postln_curve", "preln_curve") for sd in (0, 1)]
+    rows = [{"arm": gradients.ARMS[m], "step": st, "measure": "input", "n": 2, "loss": 7.0, "unigram": 6.6,
+             "bottom_top": x, "bottom_top_hw": 0.01} for st, post in ((25, 0.01), (300, 0.9))
+            for m, x in (("postln_curve", post), ("preln_curve", 1.0))]
+    curve = pd.DataFrame(rows)
+    put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": ids, "trained_shape": [12, 256],
+                                     "curve_steps": [25, 300], "curve_rule": gradients.curve_rule(curve)},
+        tables=[("curves", curve)])
+    row = report.assess("cpu", tmp_path).loc["postln_gradients_training"]
+    assert row["verdict"] == "partly" and row["n"] == "2 seeds per arm"  # shown at step 25, not at 300
+    assert "step 25: PostLN 0.01 ± 0.01, PreLN 1.00 ± 0.01, loss 7.00 vs unigram 6.60 (shown)" in row["ours"]
+    assert "step 300: PostLN 0.90 ± 0.01" in row["ours"] and "(PostLN not shrunk)" in row["ours"]
+    put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": ids[:1], "trained_shape": [12, 256], "curve_rule": []})
+    row = report.assess("cpu", tmp_path).loc["postln_gradients_training"]
+    assert row["verdict"] == "not measured" and "needs >= 2 seeds per arm at a step (PostLN 1, PreLN 0" in row["ours"]
+
+
 def test_gradient_rule_reads_the_trained_pair_and_shows_the_shallow_model(tmp_path):
     g = grads(1.0, 1.0, post_param=1.0, pre_param=1.0)  # balanced at init: not shown at 12 layers
     put(tmp_path, "gradient_norms", g)
