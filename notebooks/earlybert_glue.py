@@ -80,15 +80,15 @@ from repro import earlybert_tables as ebt
 from repro import views_earlybert as ebv
 from repro import results
 from repro.checks import check_parameters
-from repro.profiles import get_profile
 from repro.sources import load_tokenizer
 from repro.study import Study
 
 check_parameters(globals())
 study = Study("earlybert_glue", profile, train=train)
-P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples,
-                task_max_train=() if max_train_examples else None)
+P = study.get_profile(checkpoint=checkpoint, max_train_examples=max_train_examples,
+                      task_max_train=() if max_train_examples else None)
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 R = ebs.recipe(ebs.GLUE_RECIPE, recipe)
 tasks, tickets = list(tasks or P.glue_tasks), list(tickets or ebs.TICKETS)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
@@ -103,7 +103,7 @@ print(f"profile {P.name}: {P.checkpoint}; dense {P.finetune_epochs:g} epochs at 
 controls = [t for t in (controls if controls is not None else ("CoLA", "SST-2", "MRPC")) if t in tasks]
 sizes = [tuple(x) for x in (sizes if sizes is not None else ebc.SIZES) if tuple(x) != (R.head_ratio, R.ffn_ratio)]
 records, checks, by_size = [], [], {size: [] for size in sizes}
-for seed, task in ebr.run_order(task_seeds, profile):
+for seed, task in ebr.run_order(task_seeds, profile, study.root):
     s = ebs.Setting(task, P, data_dir)
     rows = ebr.comparison_units(study, s, seed, tokenizer, R, tickets, draw=draw)
     records += rows
@@ -114,7 +114,7 @@ for size in sizes:
         for seed in task_seeds[task][:size_seeds]:
             by_size[size] += ebc.size_units(study, ebs.Setting(task, P, data_dir), seed, tokenizer, R, *size, draw=draw)
 with study.reading():  # the earlier recipe's recorded runs, never trained again
-    earlier = [r for seed, task in ebr.run_order(task_seeds, profile) for r in ebr.comparison_units(
+    earlier = [r for seed, task in ebr.run_order(task_seeds, profile, study.root) for r in ebr.comparison_units(
         study, ebs.Setting(task, P, data_dir), seed, tokenizer, ebs.EARLIER_GLUE_RECIPE, tickets, draw=draw)]
 runs = ebt.comparison([r for r in records if r is not None])
 searches = [r for r in records + checks if r is not None and r["method"].startswith("search")]

@@ -63,16 +63,16 @@ from repro import views_earlybert as ebv
 from repro import results
 from repro.checks import check_parameters
 from repro.metrics import main_metric
-from repro.profiles import get_profile
 from repro.sources import load_tokenizer
 from repro.study import Study
 from repro.units import glue_unit, scratch_vs_checkpoint
 
 check_parameters(globals())
 study = Study("earlybert_pretraining", profile, train=train)
-P = get_profile(profile, max_train_examples=max_train_examples, task_max_train=() if max_train_examples else None,
-                eb_pretrain_steps=pretrain_steps)
+P = study.get_profile(max_train_examples=max_train_examples, task_max_train=() if max_train_examples else None,
+                      eb_pretrain_steps=pretrain_steps)
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 PR = ebs.recipe(ebs.PretrainRecipe(), pretrain_recipe)
 seed, steps = P.seeds[0], ebp.pretrain_steps(P)
 seeds = list(seeds if seeds is not None else P.seeds_for(task))

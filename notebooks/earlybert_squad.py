@@ -65,14 +65,14 @@ from repro import earlybert_runs as ebr
 from repro import earlybert_settings as ebs
 from repro import earlybert_tables as ebt
 from repro.checks import check_parameters
-from repro.profiles import get_profile
 from repro.sources import load_tokenizer
 from repro.study import Study
 
 check_parameters(globals())
 study = Study("earlybert_squad", profile, train=train)
-P = get_profile(profile, checkpoint=checkpoint)
+P = study.get_profile(checkpoint=checkpoint)
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 s, R = ebs.Setting(ebs.SQUAD, P, data_dir), ebs.recipe(ebs.SQUAD_RECIPE, recipe)
 bar = ebs.SQUAD_DENSE_F1 if dense_f1_bar is None else dense_f1_bar
 seeds = list(seeds if seeds is not None else P.seeds)

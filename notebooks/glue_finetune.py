@@ -45,15 +45,15 @@ from repro import analysis, results
 from repro.checks import check_parameters
 from repro.floors import baseline_learned, floors
 from repro.metrics import main_metric
-from repro.profiles import get_profile
 from repro.sources import load_tokenizer
 from repro.study import Study
 from repro.units import glue_unit
 
 check_parameters(globals())
 study = Study("glue_finetune", profile, train=train)
-P = get_profile(profile, checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
+P = study.get_profile(checkpoint=checkpoint, finetune_lr=lr, finetune_epochs=epochs)
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 tasks = list(tasks or P.glue_tasks)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 tokenizer = load_tokenizer(P.checkpoint)
@@ -63,26 +63,25 @@ print(f"profile {P.name}: checkpoint {P.checkpoint}, {P.finetune_epochs:g} epoch
 
 # %%
 # one unit per task x seed, reused when recorded. Seed 0 of every task first (a stopped run has a
-# baseline of each), then the recipe check (its task's first seed at other rates and lengths), then
-# the batching check (its task's first seeds with length-grouped batches, the study's default, and
-# with random batches), then the other seeds, seed-major. A unit: (task, seed, grouped, recipe;
-# None: the profile's (lr, epochs))
+# baseline of each), then the learning-rate sweeps (each task's first seed at other rates and lengths),
+# then the batching check (its task's first seeds with length-grouped batches, the study's default,
+# and with random batches), then the other seeds, seed-major. A unit: (task, seed, grouped, (lr, epochs);
+# None: the profile's)
 check_task, n_check = P.batching_check or (None, 0)
 check_seeds = task_seeds.get(check_task, [])[:batching_seeds or n_check]
-own = lr is None and epochs is None and P.recipe_check and P.recipe_check[0] in tasks
-recipe_task, recipes = P.recipe_check if own else (None, ())
+sweeps = {t: rs for t, rs in P.lr_sweeps if t in tasks} if lr is None and epochs is None else {}  # with the profile's rate and length only
 order = [(t, s[0], True, None) for t, s in task_seeds.items()]
-order += [(recipe_task, task_seeds[recipe_task][0], True, r) for r in recipes if r != (P.finetune_lr, P.finetune_epochs)]
+order += [(t, task_seeds[t][0], True, r) for t, rs in sweeps.items() for r in rs if r != (P.finetune_lr, P.finetune_epochs)]
 order += [(check_task, s, g, None) for s in check_seeds for g in (True, False) if (check_task, s, g, None) not in order]
 order += sorted(((t, s, True, None) for t in tasks for s in task_seeds[t] if (t, s, True, None) not in order),
                 key=lambda u: (task_seeds[u[0]].index(u[1]), tasks.index(u[0])))
 RANDOM = "dense, random batches"
 
 
-def method(grouped, recipe):  # the rate alone names a recipe of the profile's length (as first recorded)
-    if recipe is None:
+def method(grouped, r):  # the rate alone names a sweep point of the profile's length (as first recorded)
+    if r is None:
         return "dense" if grouped else RANDOM
-    return f"dense, lr {recipe[0]:g}" + (f", {recipe[1]:g} epochs" if recipe[1] != P.finetune_epochs else "")
+    return f"dense, lr {r[0]:g}" + (f", {r[1]:g} epochs" if r[1] != P.finetune_epochs else "")
 
 
 rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling, method=method(g, r),
@@ -128,17 +127,12 @@ if check:
     print(f"{check_task}, length-grouped vs random batches over seeds {check['seeds']}: {check['metric']} "
           f"{check['a_mean']:.1f} vs {check['b_mean']:.1f} (difference {results.format_pm(check['diff'], check['diff_hw'])}); "
           f"training examples/s x{check['speedup']:.2f} ({check['a_train_s']:.0f} s vs {check['b_train_s']:.0f} s per run)")
-# the recipe check: the first seed's dev metric with each rate and length (the profile's is "dense")
-seed0 = task_seeds[recipe_task][0] if recipe_task else None
-names = {method(True, r) for r in (None, *recipes)}
-recipe_runs = [{"lr": r["config.lr"], "epochs": r["config.epochs"], "value": r[f"metric.{main_metric(recipe_task)}"]}
-               for _, r in runs.iterrows() if r["task"] == recipe_task and r["seed"] == seed0 and r["method"] in names] if rows else []
-recipe_check = {"task": recipe_task, "seed": seed0, "metric": main_metric(recipe_task),
-                "runs": sorted(recipe_runs, key=lambda x: (x["epochs"], x["lr"]))} if recipe_runs else None
-if recipe_check:
-    print(f"{recipe_task} seed {seed0}, {recipe_check['metric']} by recipe: "
-          + ", ".join(f"{x['value']:.1f} (lr {x['lr']:g}, {x['epochs']:g} epochs)" for x in recipe_check["runs"]))
-study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check, "recipe_check": recipe_check,
+# the learning-rate sweeps: each task's first seed, its dev metric by rate and length (the profile's is "dense")
+swept = [x for t, rs in sweeps.items() if rows and (x := analysis.lr_sweep(runs, t, task_seeds[t][0], [method(True, r) for r in (None, *rs)]))]
+for x in swept:
+    print(f"{x['task']} seed {x['seed']}, {x['metric']} by rate and length: "
+          + ", ".join(f"{y['value']:.1f} (lr {y['lr']:g}, {y['epochs']:g} epochs)" for y in x["runs"]))
+study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check, "lr_sweeps": swept,
                           "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples})
 state = study.status()
 display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.** ")

@@ -53,7 +53,6 @@ from IPython.display import Markdown, display
 from repro import results
 from repro.report import BALANCED, SHRUNK, imbalance_shown
 from repro.checks import check_parameters
-from repro.profiles import get_profile
 from repro.study import Study
 from repro import gradients
 from repro import views_pld as vp
@@ -61,8 +60,9 @@ from repro.units import grad_norm_unit
 
 check_parameters(globals())
 study = Study("gradient_norms", profile, train=train)
-P = get_profile(profile)
+P = study.get_profile()
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 seeds = list(seeds if seeds is not None else P.seeds)
 print(f"profile {P.name}: shapes {P.grad_shapes} at init over seeds {seeds}, {P.grad_batches} batches of "
       f"{P.grad_batch} x {P.seq_len} tokens; {P.grad_trained} after {P.grad_train_steps} steps (seed {seeds[0]})")

@@ -55,16 +55,17 @@ from repro import pld, pld_runs, report, results
 from repro import views_pld as vp
 from repro.metrics import main_metric
 from repro.checks import check_parameters
-from repro.profiles import get_profile, pld_profile
+from repro.profiles import pld_profile
 from repro.sources import load_tokenizer
 from repro.study import Study
 from repro.units import glue_unit, pld_comparison, scratch_vs_checkpoint, unigram_unit, zero_shot_unit
 
 check_parameters(globals())
 study = Study("pld_glue", profile, train=train)
-P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
-                            finetune_epochs=epochs))
+P = pld_profile(study.get_profile(pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs),
+                                  finetune_epochs=epochs))
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 tasks = list(tasks or P.glue_tasks)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
 task_lr = {t: lr or P.pld_glue_lr or pld.paper_finetune_lr(t) for t in tasks}

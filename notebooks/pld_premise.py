@@ -48,14 +48,15 @@ from IPython.display import Markdown, display
 
 from repro import pld, premise, results
 from repro.checks import check_parameters
-from repro.profiles import get_profile, pld_profile
+from repro.profiles import pld_profile
 from repro.study import Study
 from repro.units import unigram_unit
 
 check_parameters(globals())
 study = Study("pld_premise", profile, train=train)
-P = pld_profile(get_profile(profile))
+P = pld_profile(study.get_profile())
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 seed = list(seeds if seeds is not None else P.seeds)[0]
 shapes, grid = premise.search_shapes(P), tuple(rates or P.premise_lrs)
 pld_kw = {"theta_bar": theta_bar, "gamma": pld.heuristic_gamma(P.pretrain_steps), "variant": "paper"}
@@ -75,7 +76,7 @@ for ax, (L, H) in zip(axes[0], shapes):
     for i, arm in enumerate(premise.ARMS):
         a = g[g["arch"] == arm]
         ax.plot(a["lr"], a["final_val_loss"], marker="o", color=f"C{i}", label=arm)
-        bad = a[~a["stable"]]
+        bad = a[~a["stable"].astype(bool)]  # astype: an empty table's column is of object dtype
         ax.scatter(bad["lr"], bad["final_val_loss"].fillna(g["final_val_loss"].max()), marker="x", s=80, color=f"C{i}")
     if unigram:
         ax.axhline(unigram, color="grey", ls=":", label=f"unigram plateau {unigram:.2f}")

@@ -55,14 +55,15 @@ from IPython.display import Markdown, display
 from repro import pld, pld_runs, results
 from repro import views_pld as vp
 from repro.checks import check_parameters
-from repro.profiles import get_profile, pld_profile
+from repro.profiles import pld_profile
 from repro.study import Study
 from repro.units import pld_comparison
 
 check_parameters(globals())
 study = Study("pld_pretraining", profile, train=train)
-P = pld_profile(get_profile(profile, pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs)))
+P = pld_profile(study.get_profile(pld_steps=steps, pld_pilot_steps=pilot_steps, pld_lrs=lrs and tuple(lrs)))
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 seed = list(seeds if seeds is not None else P.seeds)[0]
 tokens = pld_runs.pretraining_tokens(P)
 print(f"profile {P.name}: {P.layers} layers x {P.hidden} ({P.heads} heads, FFN {P.intermediate}), seq {P.seq_len}, "

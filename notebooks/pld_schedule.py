@@ -55,15 +55,15 @@ from IPython.display import Markdown, display
 from repro import pld, pld_runs, results
 from repro import views_pld as vp
 from repro.checks import check_parameters
-from repro.profiles import get_profile
 from repro.study import Study
 from repro.units import pld_schedule_unit
 
 check_parameters(globals())
-P = get_profile(profile)
-seed = list(seeds if seeds is not None else P.seeds)[0]  # one run per variant
 study = Study("pld_schedule", profile, train=train)
+P = study.get_profile()
+seed = list(seeds if seeds is not None else P.seeds)[0]  # one run per variant
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 L = layers_analytic
 
 # %% tags=["nbval-check-output"]

@@ -33,8 +33,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import appendix, report, report_figures, results
+from repro.control import Control
 
-out = Path(output_dir) if output_dir else results.output_dir(profile, "report")
+control = Control.from_environ()  # what the runner set: the results root, its execution, the data folder
+out = Path(output_dir) if output_dir else results.output_dir(profile, "report", control.results_dir)
 root = out.parent.parent  # <results>/<profile>/report -> <results>
 seeds = appendix.per_seed(report.Store(profile, root))  # every compared arm's number per seed, from the records
 
@@ -54,7 +56,7 @@ for name, draw in (("early_ticket", report_figures.early_ticket), ("earlybert_ti
     plt.close(fig)
 
 # %%
-claims = report.assess(profile, root)
+claims = report.assess(profile, root, control.data_dir)
 prov = report.provenance(profile, root)
 results.save_table(claims, out, "claims")
 results.save_table(prov, out, "provenance")
@@ -81,10 +83,10 @@ header = (
     "not a refutation of the paper.\n\n![claims](report/claims.png)\n")
 path = out.parent / "REPORT.md"
 seeds.to_csv(out.parent / appendix.PER_SEED_CSV, index=False)  # linked from the appendix, beside REPORT.md
-path.write_text(report.markdown(claims, prov, profile, header, report.sections(profile, root),
+path.write_text(report.markdown(claims, prov, profile, header, report.sections(profile, root, control.data_dir),
                                 report.appendix_sections(profile, claims, root, seeds)))
 counts = claims["verdict"].value_counts()
 results.write_summary(out, {"verdicts": claims["verdict"].to_dict(), "counts": {v: int(counts.get(v, 0)) for v in report.VERDICTS},
                             "values": {k: {"value": v, "hw": h, "unit": u} for k, v, h, u in
-                                       claims[["value", "hw", "unit"]].itertuples()}})
+                                       claims[["value", "hw", "unit"]].itertuples()}}, execution=control.execution)
 display(Markdown(f"Wrote `{path}`: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in report.VERDICTS) + "."))

@@ -62,15 +62,15 @@ from repro import earlybert_tables as ebt
 from repro import views_earlybert as ebv
 from repro import results
 from repro.checks import check_parameters
-from repro.profiles import get_profile
 from repro.sources import load_tokenizer
 from repro.study import Study
 
 check_parameters(globals())
 study = Study("ticket_mask_distance", profile, train=train)
-P = get_profile(profile, checkpoint=checkpoint, max_train_examples=max_train_examples,
-                task_max_train=() if max_train_examples else None, eb_pretrain_steps=pretrain_steps)
+P = study.get_profile(checkpoint=checkpoint, max_train_examples=max_train_examples,
+                      task_max_train=() if max_train_examples else None, eb_pretrain_steps=pretrain_steps)
 out = study.out(output_dir)
+data_dir = study.data_dir(data_dir)  # the parameter, else $REPRO_DATA_DIR (the Study's Control)
 R, PR = ebs.recipe(ebs.GLUE_RECIPE, recipe), ebs.recipe(ebs.PretrainRecipe(), pretrain_recipe)
 tasks = list(tasks or P.glue_tasks)
 task_seeds = {t: list(seeds) if seeds is not None else P.seeds_for(t) for t in tasks}
@@ -79,7 +79,7 @@ draw_kw = {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio}
 
 # %%
 # in earlybert_glue's order (these are its searches)
-fine = [ebr.search_unit(study, ebs.Setting(t, P, data_dir), s, tokenizer, R) for s, t in ebr.run_order(task_seeds, profile)]
+fine = [ebr.search_unit(study, ebs.Setting(t, P, data_dir), s, tokenizer, R) for s, t in ebr.run_order(task_seeds, profile, study.root)]
 pre = ebp.pretrain_search_unit(study, P, P.seeds[0], PR, ln=ln, data_dir=data_dir) if pretrain else None
 found = {"fine-tuning": [r for r in fine if r], "pre-training": [pre] if pre else []}
 

@@ -3,6 +3,10 @@
 Adding a subcommand: write `add_<name>(sub)` that builds its parser and sets `func` (a function
 of the parsed args returning an exit code), and append it to SUBCOMMANDS.
 Exit codes: 0 done, 1 some notebook failed, 2 a bad request (nothing was run).
+
+The top of the package: it reads the environment here (`control()`: Control.from_environ, and its
+own --allow-cpu flag) and passes the values down; it sets the variables the notebook kernels it
+starts inherit (--hours, --fit, --rerun-stale, --clip), which their Study reads.
 """
 from __future__ import annotations
 
@@ -14,8 +18,17 @@ import time
 from pathlib import Path
 
 from . import runner
+from .control import Control
 from .profiles import PROFILES
 from .results import results_root
+
+
+def control() -> Control:
+    """The settings in the environment (Control.from_environ): a bad value is a bad request."""
+    try:
+        return Control.from_environ()
+    except ValueError as e:
+        raise runner.UsageError(str(e)) from None
 
 
 def add_list(sub):
@@ -96,16 +109,12 @@ def add_run(sub):
     p.set_defaults(func=cmd_run)
 
 
-def _clip(args) -> None:
+def _clip(args, results_dir: str | None) -> None:
     """--clip: every kernel inherits REPRO_CLIP=1; outputs go to a scratch root (git-ignored), so
-    that clipped numbers can never be mistaken for the profile's results."""
-    import os
-    from pathlib import Path
-
-    from .results import results_root
-
+    that clipped numbers can never be mistaken for the profile's results. `results_dir`: the
+    environment's ($REPRO_RESULTS_DIR), where --results-dir is not given."""
     os.environ["REPRO_CLIP"] = "1"
-    base = Path(args.results_dir) if args.results_dir else results_root()
+    base = Path(args.results_dir) if args.results_dir else results_root(results_dir)
     scratch = Path("_scratch") / f"{args.profile}-clip"
     if base.parts[-2:] != scratch.parts:  # --jobs children get the scratch root already
         args.results_dir = str(base / scratch)
@@ -134,14 +143,10 @@ def _check_device(args, clip: bool) -> None:
 
 
 def cmd_run(args) -> int:
-    from .profiles import clip_enabled
-
-    try:
-        clip = args.clip or clip_enabled()  # REPRO_CLIP=1 in the environment means --clip too
-    except ValueError as e:
-        raise runner.UsageError(str(e)) from None
+    settings = control()
+    clip = args.clip or settings.clip  # REPRO_CLIP=1 in the environment means --clip too
     if clip:
-        _clip(args)
+        _clip(args, settings.results_dir)
     jobs = runner.jobs_for(args.names, args.profile, args.param, args.notebooks_dir)
     if args.jobs < 1:
         raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")
@@ -156,14 +161,14 @@ def cmd_run(args) -> int:
         os.environ["REPRO_FIT"] = "1"
     if args.rerun_stale:
         os.environ["REPRO_RERUN_STALE"] = "1"
-    from .control import Control
     from .study import cache_root, check_cache_writable
+    settings = control()  # with what the flags above set, as the kernels will read it
     try:
-        check_cache_writable(cache_root(Control.from_environ().cache_dir))
+        check_cache_writable(cache_root(settings.cache_dir))
     except PermissionError as e:
         raise runner.UsageError(str(e)) from None
     try:
-        outcomes = runner.run(jobs, args.profile, args.results_dir, args.force, args.jobs)
+        outcomes = runner.run(jobs, args.profile, args.results_dir, args.force, args.jobs, control=settings)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {', '.join(j.name for j in jobs)} ({args.profile}). Every finished run is "
               f"recorded; the same command continues where this one stopped.", file=sys.stderr)
@@ -172,7 +177,7 @@ def cmd_run(args) -> int:
     for o in failed:
         print(f"FAILED {o.message}", file=sys.stderr)
     if any(o.name == "report" and o.status != "failed" for o in outcomes):
-        root = Path(args.results_dir or results_root())
+        root = Path(args.results_dir or results_root(settings.results_dir))
         print(f"report: {root / args.profile / 'REPORT.md'}")
     return 1 if failed else 0
 
@@ -188,7 +193,7 @@ def cmd_plan(args) -> int:
     jobs = runner.jobs_for(args.names, args.profile, args.param, args.notebooks_dir)
     if args.jobs < 1:
         raise runner.UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    errors = runner.print_plan(jobs, args.profile, args.results_dir, args.jobs)["errors"]
+    errors = runner.print_plan(jobs, args.profile, args.results_dir, args.jobs, control=control())["errors"]
     for message in errors:  # a notebook that raises in plan mode would fail a run the same way
         print(f"ERROR {message}", file=sys.stderr)
     return 1 if errors else 0
@@ -205,7 +210,7 @@ def add_clean(sub):
 def cmd_clean(args) -> int:
     if args.profile not in PROFILES:
         raise runner.UsageError(f"unknown profile {args.profile!r}; profiles: {', '.join(PROFILES)}")
-    found = runner.moved_aside(Path(args.results_dir or results_root()) / args.profile)
+    found = runner.moved_aside(Path(args.results_dir or results_root(control().results_dir)) / args.profile)
     for path in found:
         print(f"{'removed' if args.remove else 'moved aside'}: {path}")
         if args.remove:
@@ -242,6 +247,7 @@ def cmd_fingerprints(args) -> int:
 
     from . import fingerprint
     from .results import load_runs_raw
+    root = results_root(control().results_dir)
     if args.action == "freeze":
         print(f"{fingerprint.freeze()} entries added to {fingerprint.TABLE}")
         return 0
@@ -251,10 +257,10 @@ def cmd_fingerprints(args) -> int:
             raise runner.UsageError("restamp needs --old REV (the records' code) and --why \"...\" (why no number moves)")
         renames = dict(r.split("=", 1) for r in args.rename)
         profiles = restamp.PROFILES[:1] if args.smoke_only else restamp.PROFILES
-        print(restamp.restamp(args.old, args.why, load_runs_raw(args.profile), renames=renames, profiles=profiles))
+        print(restamp.restamp(args.old, args.why, load_runs_raw(args.profile, root), renames=renames, profiles=profiles))
         return 0
     counts, what = Counter(), Counter()
-    for row in load_runs_raw(args.profile):
+    for row in load_runs_raw(args.profile, root):
         changed = fingerprint.changed(row.get("code"))
         counts[row.get("notebook"), "no fingerprint" if changed is None else "stale" if changed else "current"] += 1
         what.update(changed or [])

@@ -129,19 +129,20 @@ def timed(device, fn, times: int = 1) -> float:
     return time.perf_counter() - t0
 
 
-def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, warmup: int = 2) -> dict:
+def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, warmup: int = 2,
+                      clip: bool = False) -> dict:
     """Seconds per training step (forward, backward, AdamW) of `model` on one fixed `batch`:
     dense (gates=None) vs gated (the rows of `gate_rows` replayed in turn, e.g. a PLD run's
     realized gates). Steps are timed in adjacent pairs, one dense and one gated, their order
     alternating, so that load changes of a shared machine (slower than one step) hit both alike;
     returns the medians of the dense and gated times and of the per-pair ratio gated / dense.
-    The model's weights are updated (use a model you no longer need, or a copy)."""
+    The model's weights are updated (use a model you no longer need, or a copy). `clip`: the
+    study's --clip (its Control, from the unit's context)."""
     import statistics
 
-    from .profiles import clip_enabled
     from .train import TrainConfig, build_optimizer
 
-    if clip_enabled():  # REPRO_CLIP: one timed pair (two steps), no warm-up
+    if clip:  # one timed pair (two steps), no warm-up
         pairs, warmup = min(pairs, 1), 0
     batch = _to_model(model, batch)
     device = next(model.parameters()).device
@@ -176,18 +177,17 @@ def paired_step_times(model, batch: dict, gate_rows: Sequence, pairs: int = 20, 
             "times": {"dense": dense, "gated": gated}}
 
 
-def rotated_step_times(steps: dict, device, rounds: int = 20, warmup: int = 1) -> dict:
+def rotated_step_times(steps: dict, device, rounds: int = 20, warmup: int = 1, clip: bool = False) -> dict:
     """Seconds per call of each of `steps` (name -> a function doing one whole training step of
     its own model), timed in rounds: every round calls each once, starting one further along each
     time, so that load changes of a shared machine (slower than a round) hit all alike. The first
     name is the reference. Returns {"seconds": {name: median}, "ratio": {name: median over rounds
     of its time / the reference's}, "times": {name: [per round]}}: paired_step_times for more
-    than two models (EarlyBERT's dense model, its search and its tickets)."""
+    than two models (EarlyBERT's dense model, its search and its tickets). `clip`: as
+    paired_step_times'."""
     import statistics
 
-    from .profiles import clip_enabled
-
-    if clip_enabled():  # REPRO_CLIP: one round, no warm-up
+    if clip:  # one round, no warm-up
         rounds, warmup = min(rounds, 1), 0
     names = list(steps)
     times = {k: [] for k in names}
@@ -200,6 +200,21 @@ def rotated_step_times(steps: dict, device, rounds: int = 20, warmup: int = 1) -
     med, ref = statistics.median, times[names[0]]
     return {"seconds": {k: med(v) for k, v in times.items()},
             "ratio": {k: med(a / b for a, b in zip(v, ref)) for k, v in times.items()}, "times": times}
+
+
+def lr_sweep(runs: pd.DataFrame, task: str, seed, methods) -> dict | None:
+    """A learning-rate sweep's outcome (glue_finetune): the task's dev metric on `seed` for each
+    of `methods` (the profile's recipe, "dense", and the sweep's), by rate and length; None when
+    none of them ran."""
+    from .metrics import main_metric
+
+    metric = main_metric(task)
+    got = runs[(runs["task"] == task) & (runs["seed"] == seed) & runs["method"].isin(methods)]
+    if got.empty:
+        return None
+    return {"task": task, "seed": int(seed), "metric": metric, "runs": sorted(
+        ({"lr": float(r["config.lr"]), "epochs": float(r["config.epochs"]), "value": float(r[f"metric.{metric}"])}
+         for _, r in got.iterrows()), key=lambda x: (x["epochs"], x["lr"]))}
 
 
 def paired_by_seed(runs: pd.DataFrame, task: str, a: str, b: str, metric: str) -> dict | None:

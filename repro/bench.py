@@ -176,9 +176,10 @@ def _positive(text: str) -> float:
 
 
 def cmd_bench(args) -> int:
+    from .control import Control
     from .results import provenance, write_json
     res = run_bench(args.profile, args.device, args.theta, args.compile, args.peak_tflops, args.cases,
-                    args.data_dir)
+                    args.data_dir or Control.from_environ().data_dir)  # the notebooks' default: $REPRO_DATA_DIR
     table = format_table(res)
     print(table)
     if args.out:

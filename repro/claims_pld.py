@@ -248,7 +248,7 @@ def _pld_glue(s: Store) -> dict:
     all_tasks = tasks
     base_scores = {t: [v for (tt, mm, _), v in score.items() if tt == t and mm == base] for t in all_tasks}
     floors = Floors({(t, main_metric(t)): v for t, v in (summ.get("chance") or {}).items()},
-                    (summ.get("zero_shot") or {}).get(base) or {}, source="pld_glue's summary")
+                    (summ.get("zero_shot") or {}).get(base) or {}, source="pld_glue's summary", data_dir=s.data_dir)
     learned, floor_text = learned_tasks(base_scores, floors)
     rand = _random_init(s, base, all_tasks)
     learned_ri, floor_text_ri = learned_tasks(base_scores, replace(floors, random_init=rand)) if rand else (learned, floor_text)

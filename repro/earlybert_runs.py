@@ -255,7 +255,7 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
         if u.probe_steps:  # plan mode: one round stands for all of them
             rotated_step_times(steps, device, rounds=1, warmup=0)
             raise Probe((time.perf_counter() - t0) / len(steps), len(steps) * (rounds + 1))
-        res = rotated_step_times(steps, device, rounds=rounds)
+        res = rotated_step_times(steps, device, rounds=rounds, clip=u.control.clip)
         return {"metrics": {f"{k}_ratio": v for k, v in res["ratio"].items()},
                 "times": {"total": time.perf_counter() - t0, "eval": 0.0}, "timing": res,
                 "kept": {t: kept_counts(drawn.masks_at(d["step"])) for t, d in search["tickets"].items()},
@@ -268,17 +268,18 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
                       notebook=s.notebook, like=like)
 
 
-def value_tiers(tasks, profile: str) -> dict[str, int]:
+def value_tiers(tasks, profile: str, root=None) -> dict[str, int]:
     """How much `tasks`' EarlyBERT runs are worth the core-hours, 0 the most: 0 those whose dense
     baseline learned (glue_finetune's summary, by the floors rule), 1 those not judged yet, 2 those
     that did not learn (the report counts only learned tasks; they may still learn with more
     seeds), 3 those whose dense score is below the checkpoint's own zero-shot score (more seeds
-    will not lift them past it)."""
+    will not lift them past it). `root`: the results root (the notebook's Study.root; None:
+    <repo>/results)."""
     from .store import Missing, Store
     from .results import results_root
 
     try:
-        judged = Store(profile, results_root()).summary("glue_finetune")["tasks"]
+        judged = Store(profile, results_root(root)).summary("glue_finetune")["tasks"]
     except Missing:
         return {t: 1 for t in tasks}
 
@@ -291,19 +292,19 @@ def value_tiers(tasks, profile: str) -> dict[str, int]:
     return {t: tier(t) for t in tasks}
 
 
-def by_value(tasks, profile: str) -> list[str]:
+def by_value(tasks, profile: str, root=None) -> list[str]:
     """`tasks` by value_tiers (a stable sort: the profile's order within a tier). Only the order
     changes: every task still runs."""
-    tiers = value_tiers(tasks, profile)
+    tiers = value_tiers(tasks, profile, root)
     return sorted(tasks, key=tiers.get)
 
 
-def run_order(task_seeds: dict, profile: str) -> list[tuple[int, str]]:
+def run_order(task_seeds: dict, profile: str, root=None) -> list[tuple[int, str]]:
     """(seed, task) in the order the EarlyBERT notebooks run them: every task's first seed (by
     value), so that a stopped run has seen each task once; then the further seeds tier by tier
     (value_tiers), seed-major within a tier: the seeds of the tasks the report counts come before
-    those of the tasks it cannot (yet)."""
-    tiers = value_tiers(task_seeds, profile)
+    those of the tasks it cannot (yet). `root`: as value_tiers'."""
+    tiers = value_tiers(task_seeds, profile, root)
     order = sorted(task_seeds, key=tiers.get)  # by_value's order, without reading the summary again
 
     def key(st):

@@ -26,6 +26,7 @@ from filelock import FileLock, Timeout
 
 from . import REPO_ROOT
 from .catalogue import UsageError, _parameters_index, injected, read_notebook
+from .control import Control
 from .outputs import move_aside, request, stale_reason
 from .results import git_revision, output_path, read_json, utc_now, write_json
 
@@ -38,19 +39,21 @@ class Outcome:
     message: str = ""
 
 
-def execute(job, profile: str, root: Path, force: bool = False) -> Outcome:
+def execute(job, profile: str, root: Path, force: bool = False, control: Control = Control()) -> Outcome:
+    """`control`: the runner's settings (--rerun-stale decides whether stale outputs are current);
+    the kernel reads its own from the environment it inherits."""
     try:
         with _lock(output_path(profile, job.name, root).parent, job.name):
-            return _execute(job, profile, root, force)
+            return _execute(job, profile, root, force, control)
     except UsageError as e:
         return Outcome(job.name, "failed", message=str(e))
 
 
-def _execute(job, profile: str, root: Path, force: bool = False) -> Outcome:
+def _execute(job, profile: str, root: Path, force: bool = False, control: Control = Control()) -> Outcome:
     out = output_path(profile, job.name, root)
     rev, dirty = git_revision()
     req = request(job, profile, out)  # the report's request holds its inputs' executions
-    reason = stale_reason(out, req) if out.exists() else "no outputs"
+    reason = stale_reason(out, req, rerun_stale=control.rerun_stale) if out.exists() else "no outputs"
     if reason is None and not force:
         return Outcome(job.name, "skipped", message="up to date (use --force)")
     if out.exists() and any(out.iterdir()):

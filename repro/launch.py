@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import pld, pld_runs, results
+from .control import Control
 from .profiles import PROFILES, get_profile
 from .runtime import distributed
 from .sources import load_tokenizer
@@ -36,13 +37,15 @@ def main(argv=None) -> int:
     ap.add_argument("--tokenizer", default="minilm", help="a folder or hub id with a BERT WordPiece tokenizer")
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     args = ap.parse_args(argv)
+    settings = Control.from_environ()  # what the notebooks' Study reads: the checkpoint, clip, the folders
 
-    P = get_profile(args.profile, pretrain_steps=args.steps)
+    P = get_profile(args.profile, pretrain_steps=args.steps, checkpoint=settings.checkpoint, clip=settings.clip,
+                    clip_batch=settings.clip_batch)
     ln, use_pld = pld_runs.ARCHS[args.method]
     lr = args.lr or P.pretrain_lr
     rank, world = distributed()
     tokenizer = load_tokenizer(args.tokenizer)
-    data = corpus_data(P, tokenizer, args.data_dir)
+    data = corpus_data(P, tokenizer, args.data_dir or settings.data_dir)
     torch.manual_seed(args.seed)  # the same initial weights on every rank
     model = scratch_model(P, tokenizer, ln=ln, seed=args.seed)
     # no per-micro-batch gate record at this scale: 200k steps x 16 micro-batches would fill the checkpoint
@@ -56,7 +59,8 @@ def main(argv=None) -> int:
         tokenizer.save_pretrained(model.save_pretrained(out / "model"))  # loadable as a checkpoint
         results.record(notebook="launch", profile=args.profile, task="mlm", method=args.method, seed=args.seed,
                        metrics=r.final_eval, times=r.times, status="diverged" if r.status == "diverged" else "ok",
-                       config={"profile": P.to_dict(), "method": args.method, "lr": lr, "world_size": world})
+                       config={"profile": P.to_dict(), "method": args.method, "lr": lr, "world_size": world},
+                       root=settings.results_dir, execution=settings.execution)
         print(f"{args.method}: {r.status} after {r.steps} steps, {r.final_eval}, {r.times}")
     return 0
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .catalogue import ORDER
+from .control import Control
 from .fingerprint import changed
 from .results import load_runs_raw, output_path, read_json, to_jsonable
 
@@ -74,9 +74,10 @@ def finished(out: Path) -> dict | None:
     return run
 
 
-def stale_reason(out: Path, req: dict, records: Records | None = None) -> str | None:
+def stale_reason(out: Path, req: dict, records: Records | None = None, rerun_stale: bool = False) -> str | None:
     """None when out/ holds a finished, complete run of exactly this request; else why not.
-    `records`: the profile's, where the caller has read them."""
+    `records`: the profile's, where the caller has read them; `rerun_stale` (--rerun-stale, the
+    runner's Control): a summary with stale runs is not current either."""
     try:
         summary = read_json(out / "summary.json")
     except (OSError, ValueError):
@@ -93,7 +94,7 @@ def stale_reason(out: Path, req: dict, records: Records | None = None) -> str | 
     differ = [k for k in req if previous.get(k) != req[k]]
     if differ:
         return f"{', '.join(differ)} changed"
-    if summary.get("stale") and os.environ.get("REPRO_RERUN_STALE"):
+    if summary.get("stale") and rerun_stale:
         return f"{summary['stale']} stale run(s) ({', '.join(summary.get('stale_modules', []))} changed)"
     stale = _stale_since(out, summary, records)
     if stale:  # the code its units ran changed since: its units may now be others (a new config)
@@ -113,21 +114,22 @@ def _stale_since(out: Path, summary: dict, records: Records | None = None) -> li
     return [c for cs in changes for c in cs or []] if n_stale > (summary.get("stale") or 0) else []
 
 
-def recorded_units(job, profile: str, root: Path, records: Records | None = None) -> list[dict] | None:
+def recorded_units(job, profile: str, root: Path, records: Records | None = None,
+                   control: Control = Control()) -> list[dict] | None:
     """The units of a current output folder, as plan mode would list them, read from its
     summary.json and the results store without starting a kernel; None when the folder is not
     current or any unit it used (read-only ones included) is not recorded and current: then only
-    executing the notebook in plan mode says what a run would do. `records`: if read already.
+    executing the notebook in plan mode says what a run would do. `records`: if read already;
+    `control`: the runner's settings (its cache folder, --rerun-stale).
 
     A recorded artifact this machine's cache lacks (a new machine) sends the notebook to plan
     mode too, which names the artifacts a re-run would remake."""
-    from .control import Control
     from .study import cache_root
 
-    cache = cache_root(Control.from_environ().cache_dir) / profile
+    cache = cache_root(control.cache_dir) / profile
     out = output_path(profile, job.name, root)
     records = records or Records.load(profile, root)
-    if stale_reason(out, request(job, profile, out), records) is not None:
+    if stale_reason(out, request(job, profile, out), records, control.rerun_stale) is not None:
         return None
     summary = read_json(out / "summary.json")
     if "planned" not in summary or summary.get("stale") or summary.get("done") != summary.get("planned"):

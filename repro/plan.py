@@ -17,6 +17,7 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 
 from .catalogue import _parameters_index, depends, injected, read_notebook
+from .control import Control
 from .execute import cores, failure_message, papermill_run
 from .outputs import Records, recorded_units, request, stale_reason
 from .results import output_path, results_root
@@ -51,16 +52,18 @@ class Row:
     error: str = ""
 
 
-def print_plan(jobs, profile: str, results_dir=None, parallel: int = 1) -> dict:
+def print_plan(jobs, profile: str, results_dir=None, parallel: int = 1, control: Control = Control()) -> dict:
     """Per notebook: units done, stale and to run, and the estimated time to run them.
-    Returns {"notebooks": [row as dict], "seconds": wall-clock estimate, "errors": [messages]}."""
-    root = Path(results_dir or results_root()).resolve()
+    Returns {"notebooks": [row as dict], "seconds": wall-clock estimate, "errors": [messages]}.
+    `control`: the command line's settings (the results root when `results_dir` is None, the
+    cache folder, --rerun-stale)."""
+    root = Path(results_dir or results_root(control.results_dir)).resolve()
     records = Records.load(profile, root)  # read once; each record's code checked once
     revs = {r["run_id"]: (r.get("provenance") or {}).get("git_rev") for r in records.rows}
     rows, unknown, counted = [], 0, set()
     print(f"Plan for profile {profile} (results in {root / profile}):", flush=True)
     for job in jobs:
-        recorded = [] if job.name == "report" else recorded_units(job, profile, root, records)
+        recorded = [] if job.name == "report" else recorded_units(job, profile, root, records, control)
         try:
             units = recorded if recorded is not None else plan_units(job, profile, root)
         except NotebookFailed as e:
@@ -69,7 +72,7 @@ def print_plan(jobs, profile: str, results_dir=None, parallel: int = 1) -> dict:
             continue
         for u in units:
             u["git_rev"] = revs.get(u.get("run_id"))
-        state = _state(job, profile, root, units, records)
+        state = _state(job, profile, root, units, records, control.rerun_stale)
         todo = [u for u in units if u["state"] in ("missing", "waiting")]
         # a fresh notebook's remakes run only if it is re-run: shown, not counted
         remake = lambda u: state == "fresh" and u.get("rerun") == "artifact gone"  # noqa: E731
@@ -109,11 +112,12 @@ def print_plan(jobs, profile: str, results_dir=None, parallel: int = 1) -> dict:
     return {"notebooks": [vars(r) for r in rows], "seconds": total, "errors": errors}
 
 
-def _state(job, profile: str, root: Path, units: list[dict], records: Records | None = None) -> str:
+def _state(job, profile: str, root: Path, units: list[dict], records: Records | None = None,
+           rerun_stale: bool = False) -> str:
     out = output_path(profile, job.name, root)
     if not (out / "summary.json").exists():
         return "missing"
-    reason = stale_reason(out, request(job, profile, out), records)
+    reason = stale_reason(out, request(job, profile, out), records, rerun_stale)
     stale = [u for u in units if u["state"] == "stale"]
     if stale:
         revs = sorted({u.get("git_rev") or "?" for u in stale})

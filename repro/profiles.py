@@ -5,20 +5,22 @@ cpu    real data, small BERTs, hours on a laptop-class CPU
 gpu    one modern GPU, about an hour in all (BERT-base-sized pre-training, bf16)
 paper  the papers' hyperparameters; needs several GPUs through `accelerate launch` / `torchrun`
 
-Two settings from the environment, read by `get_profile` (so they work under plain papermill):
+Two settings from the environment (so they work under plain papermill), read with the others in
+`control.Control.from_environ` when a notebook makes its Study, and applied by `Study.get_profile`
+(`get_profile`'s `checkpoint`, `clip` and `clip_batch`):
 
 REPRO_CHECKPOINT  the pretrained checkpoint (a local folder, "minilm" or a hub id) instead of the
                   profile's; a notebook's own `checkpoint` parameter still wins.
 REPRO_CLIP=1      `clip(profile)`: the profile's model sizes, data and code path, but one seed, one
                   GLUE task, at most CLIP_STEPS optimizer steps per training run, CLIP_EVAL_EXAMPLES
                   evaluation examples and only as much corpus as those steps read: every notebook
-                  of a GPU profile runs on a CPU in minutes, to find what would break on the GPU box.
+                  of a GPU profile runs on a CPU in minutes, to find what would break on the GPU box
+                  (its step timings time one pair or round: the unit's context carries the Control).
                   REPRO_CLIP_BATCH=N also caps the batch sizes at N (the clip test uses 8).
                   `python -m repro run all --profile gpu --clip` sets REPRO_CLIP.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -56,9 +58,10 @@ class Profile:
     # glue_finetune's check of length-grouped batching: (task, n) runs the task's first n seeds
     # also with random batches, to compare dev metrics and speed paired by seed (None: no check)
     batching_check: tuple[str, int] | None = None
-    # glue_finetune's check of the fine-tuning recipe: (task, ((lr, epochs), ...)) runs the task's
-    # first seed with each of these rates and lengths too, to tell a recipe problem from a model limit
-    recipe_check: tuple[str, tuple[tuple[float, float], ...]] | None = None
+    # glue_finetune's learning-rate sweeps: ((task, ((lr, epochs), ...)), ...) runs each task's first
+    # seed with each of these rates and lengths too, to tell a fine-tuning problem from a model limit
+    # ("sweep": EarlyBERT's official training settings are its `Recipe`, a different thing)
+    lr_sweeps: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
     # the PLD pre-training comparison (pld_pretraining, pld_glue); None: the shared value above
     pld_layers: int | None = None
     pld_hidden: int | None = None
@@ -132,7 +135,7 @@ PROFILES: dict[str, Profile] = {
         pretrain_steps=40, pretrain_batch=16, pretrain_lr=1e-3, eval_every=20,
         checkpoint=MINILM, finetune_seq_len=64, finetune_batch=16, finetune_epochs=1.0,
         finetune_lr=5e-5, max_train_examples=96, max_eval_examples=64,
-        seeds=(0,), glue_tasks=("MRPC",), batching_check=("MRPC", 1), recipe_check=("MRPC", ((1e-4, 2.0),)),
+        seeds=(0,), glue_tasks=("MRPC",), batching_check=("MRPC", 1), lr_sweeps=(("MRPC", ((1e-4, 2.0),)),),
         pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
         grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
@@ -150,8 +153,10 @@ PROFILES: dict[str, Profile] = {
         checkpoint=MINILM, finetune_seq_len=128, finetune_batch=32, finetune_epochs=3.0,
         finetune_lr=5e-5, max_train_examples=None, max_eval_examples=None,
         task_max_train=(("SST-2", 10_000),), task_seeds=(("MRPC", 5), ("RTE", 5)), batching_check=("MRPC", 3),
-        # dense STS-B (5e-5) ended below the checkpoint's zero-shot score: lower rates, and a longer run
-        recipe_check=("STS-B", ((2e-5, 3.0), (3e-5, 3.0), (5e-5, 6.0))),
+        # dense STS-B (5e-5) ended below the checkpoint's zero-shot score: lower rates, and a longer run;
+        # dense RTE (54.5) did not clear its floor (57.7): issue #37's grid, 2e-5 / 5e-5 / 1e-4 x 3 / 5 / 10 epochs
+        lr_sweeps=(("STS-B", ((2e-5, 3.0), (3e-5, 3.0), (5e-5, 6.0))),
+                   ("RTE", tuple((lr, ep) for ep in (3.0, 5.0, 10.0) for lr in (2e-5, 5e-5, 1e-4)))),
         seeds=(0, 1, 2), glue_tasks=("SST-2", "STS-B", "MRPC", "RTE", "CoLA"),
         # PLD: Google's BERT L-12/H-128 miniature (12 layers deep, where PostLN's trouble with a large
         # rate shows; the 4 x 256 model above is too shallow). 2.6 s/step on one loaded core: a full run
@@ -198,30 +203,27 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-CHECKPOINT_ENV = "REPRO_CHECKPOINT"
-CLIP_ENV = "REPRO_CLIP"
-CLIP_BATCH_ENV = "REPRO_CLIP_BATCH"
 CLIP_STEPS = 2  # optimizer steps per training run under clip
 CLIP_EVAL_EXAMPLES = 32  # evaluation examples (GLUE dev, SQuAD questions, MLM blocks) under clip
 CHARS_PER_TOKEN = 6  # generous for English WordPiece (the Gutenberg corpus has ~4.5)
 
 
-def get_profile(name: str, **overrides) -> Profile:
+def get_profile(name: str, *, clip: bool = False, clip_batch: int | None = None, **overrides) -> Profile:
     """The named profile, with any field overridden (a notebook parameter left as None is ignored).
 
-    The checkpoint: the `checkpoint` override, else $REPRO_CHECKPOINT, else the profile's.
-    With $REPRO_CLIP set the result is `clip`ped (after the overrides, so its caps win)."""
+    The checkpoint: the `checkpoint` override, else the profile's (a notebook's Study passes
+    $REPRO_CHECKPOINT as the override where the notebook names none: `Study.get_profile`).
+    With `clip` (its Control's $REPRO_CLIP) the result is clipped, its batch sizes capped at
+    `clip_batch` ($REPRO_CLIP_BATCH), after the overrides, so its caps win."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
     fields = Profile.__dataclass_fields__
     bad = [k for k in overrides if k not in fields]
     if bad:
         raise ValueError(f"unknown profile field(s) {bad}: valid fields are {', '.join(fields)}")
-    if overrides.get("checkpoint") is None and os.environ.get(CHECKPOINT_ENV, "").strip():
-        overrides["checkpoint"] = os.environ[CHECKPOINT_ENV].strip()
     P = replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
-    if clip_enabled():
-        P = clip(P, batch=clip_batch())
+    if clip:
+        P = _clip(P, batch=clip_batch)
         P = replace(P, checkpoint=checkpoint_or_standin(P))
     return P
 
@@ -239,32 +241,6 @@ def pld_profile(P: Profile) -> Profile:
 
 
 # -- clip: a GPU profile's code path on a CPU in minutes ------------------------------------
-def clip_enabled() -> bool:
-    """Is $REPRO_CLIP set to a true value (1, true, yes, on)? Anything else that is not empty
-    or false (0, false, no, off) is an error, not a silent full-size run."""
-    value = os.environ.get(CLIP_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"{CLIP_ENV}={os.environ[CLIP_ENV]!r}: set it to 1 to clip every run, or unset it")
-
-
-def clip_batch() -> int | None:
-    """$REPRO_CLIP_BATCH as a positive int (None when unset: the profile's batch sizes)."""
-    text = os.environ.get(CLIP_BATCH_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{CLIP_BATCH_ENV}={text!r}: expected a positive number of sequences per "
-                         "batch (e.g. 8), or unset it to keep the profile's batch sizes")
-    return value
-
-
 def _cap(value: int | None, cap: int) -> int:
     return cap if value is None else min(value, cap)
 
@@ -284,7 +260,7 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
     return replace(
         P, seeds=P.seeds[:1], glue_tasks=P.glue_tasks[:1], pretrain_batch=pre_b, finetune_batch=ft_b,
         schedule_batch=min(P.schedule_batch, batch) if batch else P.schedule_batch,
-        task_max_train=(), task_seeds=(), batching_check=None, recipe_check=None, pld_lrs=P.pld_lrs[:2],
+        task_max_train=(), task_seeds=(), batching_check=None, lr_sweeps=(), pld_lrs=P.pld_lrs[:2],
         premise_lrs=P.premise_lrs[:1], premise_shapes=min(P.premise_shapes, 2),  # depth, not the widest model
         # gradients along training: one seed per arm, measured within the capped steps
         grad_curve_seeds=1, grad_curve_steps=tuple(sorted({min(s, steps) for s in P.grad_curve_steps[:2]})),
@@ -302,6 +278,9 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
         eb_pretrain_steps=min(P.eb_pretrain_steps or P.pretrain_steps, 5 * steps),
         squad_train_questions=_cap(P.squad_train_questions, ft_b * steps),
         squad_eval_questions=_cap(P.squad_eval_questions, eval_examples))
+
+
+_clip = clip  # get_profile's `clip` argument hides the function there
 
 
 # -- the checkpoint: a setting, with a stand-in for clipped runs without a hub ---------------

@@ -111,15 +111,16 @@ def versions_text(key: str, g: int, verdicts: dict[int, str], after) -> str:
                      f": {v}" for i, v in verdicts.items())
 
 
-def assess(profile: str, root: Path | str | None = None) -> pd.DataFrame:
+def assess(profile: str, root: Path | str | None = None, data_dir=None) -> pd.DataFrame:
     """One row per claim: claim, paper, ours (text), n, scale, verdict, rule, notebooks, figure,
     value / hw / unit (our primary number and its interval half-width, for plots), and
     rule_verdict: what the rule says, which is the verdict except at the smoke profile, where
     every verdict is SMOKE_VERDICT. The rule is the version of repro.rules in force before the
     earliest record the verdict rests on (data_from; rule_version names it); verdicts_by_version
     gives the verdict under each version since data of the claim's notebooks were first recorded
-    at this profile, where there is more than one."""
-    store = Store(profile, Path(root or results_root()))
+    at this profile, where there is more than one. `data_dir`: the GLUE data a floor no notebook
+    recorded is computed from (the report notebook's Control's; None: the default folder)."""
+    store = Store(profile, Path(root or results_root()), data_dir)
     rows = []
     for c in CLAIMS:
         try:
@@ -232,8 +233,8 @@ def code_state(summary: dict, codes: dict) -> str:
 
 def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The dense GLUE baselines every EarlyBERT comparison stands on (glue_finetune's summary):
-    per task its score against the floors and whether it learned, and the recipe checks in words
-    (learning rate and length, length-grouped batches). Empty when glue_finetune has not run."""
+    per task its score against the floors and whether it learned, and its checks in words
+    (learning-rate sweeps, length-grouped batches). Empty when glue_finetune has not run."""
     s = Store(profile, Path(root or results_root()))
     try:
         summary = s.summary("glue_finetune")
@@ -244,10 +245,11 @@ def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFram
              "zero-shot": None if h.get("zero_shot") is None else round(h["zero_shot"], 1),
              "learned": "yes" if h["learned"] else "no", "why": h["floors"]} for t, h in summary["tasks"].items()]
     notes = []
-    c = summary.get("recipe_check")
-    if c:
-        notes.append(f"Recipe check, {c['task']} seed {c['seed']}: {c['metric']} "
-                     + ", ".join(f"{x['value']:.1f} (lr {x['lr']:g}, {x['epochs']:g} epochs)" for x in c["runs"]) + ".")
+    for c in summary.get("lr_sweeps") or []:
+        best = max(c["runs"], key=lambda x: x["value"])
+        notes.append(f"Learning-rate sweep, {c['task']} seed {c['seed']}: {c['metric']} "
+                     + ", ".join(f"{x['value']:.1f} (lr {x['lr']:g}, {x['epochs']:g} epochs)" for x in c["runs"])
+                     + f"; best {best['value']:.1f} at lr {best['lr']:g}, {best['epochs']:g} epochs.")
     b = summary.get("batching_check")
     if b:
         notes.append(f"Length-grouped vs random batches, {b.get('task', 'MRPC')} seeds {b['seeds']}: {b['metric']} "
@@ -258,13 +260,13 @@ def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFram
     return pd.DataFrame(rows), notes
 
 
-def tickets(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame, list[str]]:
+def tickets(profile: str, root: Path | str | None = None, data_dir=None) -> tuple[pd.DataFrame, list[str]]:
     """The early-bird test behind the early_ticket claim (earlybert_glue's runs): per task, each
     ticket's score (mean ± 95% interval over seeds) and the paired differences early − late
     (end-of-epoch ticket) and early − random; then the same over the tasks the claim counts (those
-    dense learned). Empty until two kinds of ticket have trained."""
+    dense learned). Empty until two kinds of ticket have trained. `data_dir`: as assess'."""
     from .earlybert_tables import TICKETS, early_bird_table, shown
-    s = Store(profile, Path(root or results_root()))
+    s = Store(profile, Path(root or results_root()), data_dir)
     try:
         df = in_counted_metric(s, s.table("earlybert_glue", "runs"))  # MRPC by accuracy, as the claim counts it
     except Missing:
@@ -284,8 +286,9 @@ def tickets(profile: str, root: Path | str | None = None) -> tuple[pd.DataFrame,
     return table.reset_index(), notes
 
 
-def sections(profile: str, root: Path | str | None = None) -> list[tuple[str, str, pd.DataFrame, list[str]]]:
-    """REPORT.md's sections after the claims: (title, what it is, table, notes), those with a table."""
+def sections(profile: str, root: Path | str | None = None, data_dir=None) -> list[tuple[str, str, pd.DataFrame, list[str]]]:
+    """REPORT.md's sections after the claims: (title, what it is, table, notes), those with a table.
+    `data_dir`: as assess'."""
     made = [("Dense baselines (glue_finetune)", "What EarlyBERT's GLUE comparisons stand on: a task counts only "
              f"where dense fine-tuning learned it. The rule: {LEARNED_RULE}.", *baselines(profile, root)),
             ("Early, late and random tickets (earlybert_glue)", "The early_ticket claim's numbers: every ticket "
@@ -293,7 +296,7 @@ def sections(profile: str, root: Path | str | None = None) -> list[tuple[str, st
              "fires, fixed = at 20% of the search epoch (the official code), end = at the end of the epoch, "
              "random = heads and neurons drawn at random in the EarlyBERT ticket's per-layer numbers. Differences are paired by task and seed, "
              f"in each task's counted metric ({', '.join(f'{t} {m}' for t, m in COUNTED_METRIC.items())}; else its main metric).",
-             *tickets(profile, root))]
+             *tickets(profile, root, data_dir))]
     return [m for m in made if len(m[2])]
 
 

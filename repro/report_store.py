@@ -58,6 +58,7 @@ class Floors:
     zero_shot: dict
     random_init: dict | None = None
     source: str = ""
+    data_dir: str | None = None  # the GLUE data a floor not recorded is computed from (the Store's)
 
 
 def recorded_floors(s: Store, checkpoint=None, n_eval=None) -> Floors:
@@ -68,14 +69,15 @@ def recorded_floors(s: Store, checkpoint=None, n_eval=None) -> Floors:
     try:
         g = s.summary("glue_finetune")
     except Missing:
-        return Floors({}, {}, source="glue_finetune has not run")
+        return Floors({}, {}, source="glue_finetune has not run", data_dir=s.data_dir)
     if g.get("n_eval") != n_eval:
-        return Floors({}, {}, source=f"glue_finetune evaluated on another dev subset ({g.get('n_eval')} vs {n_eval})")
+        return Floors({}, {}, source=f"glue_finetune evaluated on another dev subset ({g.get('n_eval')} vs {n_eval})",
+                      data_dir=s.data_dir)
     tasks = g.get("tasks") or {}
     same = checkpoint is not None and g.get("checkpoint") == checkpoint
     return Floors({(t, h["metric"]): h["blind"] for t, h in tasks.items() if h.get("blind") is not None},
                   {t: h["zero_shot"] for t, h in tasks.items() if same and h.get("zero_shot") is not None},
-                  source="glue_finetune's summary")
+                  source="glue_finetune's summary", data_dir=s.data_dir)
 
 
 def _blind(task: str, metric: str, floors: Floors, max_eval=None) -> tuple[float | None, str]:
@@ -84,7 +86,8 @@ def _blind(task: str, metric: str, floors: Floors, max_eval=None) -> tuple[float
     if (x := floors.blind.get((task, metric))) is not None:
         return float(x), ""
     try:
-        x = blind_floor(task, max_eval_examples=max_eval) if metric == main_metric(task) else _blind_in(task, metric, max_eval)
+        x = (blind_floor(task, floors.data_dir, max_eval_examples=max_eval) if metric == main_metric(task)
+             else _blind_in(task, metric, max_eval, floors.data_dir))
     except (OSError, ValueError):
         return None, "no recorded input-blind floor, and no GLUE data here"
     return x, "input-blind not recorded: computed from the GLUE labels"
@@ -136,7 +139,7 @@ def learned_tasks(scores: dict, floors: Floors | None = None, max_eval=None,
 
 
 @functools.cache
-def _blind_in(task: str, metric: str, max_eval=None) -> float:
+def _blind_in(task: str, metric: str, max_eval=None, data_dir=None) -> float:
     """The input-blind floor (repro.floors.blind_floor: the training majority label, predicted for
     every dev example) in another metric than the task's main one (MRPC's accuracy)."""
     from collections import Counter
@@ -144,6 +147,6 @@ def _blind_in(task: str, metric: str, max_eval=None) -> float:
     from .data import load_glue
     from .metrics import glue_metrics
 
-    majority = Counter(r["label"] for r in load_glue(task, "train")).most_common(1)[0][0]
-    labels = [r["label"] for r in load_glue(task, "dev", limit=max_eval, seed=0)]
+    majority = Counter(r["label"] for r in load_glue(task, "train", data_dir)).most_common(1)[0][0]
+    labels = [r["label"] for r in load_glue(task, "dev", data_dir, limit=max_eval, seed=0)]
     return float(glue_metrics(task, [majority] * len(labels), labels)[metric])

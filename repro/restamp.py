@@ -137,10 +137,12 @@ def compare(old: dict, new: dict) -> tuple[int, list[str]]:
 def run_notebook(tree: Path, notebook: str, profile: str, clip: bool, results: Path, cache: Path) -> None:
     """The runner of the revision checked out in `tree`, forced, into scratch results and cache,
     on this checkout's data (a worktree has none beside it)."""
+    from .control import Control
     from .sources import find_data_dir
 
+    data = find_data_dir(env_dir=Control.from_environ().data_dir)
     env = {**os.environ, "PYTHONPATH": str(tree), "REPRO_RESULTS_DIR": str(results), "REPRO_CACHE_DIR": str(cache),
-           "REPRO_DATA_DIR": str(find_data_dir()), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+           "REPRO_DATA_DIR": str(data), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     for name in ("REPRO_DEADLINE", "REPRO_FIT", "REPRO_PLAN", "REPRO_CLIP"):
         env.pop(name, None)
     cmd = [sys.executable, "-m", "repro", "run", notebook, "--profile", profile, "--force", "--jobs", "1"]

@@ -1,6 +1,7 @@
 """The results store: one JSON file per run, read back into pandas for the reports.
 
-Layout under the results root (env REPRO_RESULTS_DIR, else <repo>/results):
+Layout under the results root (the `root` its callers pass: a notebook's Study passes its Control's
+$REPRO_RESULTS_DIR, the command line its --results-dir; else <repo>/results):
 
     <root>/<profile>/runs/<timestamp>-<notebook>-<id>.json   one file per record(): append-only
     <root>/<profile>/<notebook>/                             a notebook's figures, tables,
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import REPO_ROOT, __version__
+from .control import ranks
 
 STATUSES = ("ok", "diverged", "failed")
 IDENTITY = ["run_id", "timestamp", "notebook", "profile", "task", "method", "seed", "status",
@@ -42,8 +44,9 @@ _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 # ----------------------------------------------------------------------------- paths
 
-def results_root() -> Path:
-    return Path(os.environ.get("REPRO_RESULTS_DIR") or REPO_ROOT / "results")
+def results_root(override: str | Path | None = None) -> Path:
+    """`override` (the Control's results_dir, $REPRO_RESULTS_DIR), else <repo>/results."""
+    return Path(override or REPO_ROOT / "results")
 
 
 def output_path(profile: str, notebook: str, root: Path | str | None = None) -> Path:
@@ -211,8 +214,10 @@ def provenance() -> dict:
 
 def record(*, notebook: str, profile: str, task: str | None, method: str, seed: int | None,
            metrics: dict, times: dict, config: dict, status: str = "ok",
-           root: Path | str | None = None, **extra) -> dict:
-    """Store one run (one task x method x seed) as its own JSON file; returns the row."""
+           root: Path | str | None = None, execution: str | None = None, **extra) -> dict:
+    """Store one run (one task x method x seed) as its own JSON file; returns the row.
+    `execution`: the runner's execution of the notebook (the Control's), telling this run's rows
+    from older ones."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
     timestamp, run_id = utc_now(), uuid.uuid4().hex
@@ -221,14 +226,13 @@ def record(*, notebook: str, profile: str, task: str | None, method: str, seed: 
         "task": task, "method": method, "seed": seed, "status": status,
         "metrics": dict(metrics), "times": dict(times), "config": config,
         "config_hash": config_hash(config),
-        # set by the runner for one notebook execution: tells this run's rows from older ones
-        "execution": os.environ.get("REPRO_EXECUTION_ID"),
+        "execution": execution,
         "provenance": provenance(),
     }
     if clash := set(extra) & set(row):
         raise ValueError(f"extra keys {sorted(clash)} would overwrite the record's own fields")
     row.update(extra)
-    if int(os.environ.get("RANK", 0)) != 0:  # data-parallel: rank 0 alone writes the row
+    if ranks()[0] != 0:  # data-parallel: rank 0 alone writes the row
         return row
     stamp = timestamp.replace("-", "").replace(":", "").replace("+0000", "Z")
     path = Path(root or results_root()) / profile / "runs" / f"{stamp}-{notebook}-{run_id[:8]}.json"
@@ -382,11 +386,12 @@ def save_table(df: pd.DataFrame, out_dir: Path | str, name: str) -> Path:
     return path
 
 
-def write_summary(out_dir: Path | str, data: dict) -> Path:
-    """<out_dir>/summary.json: the notebook's headline numbers, with provenance and a timestamp."""
+def write_summary(out_dir: Path | str, data: dict, execution: str | None = None) -> Path:
+    """<out_dir>/summary.json: the notebook's headline numbers, with provenance and a timestamp,
+    and `execution` (the Control's: the runner checks it is the execution it started)."""
     data = dict(data)
     data["provenance"] = {**provenance(), "timestamp": utc_now(), **data.get("provenance", {})}
-    data.setdefault("execution", os.environ.get("REPRO_EXECUTION_ID"))  # the runner checks it
+    data.setdefault("execution", execution)
     return write_json(Path(out_dir) / "summary.json", data)
 
 

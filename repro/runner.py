@@ -27,6 +27,7 @@ from . import REPO_ROOT  # noqa: F401 - named by callers (runner.REPO_ROOT)
 # the parts' public names, as callers know them (runner.jobs_for, runner.UsageError, ...)
 from .catalogue import (INJECTED, ORDER, TRAIN, UsageError, _parameters_index, depends, description,  # noqa: F401
                         list_notebooks, notebook_parameters, ordered, parameter_types, read_notebook)
+from .control import Control
 from .execute import Outcome, cores, execute
 from .outputs import moved_aside  # noqa: F401
 from .plan import NotebookFailed, plan_units, print_plan, schedule  # noqa: F401
@@ -34,15 +35,18 @@ from .results import results_root, utc_now
 from .selection import Job, jobs_for  # noqa: F401
 
 
-def run(jobs: list[Job], profile: str, results_dir=None, force: bool = False, parallel: int = 1) -> list[Outcome]:
+def run(jobs: list[Job], profile: str, results_dir=None, force: bool = False, parallel: int = 1,
+        control: Control = Control()) -> list[Outcome]:
     """Execute the jobs; a failure doesn't stop the others. parallel > 1 runs independent
-    notebooks side by side, each in its own process with its share of the cores."""
-    root = Path(results_dir or results_root()).resolve()
+    notebooks side by side, each in its own process with its share of the cores. `control`: the
+    command line's settings (Control.from_environ at its top): the results root when
+    `results_dir` is None, and --rerun-stale."""
+    root = Path(results_dir or results_root(control.results_dir)).resolve()
     if parallel > 1 and len(jobs) > 1:
         return _run_parallel(jobs, profile, root, force, parallel)
     outcomes = []
     for job in jobs:
-        outcomes.append(execute(job, profile, root, force))
+        outcomes.append(execute(job, profile, root, force, control))
         _log(root, profile, outcomes[-1])
     return outcomes
 

@@ -5,28 +5,30 @@ PLD's gates and the tasks' model init and dropout all draw from these.
 """
 from __future__ import annotations
 
-import os
 import random
 from typing import Sequence
 
 import torch
 import torch.distributed as dist
 
+from .control import ranks
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            return torch.device("cuda", ranks()[1])
         return torch.device("cpu")
     return torch.device(name)
 
 
 def distributed() -> tuple[int, int]:
     """(rank, world size); joins the process group when launched by torchrun/accelerate."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+    _, local_rank, world = ranks()
+    if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(local_rank)
         dist.init_process_group(backend)
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

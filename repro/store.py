@@ -33,6 +33,7 @@ class Store:
     """Read-only view of one profile's results."""
     profile: str
     root: Path
+    data_dir: str | None = None  # GLUE data for a floor no notebook recorded (the Control's); None: the default
 
     def dir(self, notebook: str) -> Path:
         return self.root / self.profile / notebook

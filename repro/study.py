@@ -1,7 +1,12 @@
 """Run-level resume: every training run a notebook makes is a *unit* of the study.
 
     study = Study("glue_finetune", profile)
+    P = study.get_profile(checkpoint=checkpoint)  # the profile under the runner's checkpoint and --clip
+    data_dir = study.data_dir(data_dir)  # the notebook's parameter, else $REPRO_DATA_DIR
     row = study.unit(task="MRPC", method="dense", seed=0, config=cfg, run=lambda u: {...})
+
+The Study reads the runner's settings from the environment once, when it is made
+(`control.Control.from_environ`), and passes them down as values.
 
 A unit is (notebook, profile, task, method, seed, config hash). `unit()` returns the record of
 that unit when the results store already holds one (status ok or diverged) and only runs
@@ -46,9 +51,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import profiles
 from .control import Control, Probe, TimeUp  # noqa: F401 - Probe, TimeUp: the units below raise them
 from .fingerprint import changed as changed_modules, code_digest, code_fingerprint, loaded_source, traced_calls
-from .results import config_hash, load_runs_raw, record, results_root, to_jsonable
+from .results import config_hash, load_runs_raw, record, to_jsonable
+from .sources import check_data_dir
 
 DONE = ("ok", "diverged")  # a diverged run is a result too
 
@@ -199,12 +206,30 @@ class Study:
     _redone: dict = field(default_factory=dict)  # key -> the re-run's record, or None (deadline, plan mode)
     recorded_only: bool = False  # units not recorded are not run, nor planned (reading()): a sensitivity row
     train: bool = True  # False: recorded units are read, missing ones stay missing (nothing trains, nothing is remade)
-    # what the runner set (deadline, --fit, plan mode, --force, --rerun-stale): read from the
-    # environment once, here at the notebook's set-up, and passed down from here as values
+    # what the runner set (deadline, --fit, plan mode, --force, --rerun-stale, the folders, the
+    # execution, the checkpoint and clip): read from the environment once, here at the notebook's
+    # set-up, and passed down from here as values
     control: Control = field(default_factory=Control.from_environ)
 
     def __post_init__(self):
         loaded_source()  # the code as imported, before anything trains
+        if self.root is None and self.control.results_dir:  # the runner's results root
+            self.root = Path(self.control.results_dir)
+
+    def get_profile(self, **overrides) -> profiles.Profile:
+        """The notebook's profile (profiles.get_profile) under the runner's settings: the
+        checkpoint the environment names unless the notebook names one, and --clip."""
+        if overrides.get("checkpoint") is None:
+            overrides["checkpoint"] = self.control.checkpoint
+        return profiles.get_profile(self.profile, clip=self.control.clip, clip_batch=self.control.clip_batch, **overrides)
+
+    def data_dir(self, data_dir=None) -> str | None:
+        """The data folder the notebook's loaders get: its `data_dir` parameter, else the one the
+        environment names ($REPRO_DATA_DIR, checked here so that an error names it), else None:
+        the loaders' default (sources.find_data_dir)."""
+        if (data_dir is None or str(data_dir) == "") and self.control.data_dir:
+            return str(check_data_dir(self.control.data_dir, "$REPRO_DATA_DIR"))
+        return data_dir
 
     def out(self, output_dir=None) -> Path:
         """Where the notebook writes its tables and figures: `output_dir` when given (the runner
@@ -317,7 +342,7 @@ class Study:
                   if out["remake"]["differs"] else f"the same numbers as run {remade['run_id'][:8]}"), flush=True)
         row = record(notebook=notebook, profile=self.profile, task=task, method=method, seed=seed,
                      config=config, metrics=metrics, times=out.pop("times", {}),
-                     status=out.pop("status", "ok"), root=self.root, unit=key,
+                     status=out.pop("status", "ok"), root=self.root, execution=self.control.execution, unit=key,
                      code={**carried, **code_fingerprint(calls)}, **out)
         entry.update(state="done", run_id=row["run_id"], seconds=row["times"].get("total"))
         self.records()[key] = row
@@ -468,7 +493,7 @@ class Study:
     def write_summary(self, out, data: dict) -> Path:
         """summary.json with the notebook's numbers and the study's state (complete or partial)."""
         from .results import write_summary
-        return write_summary(out, {**data, **self.status()})
+        return write_summary(out, {**data, **self.status()}, execution=self.control.execution)
 
     def _save_plan(self) -> None:
         """Plan mode: the unit list so far (with estimates), as JSON in the file the runner named."""

@@ -227,7 +227,7 @@ def pld_timing_unit(study: Study, P: Profile, seed: int, *, pld_kw: dict, data_d
         if u.probe_steps:  # plan mode: one dense step stands for each of the 2 x (pairs + 2) steps
             paired_step_times(model, batch, rows[:1], pairs=1, warmup=0)
             raise Probe((time.perf_counter() - t0) / 2, 2 * (pairs + 2))
-        res = paired_step_times(model, batch, rows, pairs=pairs)
+        res = paired_step_times(model, batch, rows, pairs=pairs, clip=u.control.clip)
         return {"metrics": {"dense_s": res["dense_s"], "gated_s": res["gated_s"], "ratio": res["ratio"]},
                 "times": {"total": time.perf_counter() - t0, "eval": 0.0}, "step_times": res["times"]}
     return study.unit(task="mlm", method="paired_step_times", seed=seed, config=config, run=run, notebook=PLD_NOTEBOOK)
@@ -382,7 +382,7 @@ def pld_schedule_unit(study: Study, P: Profile, variant: str, seed: int, *, thet
         rows = [hook.replay(round(i * (n - 1) / max(1, pairs - 1)), layers) for i in range(pairs)]
         batch = collate(list(train_ex[:batch_size]), generator=torch.Generator().manual_seed(seed))
         head = float((batch["labels"] != -100).float().mean())  # MLM logits only at the masked tokens
-        timing = paired_step_times(model, batch, rows, pairs=pairs)
+        timing = paired_step_times(model, batch, rows, pairs=pairs, clip=u.control.clip)
 
         def flops(gate_rows):  # mean training FLOPs per step of these gates, over dense
             return sum(flops_per_step(model.config, P.seq_len, batch_size, g, head) for g in gate_rows) / len(gate_rows)

@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from repro.control import Control  # noqa: E402
 from repro.flops import flops_per_token  # noqa: E402
 from repro.model import BertConfig  # noqa: E402
 from repro.profiles import PROFILES, checkpoint_available  # noqa: E402
@@ -212,12 +213,13 @@ def main(argv=None) -> int:
     out = Path(args.results_dir)
     start = args.started or time.time()
     from repro.sources import find_data_dir
+    settings = Control.from_environ()  # the data folder and the checkpoint the notebooks will be given
     try:
-        data = find_data_dir()
+        data = find_data_dir(env_dir=settings.data_dir)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ckpt = checkpoint_available(os.environ.get("REPRO_CHECKPOINT") or P.checkpoint)
+    ckpt = checkpoint_available(settings.checkpoint or P.checkpoint)
     squad = (data / "squad" / "dev-v1.1.json").exists()
     items, facts = plan(args.budget, args.mfu, args.peak_tflops, checkpoint=ckpt, squad=squad,
                         done_s=time.time() - start)

@@ -157,7 +157,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders (their paths are printed)")
     args = ap.parse_args(argv)
-    root = Path(args.results_dir or os.environ.get("REPRO_RESULTS_DIR") or REPO_ROOT / "results").resolve()
+    from repro.control import Control
+
+    root = Path(args.results_dir or Control.from_environ().results_dir or REPO_ROOT / "results").resolve()
     profile_dir = root / args.profile
     notebooks = executed_notebooks(profile_dir, args.names)
     if not notebooks:

@@ -19,9 +19,10 @@ def _real_data_dir() -> Path | None:
     """The real data (shared/data's GLUE, SQuAD and corpus) where this machine has it: the folder
     $REPRO_DATA_DIR named before the session, else the default lookup of repro.sources.find_data_dir.
     Only the tests of the real files' own rows and counts read it; they skip without it."""
+    from repro.control import Control
     from repro.sources import DataNotFoundError, find_data_dir
     try:
-        path = find_data_dir()
+        path = find_data_dir(env_dir=Control.from_environ().data_dir)
     except DataNotFoundError:
         return None
     return path if (path / "glue").is_dir() else None
@@ -29,7 +30,8 @@ def _real_data_dir() -> Path | None:
 
 # The whole suite runs on synthetic data in the real layout (tests/fixture_data.py), made once
 # per session: a fresh clone with nothing beside it passes offline, and every machine tests the
-# same rows. Set in os.environ, so notebook kernels and `python -m repro` subprocesses see it too.
+# same rows. Set in os.environ, so notebook kernels and `python -m repro` subprocesses see it too (their
+# Study or command line reads it); a test that calls the loaders itself passes FIXTURE_DATA_DIR.
 REAL_DATA_DIR = _real_data_dir()
 FIXTURE_DATA_DIR = make_fixture_data(Path(tempfile.mkdtemp(prefix="repro-test-data-")))
 atexit.register(shutil.rmtree, FIXTURE_DATA_DIR, ignore_errors=True)

@@ -14,11 +14,14 @@ from repro import data as D
 from repro import sources as S
 from repro import squad as Q
 from repro.metrics import normalize_answer, squad_scores
+from repro.study import Study
 
 import fixture_data
 from conftest import FIXTURE_DATA_DIR, REAL_DATA_DIR, needs_real_data
 
-# the data the suite runs on: the synthetic folder conftest made (its $REPRO_DATA_DIR)
+# the data the suite runs on: the synthetic folder conftest made (its $REPRO_DATA_DIR, which a
+# notebook's Study reads; called here, the loaders are given it)
+DATA = FIXTURE_DATA_DIR
 FIXTURE = pytest.param(FIXTURE_DATA_DIR, id="fixture")
 REAL = pytest.param(REAL_DATA_DIR, id="real", marks=needs_real_data)
 
@@ -30,7 +33,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def squad():
-    return Q.load_squad()
+    return Q.load_squad(data_dir=DATA)
 
 
 # ---- GLUE ---------------------------------------------------------------------------------------
@@ -80,28 +83,28 @@ def test_glue_file_quirks_in_the_synthetic_data():
     """The synthetic files have the real ones' quirks, so the suite tests the loader on them."""
     glue = FIXTURE_DATA_DIR / "glue"
     assert (glue / "MRPC" / "dev.tsv").read_bytes().startswith("\ufeffQuality".encode())  # the BOM
-    mrpc = D.load_glue("MRPC", "dev")
+    mrpc = D.load_glue("MRPC", "dev", DATA)
     assert all(r["label"] in (0, 1) and not r["text_a"].startswith("\ufeff") for r in mrpc)
     assert '"' in mrpc[0]["text_a"] + mrpc[0]["text_b"]  # quotes kept verbatim (QUOTE_NONE)
     first = (glue / "CoLA" / "dev.tsv").read_text().splitlines()[0].split("\t")
-    assert D.load_glue("cola", "dev")[0] == {"text_a": first[3], "text_b": None, "label": int(first[1])}  # no header
+    assert D.load_glue("cola", "dev", DATA)[0] == {"text_a": first[3], "text_b": None, "label": int(first[1])}  # no header
     rte_labels = [line.split("\t")[3] for line in (glue / "RTE" / "dev.tsv").read_text().splitlines()[1:]]
-    assert [r["label"] for r in D.load_glue("RTE", "dev")] == [("entailment", "not_entailment").index(x)
+    assert [r["label"] for r in D.load_glue("RTE", "dev", DATA)] == [("entailment", "not_entailment").index(x)
                                                                 for x in rte_labels]
-    assert all(type(r["label"]) is float for r in D.load_glue("STS-B", "dev"))
+    assert all(type(r["label"]) is float for r in D.load_glue("STS-B", "dev", DATA))
 
 
 def test_glue_limit_deterministic():
-    full = D.load_glue("SST-2", "dev")
-    a = D.load_glue("SST-2", "dev", limit=50, seed=0)
-    assert len(a) == 50 and a == D.load_glue("SST-2", "dev", limit=50, seed=0)
-    assert a != D.load_glue("SST-2", "dev", limit=50, seed=1)
+    full = D.load_glue("SST-2", "dev", DATA)
+    a = D.load_glue("SST-2", "dev", DATA, limit=50, seed=0)
+    assert len(a) == 50 and a == D.load_glue("SST-2", "dev", DATA, limit=50, seed=0)
+    assert a != D.load_glue("SST-2", "dev", DATA, limit=50, seed=1)
     assert a != full[:50]  # a random subset, not the head
     where = [full.index(r) for r in a]
     assert where == sorted(where)  # in the file's order
-    big = D.load_glue("SST-2", "dev", limit=100, seed=0)
+    big = D.load_glue("SST-2", "dev", DATA, limit=100, seed=0)
     assert all(r in big for r in a)  # nested for one seed
-    assert len(D.load_glue("WNLI", "dev", limit=1000)) == 71
+    assert len(D.load_glue("WNLI", "dev", DATA, limit=1000)) == 71
 
 
 def test_unknown_task_suggestion():
@@ -109,7 +112,7 @@ def test_unknown_task_suggestion():
         D.load_glue("SST3")
     assert "did you mean" in str(e.value).lower() and "CoLA" in str(e.value)
     # Hugging Face's config names are the same tasks
-    assert D.load_glue("sst2", "dev", limit=5) == D.load_glue("SST-2", "dev", limit=5)
+    assert D.load_glue("sst2", "dev", DATA, limit=5) == D.load_glue("SST-2", "dev", DATA, limit=5)
     with pytest.raises(ValueError, match="split"):
         D.load_glue("RTE", "test")
 
@@ -139,7 +142,6 @@ def test_malformed_tsv(tmp_path):
 
 
 def test_missing_data_dir(tmp_path, monkeypatch):
-    monkeypatch.delenv("REPRO_DATA_DIR", raising=False)
     monkeypatch.setattr(repro, "REPO_ROOT", tmp_path / "repo")
     with pytest.raises(S.DataNotFoundError) as e:  # nothing named, no default folder
         S.find_data_dir()
@@ -152,17 +154,25 @@ def test_missing_data_dir(tmp_path, monkeypatch):
         D.load_glue("RTE", source="local")
     # a folder the user named must exist: no fall-back on other data, even when some exists
     (tmp_path / "shared" / "data").mkdir(parents=True)
-    (tmp_path / "env_ok").mkdir()
-    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "env_ok"))
+    env_ok = tmp_path / "env_ok"  # $REPRO_DATA_DIR, as the caller's Control read it
+    env_ok.mkdir()
     with pytest.raises(S.DataDirNotFoundError, match="data_dir '.*arg_missing' does not exist"):
-        S.find_data_dir(tmp_path / "arg_missing")
-    assert S.find_data_dir() == (tmp_path / "env_ok").resolve()
-    assert S.find_data_dir(tmp_path) == tmp_path.resolve()  # the argument comes first
+        S.find_data_dir(tmp_path / "arg_missing", env_ok)
+    assert S.find_data_dir(env_dir=env_ok) == env_ok.resolve()
+    assert S.find_data_dir(tmp_path, env_ok) == tmp_path.resolve()  # the argument comes first
+    with pytest.raises(S.DataDirNotFoundError, match=r"\$REPRO_DATA_DIR '.*env_missing' does not exist"):
+        S.find_data_dir(env_dir=tmp_path / "env_missing")
+    assert S.find_data_dir() == (tmp_path / "shared" / "data").resolve()
+    # from the environment to the loaders: a notebook's Study reads it (Control.from_environ) and
+    # gives its loaders the folder, checked where it is read so that an error names the variable
     monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "env_missing"))
     with pytest.raises(S.DataDirNotFoundError, match=r"\$REPRO_DATA_DIR '.*env_missing' does not exist"):
-        S.find_data_dir()
+        Study("nb", "smoke").data_dir(None)
+    monkeypatch.setenv("REPRO_DATA_DIR", str(env_ok))
+    assert Study("nb", "smoke").data_dir(None) == str(env_ok.resolve())
+    assert Study("nb", "smoke").data_dir(str(tmp_path)) == str(tmp_path)  # the notebook's parameter first
     monkeypatch.delenv("REPRO_DATA_DIR")
-    assert S.find_data_dir() == (tmp_path / "shared" / "data").resolve()
+    assert Study("nb", "smoke").data_dir(None) is None  # the loaders' default lookup
 
 
 def test_auto_falls_back_to_hub(tmp_path, monkeypatch):
@@ -204,7 +214,7 @@ def test_checkpoint_resolution(tmp_path, monkeypatch):
 
 
 def test_encode_glue(tok):
-    pairs = D.encode_glue(D.load_glue("MRPC", "dev", limit=8), tok, max_len=24)
+    pairs = D.encode_glue(D.load_glue("MRPC", "dev", DATA, limit=8), tok, max_len=24)
     assert all(len(f["input_ids"]) <= 24 and len(f["token_type_ids"]) == len(f["input_ids"]) for f in pairs)
     f = pairs[0]
     assert f["input_ids"][0] == tok.cls_token_id and f["input_ids"][-1] == tok.sep_token_id
@@ -315,7 +325,7 @@ def test_squad_predictions_constraints():
 # ---- corpus ---------------------------------------------------------------------------------------
 
 def test_encode_corpus_blocks(tok):
-    text = D.load_corpus("valid", max_chars=200_000)
+    text = D.load_corpus("valid", DATA, max_chars=200_000)
     assert 199_000 < len(text) <= 200_000 and not text.endswith(" ")
     blocks = D.encode_corpus(text, tok, seq_len=64)
     ids = np.stack([b["input_ids"] for b in blocks])

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_mlm_data
+from conftest import FIXTURE_DATA_DIR, tiny_mlm_data
 
 from repro import REPO_ROOT
 from repro.profiles import get_profile
@@ -91,7 +91,7 @@ def _weights_digest(model) -> str:
 @pytest.fixture(scope="module")
 def glue_setup(tokenizer):
     P = get_profile("smoke", max_train_examples=16, max_eval_examples=8, finetune_seq_len=32, finetune_batch=8)
-    return P, glue_data("MRPC", P, tokenizer, seed=0)
+    return P, glue_data("MRPC", P, tokenizer, FIXTURE_DATA_DIR, seed=0)
 
 
 def _finetune(P, data, tokenizer, seed, scramble):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import tiny_mlm_data
+from conftest import FIXTURE_DATA_DIR, tiny_mlm_data
 from repro import earlybert_runs as ebr
 from repro import earlybert_settings as ebs
 from repro import earlybert_tables as ebt
@@ -500,9 +500,9 @@ def test_squad_halves_are_split_by_article_at_the_profiles_sizes(tokenizer):
     from repro import squad as Q
     from repro.profiles import get_profile
     P = get_profile("smoke")
-    s = ebs.Setting(ebs.SQUAD, P)
+    s = ebs.Setting(ebs.SQUAD, P, FIXTURE_DATA_DIR)
     train_f, (eval_q, eval_f, eval_json), _ = s.data(tokenizer, seed=0)
-    halves = Q.squad_article_split(Q.load_squad(), eval_fraction=ebs.SQUAD_SPLIT["eval_fraction"],
+    halves = Q.squad_article_split(Q.load_squad(FIXTURE_DATA_DIR), eval_fraction=ebs.SQUAD_SPLIT["eval_fraction"],
                                    seed=ebs.SQUAD_SPLIT["seed"])
     contexts = [{p["context"] for a in h["data"] for p in a["paragraphs"]} for h in halves]
     assert len(halves[0]["data"]) == len(halves[1]["data"]) == 24 and not contexts[0] & contexts[1]  # 48 articles

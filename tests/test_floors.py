@@ -9,38 +9,40 @@ from repro import floors, report
 from repro.data import load_glue
 from repro.results import write_json
 
+from conftest import FIXTURE_DATA_DIR as DATA  # the suite's data (what $REPRO_DATA_DIR gives a notebook's Study)
+
 
 def test_majority_floor_is_computed_from_the_data():
     # MRPC: "equivalent" is the training majority; always answering it gives precision = the dev
     # share of positives and recall 1, so F1 = 2 pos / (pos + n)
-    train = [r["label"] for r in load_glue("MRPC", "train")]
+    train = [r["label"] for r in load_glue("MRPC", "train", DATA)]
     assert max(set(train), key=train.count) == 1
-    dev = [r["label"] for r in load_glue("MRPC", "dev")]
+    dev = [r["label"] for r in load_glue("MRPC", "dev", DATA)]
     pos, n = sum(dev), len(dev)
-    assert floors.blind_floor("MRPC") == pytest.approx(100 * 2 * pos / (pos + n))
-    assert floors.blind_floor("MRPC") == pytest.approx(81.2, abs=0.1)  # the score the old baseline had
+    assert floors.blind_floor("MRPC", DATA) == pytest.approx(100 * 2 * pos / (pos + n))
+    assert floors.blind_floor("MRPC", DATA) == pytest.approx(81.2, abs=0.1)  # the score the old baseline had
     # accuracy: the dev share of the training majority label (SST-2: positive)
-    sst = [r["label"] for r in load_glue("SST-2", "dev")]
-    assert floors.blind_floor("SST-2") == pytest.approx(100 * sum(sst) / len(sst))
-    assert floors.blind_floor("CoLA") == 0.0  # MCC of a constant prediction
-    assert floors.blind_floor("STS-B") == 0.0  # no correlation without the input
-    assert floors.blind_floor("rte") == floors.blind_floor("RTE") == pytest.approx(52.7, abs=0.1)
+    sst = [r["label"] for r in load_glue("SST-2", "dev", DATA)]
+    assert floors.blind_floor("SST-2", DATA) == pytest.approx(100 * sum(sst) / len(sst))
+    assert floors.blind_floor("CoLA", DATA) == 0.0  # MCC of a constant prediction
+    assert floors.blind_floor("STS-B", DATA) == 0.0  # no correlation without the input
+    assert floors.blind_floor("rte", DATA) == floors.blind_floor("RTE", DATA) == pytest.approx(52.7, abs=0.1)
     # on the seeded dev subset glue_data evaluates on
-    sub = [r["label"] for r in load_glue("SST-2", "dev", limit=100, seed=0)]
-    assert floors.blind_floor("SST-2", max_eval_examples=100) == pytest.approx(sum(sub))
+    sub = [r["label"] for r in load_glue("SST-2", "dev", DATA, limit=100, seed=0)]
+    assert floors.blind_floor("SST-2", DATA, max_eval_examples=100) == pytest.approx(sum(sub))
     assert report.chance_score is floors.blind_floor  # the report's guard uses the same floor
 
 
 def test_stsb_zero_shot_of_the_packaged_checkpoint_is_high():
     # cos(mean-pooled a, mean-pooled b) of all-MiniLM-L6-v2 on the whole STS-B dev set: 87.0 on the
     # real 1500 pairs, and on the synthetic 300 (tests/fixture_data.py sets its noise to match)
-    zero = floors.zero_shot_floor("STS-B", "minilm")
+    zero = floors.zero_shot_floor("STS-B", "minilm", data_dir=DATA)
     print(f"STS-B zero-shot Pearson of the packaged MiniLM: {zero:.1f}")
     assert 75 < zero < 95
-    f = floors.floors("STS-B", "minilm")
+    f = floors.floors("STS-B", "minilm", data_dir=DATA)
     assert f == {"metric": "pearson", "blind": 0.0, "zero_shot": zero, "floor": zero}
-    assert floors.zero_shot_floor("MRPC", "minilm") is None  # a classifier needs a trained head
-    assert floors.floors("MRPC", "minilm")["floor"] == floors.blind_floor("MRPC")
+    assert floors.zero_shot_floor("MRPC", "minilm", data_dir=DATA) is None  # a classifier needs a trained head
+    assert floors.floors("MRPC", "minilm", data_dir=DATA)["floor"] == floors.blind_floor("MRPC", DATA)
 
 
 def test_zero_shot_uses_mean_pooling_over_real_tokens(tokenizer):
@@ -127,10 +129,10 @@ def test_a_pretrained_models_zero_shot_floor_is_recorded_as_a_unit(tmp_path, mon
 
     def ask(task, needs=(model,), checkpoint_id=model["unit"]):
         return zero_shot_unit(Study("pld_glue", "smoke"), task, P, method="postln", tokenizer="minilm",
-                              checkpoint="minilm", checkpoint_id=checkpoint_id, needs=needs)
+                              checkpoint="minilm", checkpoint_id=checkpoint_id, needs=needs, data_dir=DATA)
     rec = ask("STS-B")
     from repro.model import Bert
-    want = floors.zero_shot_scores("STS-B", Bert.from_pretrained("minilm", head=None), tokenizer,
+    want = floors.zero_shot_scores("STS-B", Bert.from_pretrained("minilm", head=None), tokenizer, DATA,
                                    max_eval_examples=P.max_eval_examples)
     assert rec["method"] == "postln_zero_shot" and rec["seed"] is None and rec["used"] == ["r0"]
     assert rec["metrics"]["pearson"] == pytest.approx(want["pearson"]) and rec["config"]["checkpoint"] == model["unit"]

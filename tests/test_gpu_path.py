@@ -24,6 +24,7 @@ from repro import REPO_ROOT
 from repro import profiles as PR
 from repro.earlybert import Slimming, draw_masks, enable_slimming, l1_penalty, prune, random_masks
 from repro.model import Bert
+from repro.study import Study
 from repro.train import TrainConfig, train
 
 from conftest import tiny_mlm_data
@@ -141,12 +142,21 @@ def test_finetune_predictions_under_bf16_are_fp32():
 
 
 # -- clip --------------------------------------------------------------------------------------
+CLIP_ENV, CLIP_BATCH_ENV, CHECKPOINT_ENV = "REPRO_CLIP", "REPRO_CLIP_BATCH", "REPRO_CHECKPOINT"
+
+
 @pytest.fixture
 def no_env(monkeypatch):
-    for k in (PR.CLIP_ENV, PR.CLIP_BATCH_ENV, PR.CHECKPOINT_ENV):
+    for k in (CLIP_ENV, CLIP_BATCH_ENV, CHECKPOINT_ENV):
         monkeypatch.setenv(k, "")  # recorded, so whatever a test (or the CLI it calls) sets is undone
         monkeypatch.delenv(k)
     return monkeypatch
+
+
+def gpu_profile(**overrides):
+    """The gpu profile as a notebook gets it: its Study reads the environment (Control.from_environ)
+    when it is made, and applies the checkpoint and clip there (Study.get_profile)."""
+    return Study("nb", "gpu").get_profile(**overrides)
 
 
 def test_clip_caps(no_env):
@@ -174,23 +184,25 @@ def test_clip_caps(no_env):
 
 
 def test_clip_from_environment(no_env, tmp_path):
-    assert PR.get_profile("gpu").max_steps is None
-    no_env.setenv(PR.CLIP_ENV, "1")
-    no_env.setenv(PR.CLIP_BATCH_ENV, "8")
-    no_env.setenv(PR.CHECKPOINT_ENV, str(tmp_path))  # available: no stand-in
-    P = PR.get_profile("gpu", max_train_examples=1000, seeds=(3, 4))
+    assert gpu_profile().max_steps is None
+    no_env.setenv(CLIP_ENV, "1")
+    no_env.setenv(CLIP_BATCH_ENV, "8")
+    no_env.setenv(CHECKPOINT_ENV, str(tmp_path))  # available: no stand-in
+    P = gpu_profile(max_train_examples=1000, seeds=(3, 4))
     assert (P.max_steps, P.pretrain_batch, P.max_train_examples, P.seeds) == (2, 8, 16, (3,))
     assert P.checkpoint == str(tmp_path)
+    assert PR.get_profile("gpu").max_steps is None  # below the Study, only the values passed count
+    assert PR.get_profile("gpu", clip=True, clip_batch=8).pretrain_batch == 8
     for bad in ("maybe", "2"):
-        no_env.setenv(PR.CLIP_ENV, bad)
+        no_env.setenv(CLIP_ENV, bad)
         with pytest.raises(ValueError, match="REPRO_CLIP.*set it to 1"):
-            PR.get_profile("gpu")
-    no_env.setenv(PR.CLIP_ENV, "0")
-    no_env.setenv(PR.CLIP_BATCH_ENV, "none")
-    assert PR.get_profile("gpu").max_steps is None  # REPRO_CLIP_BATCH alone does nothing
-    no_env.setenv(PR.CLIP_ENV, "yes")
+            gpu_profile()
+    no_env.setenv(CLIP_ENV, "0")
+    no_env.setenv(CLIP_BATCH_ENV, "none")
+    assert gpu_profile().max_steps is None  # REPRO_CLIP_BATCH alone does nothing
+    no_env.setenv(CLIP_ENV, "yes")
     with pytest.raises(ValueError, match="REPRO_CLIP_BATCH='none'.*positive"):
-        PR.get_profile("gpu")
+        gpu_profile()
 
 
 def test_clip_caps_act_where_runs_and_data_are_built(no_env):
@@ -209,13 +221,13 @@ def test_run_clip_flag_sets_env_and_scratch_results(no_env, tmp_path):
 
     seen = {}
 
-    def fake_run(jobs, profile, results_dir, force, parallel=1):
-        seen.update(env=os.environ.get(PR.CLIP_ENV), root=results_dir, names=[j.name for j in jobs])
+    def fake_run(jobs, profile, results_dir, force, parallel=1, control=None):
+        seen.update(env=os.environ.get(CLIP_ENV), root=results_dir, names=[j.name for j in jobs], clip=control.clip)
         return []
     no_env.setattr(cli.runner, "run", fake_run)
     assert cli.main(["run", "glue_finetune", "--profile", "gpu", "--clip", "--results-dir", str(tmp_path)]) == 0
-    assert seen == {"env": "1", "root": str(tmp_path / "_scratch" / "gpu-clip"), "names": ["glue_finetune"]}
-    no_env.setenv(PR.CLIP_ENV, "sometimes")  # a typo never runs at full size
+    assert seen == {"env": "1", "root": str(tmp_path / "_scratch" / "gpu-clip"), "names": ["glue_finetune"], "clip": True}
+    no_env.setenv(CLIP_ENV, "sometimes")  # a typo never runs at full size
     assert cli.main(["run", "glue_finetune", "--profile", "gpu", "--results-dir", str(tmp_path)]) == 2
 
 
@@ -250,10 +262,10 @@ def test_checkpoint_from_a_local_folder_through_the_env(no_env, tmp_path):
     folder = standin(small, root=tmp_path)
     assert json.loads((folder / "config.json").read_text())["model_type"] == "bert"
     assert standin(small, root=tmp_path) == folder  # built once
-    no_env.setenv(PR.CHECKPOINT_ENV, str(folder))
-    P = PR.get_profile("gpu")
+    no_env.setenv(CHECKPOINT_ENV, str(folder))
+    P = gpu_profile()
     assert P.checkpoint == str(folder)
-    assert PR.get_profile("gpu", checkpoint="minilm").checkpoint == "minilm"  # the parameter wins
+    assert gpu_profile(checkpoint="minilm").checkpoint == "minilm"  # the parameter wins
     tok = load_tokenizer(P.checkpoint)
     assert tok("the cat")["input_ids"] == [101, 1996, 4937, 102]  # bert-base-uncased WordPiece ids
     model = glue_model(P.checkpoint, "MRPC", seed=0)
@@ -262,12 +274,12 @@ def test_checkpoint_from_a_local_folder_through_the_env(no_env, tmp_path):
 
 
 def test_clip_stands_in_for_an_unavailable_checkpoint(no_env, tmp_path):
-    no_env.setenv(PR.CLIP_ENV, "1")
+    no_env.setenv(CLIP_ENV, "1")
     no_env.setattr(PR, "checkpoint_available", lambda name: False)
     no_env.setattr(PR, "standin", lambda P, root=None: tmp_path / f"standin-{P.layers}x{P.hidden}")
-    assert PR.get_profile("gpu").checkpoint == str(tmp_path / "standin-12x768")
+    assert gpu_profile().checkpoint == str(tmp_path / "standin-12x768")
     no_env.setattr(PR, "checkpoint_available", lambda name: True)
-    assert PR.get_profile("gpu").checkpoint == "bert-base-uncased"
+    assert gpu_profile().checkpoint == "bert-base-uncased"
 
 
 def test_pld_pretraining_folder_is_a_checkpoint(tmp_path, tokenizer):
@@ -380,7 +392,7 @@ def test_clipped_gpu_profile_runs_every_notebook(tmp_path, request):
         pytest.skip("the clipped gpu profile takes ~25 min on 2 cores: run it with `make test-clip` (pytest -m clip)")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "REPRO_CLIP_BATCH": "8", "HF_HUB_OFFLINE": "1",
            "REPRO_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop(PR.CHECKPOINT_ENV, None)
+    env.pop(CHECKPOINT_ENV, None)
     cmd = [sys.executable, "-m", "repro", "run", "all", "--profile", "gpu", "--clip", "--results-dir", str(tmp_path)]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600)

@@ -22,16 +22,16 @@ def test_glue_finetune_smoke(tmp_path, monkeypatch):
     assert summary["provenance"]["torch"]
     runs = results.load_runs("smoke", "glue_finetune", root=tmp_path)
     # one run per task, plus MRPC's batching check (the same seed with random batches) and its
-    # recipe check (the same seed at another learning rate and length)
+    # learning-rate sweep (the same seed at another learning rate and length)
     assert len(runs) == 4 and set(runs["status"]) == {"ok"}
     assert sorted(zip(runs["task"], runs["method"], runs["config.group_by_length"], runs["config.lr"], runs["config.epochs"])) == [
         ("MRPC", "dense", True, 5e-5, 1.0), ("MRPC", "dense, lr 0.0001, 2 epochs", True, 1e-4, 2.0),
         ("MRPC", "dense, random batches", False, 5e-5, 1.0), ("STS-B", "dense", True, 5e-5, 1.0)]
     assert summary["complete"] and summary["done"] == summary["planned"] == 4
     other = runs[runs.method == "dense, lr 0.0001, 2 epochs"].iloc[0]
-    assert summary["recipe_check"] == {"task": "MRPC", "seed": 0, "metric": "f1", "runs": [
+    assert summary["lr_sweeps"] == [{"task": "MRPC", "seed": 0, "metric": "f1", "runs": [
         {"lr": 5e-5, "epochs": 1.0, "value": pytest.approx(summary["tasks"]["MRPC"]["mean"])},
-        {"lr": 1e-4, "epochs": 2.0, "value": pytest.approx(other["metric.f1"])}]}
+        {"lr": 1e-4, "epochs": 2.0, "value": pytest.approx(other["metric.f1"])}]}]
     assert set(runs["config.pooling"]) == {"mean"}  # MiniLM's own pooling, recorded with every run
     assert runs["config_hash"].notna().all() and runs["prov.git_rev"].notna().all()
     # the floors each task's baseline is held against: input-blind everywhere, zero-shot on STS-B

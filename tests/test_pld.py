@@ -267,7 +267,6 @@ def test_rotated_step_times_rotates_the_order_and_times_every_round(monkeypatch)
     """analysis.rotated_step_times (EarlyBERT's dense / search / ticket steps): every round calls each
     step once, starting one further along; warm-up rounds are not kept; ratios are per round."""
     from repro import analysis
-    monkeypatch.delenv("REPRO_CLIP", raising=False)
     order = []
     # a fake clock: a's steps take 1 s, b's 2 s and c's 3 s whatever the order
     monkeypatch.setattr(analysis, "timed", lambda device, fn: (fn(), {"a": 1.0, "b": 2.0, "c": 3.0}[order[-1]])[1])
@@ -276,6 +275,9 @@ def test_rotated_step_times_rotates_the_order_and_times_every_round(monkeypatch)
     assert order == list("abc" "bca" "cab" "abc")  # 1 warm-up round + 3
     assert all(len(v) == 3 for v in r["times"].values())
     assert r["seconds"] == {"a": 1.0, "b": 2.0, "c": 3.0} and r["ratio"] == {"a": 1.0, "b": 2.0, "c": 3.0}
+    order.clear()  # a clipped study (its Control, from the unit's context): one round, no warm-up
+    r = analysis.rotated_step_times(steps, torch.device("cpu"), rounds=3, warmup=1, clip=True)
+    assert order == list("abc") and all(len(v) == 1 for v in r["times"].values())
 
 
 def test_glue_deltas_of_a_partial_study_leave_a_task_with_no_runs_empty():

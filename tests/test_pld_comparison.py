@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_mlm_data
+from conftest import FIXTURE_DATA_DIR, tiny_mlm_data
 from repro import pld_runs
 from repro.data import Collator
 from repro.evaluation import mlm_loss, unigram_mlm_loss
@@ -155,7 +155,7 @@ def test_full_runs_wait_for_the_pilot_unless_their_rates_are_fixed(tmp_path, mon
                        ("REPRO_PROBE_STEPS", "1"), ("TMPDIR", tmp_path)):
         monkeypatch.setenv(var, str(value))
     study = Study("pld_pretraining", "smoke")
-    cmp = pld_comparison(study, pld_profile(get_profile("smoke")), 0, rates=rates, measure=False)
+    cmp = pld_comparison(study, pld_profile(get_profile("smoke")), 0, rates=rates, measure=False, data_dir=FIXTURE_DATA_DIR)
     assert cmp["runs"] == dict.fromkeys(pld_runs.RUNS) and not any(cmp["pilot"])  # plan mode: nothing trained
     states = [(u["task"], u["state"]) for u in study.units]
     assert states == [("mlm_pilot", "missing")] * 6 + [("mlm", full_state)] * (4 if rates is None else 3)

@@ -11,6 +11,8 @@ import pytest
 from repro import appendix, report, runner
 from repro.results import record, write_json
 
+from conftest import FIXTURE_DATA_DIR as DATA  # the suite's data (what $REPRO_DATA_DIR gives the report notebook)
+
 
 def put(root, notebook, summary, tables=(), execution="e1"):
     d = root / "cpu" / notebook
@@ -39,13 +41,13 @@ def grads(post_input, pre_input, post_param=0.5, pre_param=1.0, hw=0.05, layers=
 ])
 def test_gradient_rule(tmp_path, post_input, pre_input, verdict):
     put(tmp_path, "gradient_norms", grads(post_input, pre_input))
-    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == verdict
+    assert report.assess("cpu", tmp_path, DATA).loc["postln_gradients", "verdict"] == verdict
     put(tmp_path, "gradient_norms", grads(1.0, 1.4, post_param=1.4, pre_param=1.4))
-    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not reproduced"
+    assert report.assess("cpu", tmp_path, DATA).loc["postln_gradients", "verdict"] == "not reproduced"
     put(tmp_path, "gradient_norms", grads(0.7, 1.0, post_param=0.7, hw=0.4))  # the interval reaches 1
-    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not reproduced"
+    assert report.assess("cpu", tmp_path, DATA).loc["postln_gradients", "verdict"] == "not reproduced"
     put(tmp_path, "gradient_norms", grads(0.5, 1.0, layers=4))  # no model deep enough: no verdict
-    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "not measured"
+    assert report.assess("cpu", tmp_path, DATA).loc["postln_gradients", "verdict"] == "not measured"
 
 
 def test_the_gradient_rule_along_training_judges_each_step_with_two_seeds(tmp_path):
@@ -60,24 +62,24 @@ def test_the_gradient_rule_along_training_judges_each_step_with_two_seeds(tmp_pa
     put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": ids, "trained_shape": [12, 256],
                                      "curve_steps": [25, 300], "curve_rule": gradients.curve_rule(curve)},
         tables=[("curves", curve)])
-    row = report.assess("cpu", tmp_path).loc["postln_gradients_training"]
+    row = report.assess("cpu", tmp_path, DATA).loc["postln_gradients_training"]
     assert row["verdict"] == "partly" and row["n"] == "2 seeds per arm"  # shown at step 25, not at 300
     assert "step 25: PostLN 0.01 ± 0.01, PreLN 1.00 ± 0.01, loss 7.00 vs unigram 6.60 (shown)" in row["ours"]
     assert "step 300: PostLN 0.90 ± 0.01" in row["ours"] and "(PostLN not shrunk)" in row["ours"]
     put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": ids[:1], "trained_shape": [12, 256], "curve_rule": []})
-    row = report.assess("cpu", tmp_path).loc["postln_gradients_training"]
+    row = report.assess("cpu", tmp_path, DATA).loc["postln_gradients_training"]
     assert row["verdict"] == "not measured" and "needs >= 2 seeds per arm at a step (PostLN 1, PreLN 0" in row["ours"]
 
 
 def test_gradient_rule_reads_the_trained_pair_and_shows_the_shallow_model(tmp_path):
     g = grads(1.0, 1.0, post_param=1.0, pre_param=1.0)  # balanced at init: not shown at 12 layers
     put(tmp_path, "gradient_norms", g)
-    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    row = report.assess("cpu", tmp_path, DATA).loc["postln_gradients"]
     assert row["verdict"] == "not reproduced" and "shallower: 4 x 256: input PostLN – / PreLN –, param PostLN 1.00" in row["ours"]
     after = [{"layers": 12, "shape": "12 x 256", "stage": "after 300 steps", "variant": v, "metric": "input", "n": 1,
               "mean": x, "hw": float("nan")} for v, x in (("PostLN", 0.6), ("PreLN", 1.0))]
     put(tmp_path, "gradient_norms", {"stats": g["stats"] + after})  # shown after training, one seed: partly at most
-    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    row = report.assess("cpu", tmp_path, DATA).loc["postln_gradients"]
     assert row["verdict"] == "partly" and "12 x 256 after 300 steps (1 seed): input PostLN 0.60 / PreLN 1.00" in row["ours"]
 
 
@@ -111,7 +113,7 @@ EB_SUMMARY = {"earlybert": "detector"}
 def test_earlybert_glue_and_time_rules(tmp_path, gap_dense, gap_random, saving, glue, time):
     df = eb_runs(gap_dense, gap_random, saving)
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     assert claims.loc["earlybert_glue", "verdict"] == glue
     assert claims.loc["earlybert_glue", "value"] == pytest.approx(gap_dense)  # the noise averages out
     assert claims.loc["earlybert_glue", "hw"] > 0  # an interval over the 6 paired runs
@@ -125,10 +127,10 @@ def test_earlybert_glue_counts_only_the_pairs_that_ran(tmp_path):
     df = eb_runs(-0.5, 2.0, 38.0)  # MRPC and RTE learned; RTE's tickets have run for seed 0 only
     df = df[(df["task"] == "MRPC") | (df["method"] == "dense") | (df["seed"] == 0)]
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert row["n"] == "4 task-seed pairs over 2 tasks" and "(over MRPC, RTE;" in row["ours"]
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df[(df["task"] == "MRPC") | (df["method"] == "dense")])])
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]  # RTE learned, but no ticket of it has run
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]  # RTE learned, but no ticket of it has run
     assert row["n"] == "1 task × 3 seeds" and "(over MRPC;" in row["ours"]
 
 
@@ -137,17 +139,17 @@ def test_the_time_claim_says_how_its_runs_were_timed(tmp_path):
     for timing, said in (("wall-clock", "n=6; whole-run wall-clock, the runs timed under different loads;"),
                          ("paired", "n=6; per-step costs timed side by side;")):
         put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df.assign(timing=timing))])
-        assert said in report.assess("cpu", tmp_path).loc["earlybert_time", "ours"]
+        assert said in report.assess("cpu", tmp_path, DATA).loc["earlybert_time", "ours"]
     mixed = df.assign(timing=["paired" if s == 0 else "wall-clock" for s in df["seed"]])
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", mixed)])
-    assert "side by side for 2, whole-run wall-clock for 4" in report.assess("cpu", tmp_path).loc["earlybert_time", "ours"]
+    assert "side by side for 2, whole-run wall-clock for 4" in report.assess("cpu", tmp_path, DATA).loc["earlybert_time", "ours"]
 
 
 def test_time_rule_ignores_the_official_accounting(tmp_path):
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, 2.0, 10.0, official=40.0))])
-    assert report.assess("cpu", tmp_path).loc["earlybert_time", "verdict"] == "not reproduced"
+    assert report.assess("cpu", tmp_path, DATA).loc["earlybert_time", "verdict"] == "not reproduced"
     put(tmp_path, "earlybert_glue", {"earlybert": "fixed"}, [("runs", eb_runs(-0.5, 2.0, 10.0))])
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]  # the summary says which ticket is EarlyBERT
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]  # the summary says which ticket is EarlyBERT
     assert "fixed ticket" in row["ours"]
 
 
@@ -158,7 +160,7 @@ def test_time_rule_ignores_the_official_accounting(tmp_path):
 ])
 def test_early_ticket_rule(tmp_path, early, gap_random, verdict):
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, gap_random, 38.0, early=early))])
-    row = report.assess("cpu", tmp_path).loc["early_ticket"]
+    row = report.assess("cpu", tmp_path, DATA).loc["early_ticket"]
     assert row["verdict"] == verdict and row["value"] == pytest.approx(early[0]) and row["n"] == "6 task-seed pairs"
     assert "detector − end" in row["ours"] and "fixed − random" in row["ours"]
 
@@ -186,7 +188,7 @@ def pld_summary(speed=2.2, status="ok", target=5.0, unigram=6.6, paired=True, **
 ])
 def test_pld_speedup_rule(tmp_path, kw, verdict, value):
     put(tmp_path, "pld_pretraining", pld_summary(**kw))
-    row = report.assess("cpu", tmp_path).loc["pld_speedup"]
+    row = report.assess("cpu", tmp_path, DATA).loc["pld_speedup"]
     assert row["verdict"] == verdict
     assert (row["value"] is None or pd.isna(row["value"])) if value is None else row["value"] == pytest.approx(value)
     if verdict == "not measured":
@@ -201,12 +203,12 @@ def test_pld_speedup_states_the_pilots_finding(tmp_path):
     pilot = {"pilot_steps": 300, "pilot_lrs": [5e-4, 1e-3, 2e-3, 4e-3]}
     put(tmp_path, "pld_pretraining", pld_summary(**pilot, chosen={
         "postln": {"best": 1e-3, "max_stable": 4e-3}, "preln_pld": {"best": 1e-3, "max_stable": 4e-3}}))
-    ours = report.assess("cpu", tmp_path).loc["pld_speedup", "ours"]
+    ours = report.assess("cpu", tmp_path, DATA).loc["pld_speedup", "ours"]
     assert "Pilot (300 steps at 0.0005, 0.001, 0.002, 0.004): postln best 0.001, stable up to 0.004" in ours
     assert "premise, a rate PostLN cannot use, does not show" in ours and "every rate tried" in ours
     put(tmp_path, "pld_pretraining", pld_summary(**pilot, chosen={  # the paper's picture: PostLN breaks first
         "postln": {"best": 5e-4, "max_stable": 1e-3}, "preln_pld": {"best": 2e-3, "max_stable": 4e-3}}))
-    ours = report.assess("cpu", tmp_path).loc["pld_speedup", "ours"]
+    ours = report.assess("cpu", tmp_path, DATA).loc["pld_speedup", "ours"]
     assert "postln best 0.0005, stable up to 0.001" in ours and "premise" not in ours
 
 
@@ -243,7 +245,7 @@ def test_pld_time_rule(tmp_path):
     put(tmp_path, "pld_schedule", {"default_variant": "paper", "timing": timing})
     put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.12, pld_time_per_sample_saving_vs_preln=0.1,
                                                  pld_compute_fraction={"realized": 0.7}))
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     row = claims.loc["pld_time"]
     # the verdict reads pld_schedule's paper formula at 12 layers; the code's and pld_pretraining's are shown beside it
     assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(21) and row["hw"] > 0
@@ -252,17 +254,17 @@ def test_pld_time_rule(tmp_path):
     partial = {"complete": False, "done": 3, "planned": 21}  # pld_pretraining unfinished: the verdict is pld_schedule's
     put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.12, pld_time_per_sample_saving_vs_preln=0.1,
                                                  pld_compute_fraction={"realized": 0.7}, **partial))
-    assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "reproduced"
+    assert report.assess("cpu", tmp_path, DATA).loc["pld_time", "verdict"] == "reproduced"
     put(tmp_path, "pld_schedule", {"default_variant": "code", "timing": timing})  # led by the official code's variant
-    assert report.assess("cpu", tmp_path).loc["pld_time", ["verdict", "value"]].tolist() == ["partly", pytest.approx(17)]
+    assert report.assess("cpu", tmp_path, DATA).loc["pld_time", ["verdict", "value"]].tolist() == ["partly", pytest.approx(17)]
     (tmp_path / "cpu" / "pld_schedule" / "summary.json").unlink()
-    claims = report.assess("cpu", tmp_path)  # without pld_schedule: pld_pretraining's paired timing, 12%, partial
+    claims = report.assess("cpu", tmp_path, DATA)  # without pld_schedule: pld_pretraining's paired timing, 12%, partial
     assert claims.loc["pld_time", "verdict"] == "partial" and claims.loc["pld_time", "value"] == pytest.approx(12)
     put(tmp_path, "pld_pretraining", pld_summary(pld_time_per_sample_saving_paired=0.12, pld_time_per_sample_saving_vs_preln=0.1,
                                                  pld_compute_fraction={"realized": 0.7}))
-    assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "partly"
+    assert report.assess("cpu", tmp_path, DATA).loc["pld_time", "verdict"] == "partly"
     put(tmp_path, "pld_pretraining", pld_summary())  # no paired timing anywhere: not measured
-    assert report.assess("cpu", tmp_path).loc["pld_time", "verdict"] == "not measured"
+    assert report.assess("cpu", tmp_path, DATA).loc["pld_time", "verdict"] == "not measured"
 
 
 def two_pretrainings(method, seed):
@@ -285,7 +287,7 @@ def test_pld_glue_rule_reads_its_fine_tuning_runs_only(tmp_path, level, gap, ver
                                "tasks": ["MRPC", "RTE"], "seeds": [0, 1, 2], "run_ids": ids,
                                "pretraining": {"tokens": 1.6e7, "paper_tokens": 1.05e11, "baseline_val_loss": 5.0,
                                                "unigram_loss": 6.6}})
-    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["pld_glue"]
     assert row["verdict"] == verdict and "preln_pld_best − postln" in row["ours"]
     assert row["value"] == pytest.approx(gap) and row["n"] == "2 tasks × 3 seeds"
     if verdict != "not measured":  # v5 says each task's own test
@@ -309,16 +311,16 @@ def test_pld_glue_holds_stsb_to_the_baseline_models_recorded_zero_shot_score(tmp
     summ = {"baseline": "postln", "methods": ["postln", "preln_pld"], "tasks": ["MRPC", "STS-B"], "seeds": [0, 1, 2],
             "run_ids": ids, "zero_shot": {"postln": {"STS-B": 45.6}, "preln_pld": {"STS-B": 40.0}}}
     put(tmp_path, "pld_glue", summ)
-    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["pld_glue"]
     assert row["n"] == "1 task × 3 seeds" and row["value"] == pytest.approx(0.5) and row["verdict"] == "reproduced"
     assert "STS-B 14.0 vs input-blind 0.0, zero-shot 45.6: learned nothing (needs >= 46.3" in row["ours"]
     put(tmp_path, "pld_glue", {**summ, "zero_shot": {}})  # none recorded: the input-blind floor alone
-    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["pld_glue"]
     assert row["n"] == "2 tasks × 3 seeds" and row["value"] == pytest.approx(-3.75)
 
 
 def test_missing_notebooks_are_not_measured_and_say_what_to_run(tmp_path):
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     assert set(claims["verdict"]) == {"not measured"} and len(claims) == len(report.CLAIMS)
     assert "python -m repro run pld_glue --profile cpu" in claims.loc["pld_glue", "ours"]
     text = report.markdown(claims, report.provenance("cpu", tmp_path), "cpu")
@@ -328,7 +330,7 @@ def test_missing_notebooks_are_not_measured_and_say_what_to_run(tmp_path):
 def test_markdown_links_existing_figures_and_lists_provenance(tmp_path):
     put(tmp_path, "gradient_norms", grads(0.5, 1.0))
     (tmp_path / "cpu" / "gradient_norms" / "grad_norms.png").write_bytes(b"png")
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     prov = report.provenance("cpu", tmp_path)
     assert list(prov["notebook"]) == ["gradient_norms"] and prov.loc[0, "last execution (UTC)"] == "2026-11-25T10:00"
     text = report.markdown(claims, prov, "cpu")
@@ -336,7 +338,7 @@ def test_markdown_links_existing_figures_and_lists_provenance(tmp_path):
     assert "| postln_gradients |" in text and "reproduced 1," in text
 
 
-def test_the_dense_baselines_section_shows_floors_and_recipe_checks(tmp_path):
+def test_the_dense_baselines_section_shows_floors_and_lr_sweeps(tmp_path):
     assert report.baselines("cpu", tmp_path)[0].empty  # glue_finetune has not run: no section
     tasks = {"SST-2": {"metric": "accuracy", "mean": 87.2, "n_seeds": 3, "blind": 50.9, "zero_shot": None,
                        "learned": True, "floors": "SST-2 87.2 vs input-blind 50.9: learned"},
@@ -344,17 +346,20 @@ def test_the_dense_baselines_section_shows_floors_and_recipe_checks(tmp_path):
                        "learned": False, "floors": "needs >= 87.0, set by the zero-shot floor"}}
     batching = {"task": "MRPC", "seeds": [0, 1, 2], "metric": "f1", "a_mean": 85.5, "b_mean": 84.5, "diff": 1.0,
                 "diff_hw": 0.5, "speedup": 1.18}
-    recipes = {"task": "STS-B", "seed": 0, "metric": "pearson",
-               "runs": [{"lr": 2e-5, "epochs": 3.0, "value": 83.4}, {"lr": 5e-5, "epochs": 6.0, "value": 87.5}]}
-    put(tmp_path, "glue_finetune", {"tasks": tasks, "batching_check": batching, "recipe_check": recipes,
+    sweeps = [{"task": "STS-B", "seed": 0, "metric": "pearson",
+               "runs": [{"lr": 2e-5, "epochs": 3.0, "value": 83.4}, {"lr": 5e-5, "epochs": 6.0, "value": 87.5}]},
+              {"task": "RTE", "seed": 0, "metric": "accuracy", "runs": [{"lr": 1e-4, "epochs": 10.0, "value": 58.1}]}]
+    put(tmp_path, "glue_finetune", {"tasks": tasks, "batching_check": batching, "lr_sweeps": sweeps,
                                     "complete": False, "done": 8, "planned": 24})
     table, notes = report.baselines("cpu", tmp_path)
     assert list(table["learned"]) == ["yes", "no"] and table.loc[1, "zero-shot"] == 87.0
-    assert notes == ["Recipe check, STS-B seed 0: pearson 83.4 (lr 2e-05, 3 epochs), 87.5 (lr 5e-05, 6 epochs).",
+    assert notes == ["Learning-rate sweep, STS-B seed 0: pearson 83.4 (lr 2e-05, 3 epochs), 87.5 (lr 5e-05, 6 epochs); "
+                     "best 87.5 at lr 5e-05, 6 epochs.",
+                     "Learning-rate sweep, RTE seed 0: accuracy 58.1 (lr 0.0001, 10 epochs); best 58.1 at lr 0.0001, 10 epochs.",
                      "Length-grouped vs random batches, MRPC seeds [0, 1, 2]: f1 85.5 vs 84.5 (difference 1.0 ± 0.5); "
                      "1.18x the training examples per second.", "Partial: 8 of 24 runs."]
-    text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "",
-                           report.sections("cpu", tmp_path))
+    text = report.markdown(report.assess("cpu", tmp_path, DATA), report.provenance("cpu", tmp_path), "cpu", "",
+                           report.sections("cpu", tmp_path, DATA))
     assert text.index("## Dense baselines") < text.index("## Rules") and "| STS-B | pearson | 86.0 |" in text
     assert "## Early, late and random tickets" not in text  # earlybert_glue has not run
 
@@ -362,17 +367,17 @@ def test_the_dense_baselines_section_shows_floors_and_recipe_checks(tmp_path):
 def test_the_tickets_section_pairs_early_late_and_random_by_task(tmp_path):
     df = eb_runs(-0.5, 2.0, 38.0, early=(-0.5, 0.2))
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df[df["method"] != "end"])])
-    assert report.tickets("cpu", tmp_path)[0].columns[1] == "dense learned"  # detector, fixed, random: shown
+    assert report.tickets("cpu", tmp_path, DATA)[0].columns[1] == "dense learned"  # detector, fixed, random: shown
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df[df["method"].isin(["dense", "detector"])])])
-    assert report.tickets("cpu", tmp_path)[0].empty  # one kind of ticket: nothing to compare
+    assert report.tickets("cpu", tmp_path, DATA)[0].empty  # one kind of ticket: nothing to compare
     put(tmp_path, "earlybert_glue", EB_SUMMARY | {"complete": False, "done": 30, "planned": 40}, [("runs", df)])
-    table, notes = report.tickets("cpu", tmp_path)
+    table, notes = report.tickets("cpu", tmp_path, DATA)
     assert list(table["task"]) == ["MRPC", "RTE", "counted: MRPC, RTE"] and list(table["dense learned"]) == ["yes", "yes", ""]
     assert set(table["detector-end"]) == {"-0.5 ± 0.0"} and set(table["fixed-end"]) == {"+0.2 ± 0.0"}
     assert table.loc[2, "detector-random"].startswith("+2.0 ± ") and notes == ["Partial: 30 of 40 runs."]
     assert list(table["detector-end pairs"]) == [3, 3, 6]
-    text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "",
-                           report.sections("cpu", tmp_path))
+    text = report.markdown(report.assess("cpu", tmp_path, DATA), report.provenance("cpu", tmp_path), "cpu", "",
+                           report.sections("cpu", tmp_path, DATA))
     assert text.index("## Early, late and random tickets") < text.index("## Rules")
     assert "| counted: MRPC, RTE |  |" in text
 
@@ -395,27 +400,27 @@ def test_early_bird_rule_over_every_search(tmp_path):
                 "distance_to_last": {"heads": [drift] * searches, "ffn": [drift / 2] * searches}}
     put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "tasks": ["MRPC"], "settings": {
         "fine-tuning": setting([0.1, 0.2, 0.5]), "pre-training": setting([0.12], searches=1)}})
-    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    row = report.assess("cpu", tmp_path, DATA).loc["early_bird"]
     assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(20)  # the median, not the mean (27%)
     assert "met in 3 of 3 searches" in row["ours"] and "heads 0.30, ffn 0.15" in row["ours"]
     put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "settings": {
         "fine-tuning": setting([0.1, 0.2]), "pre-training": setting([0.12], searches=1)}})
-    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    row = report.assess("cpu", tmp_path, DATA).loc["early_bird"]
     assert row["verdict"] == "partly" and "met in 2 of 3" in row["ours"]  # one search never met it
     put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "settings": {
         "fine-tuning": setting([0.4, 0.5, 0.6]), "pre-training": setting([], searches=1)}})
-    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    row = report.assess("cpu", tmp_path, DATA).loc["early_bird"]
     assert row["verdict"] == "partly" and "never met in 1 search(es)" in row["ours"]
     put(tmp_path, "ticket_mask_distance", {"epsilon": 0.1, "window": 5, "settings": {
         "fine-tuning": setting([], searches=3)}})
-    assert report.assess("cpu", tmp_path).loc["early_bird", "verdict"] == "not reproduced"
+    assert report.assess("cpu", tmp_path, DATA).loc["early_bird", "verdict"] == "not reproduced"
 
 
 def test_a_baseline_at_chance_measures_nothing(tmp_path):
     # MRPC's majority label scores F1 81.2 and RTE's 52.7: a dense model at 55 learned neither task
-    assert report.chance_score("MRPC") == pytest.approx(81.2, abs=0.1) and report.chance_score("STS-B") == 0
+    assert report.chance_score("MRPC", DATA) == pytest.approx(81.2, abs=0.1) and report.chance_score("STS-B", DATA) == 0
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, 2.0, 38.0, level=55.0))])
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     for key in ("earlybert_glue", "early_ticket"):
         assert claims.loc[key, "verdict"] == "not measured" and "learned nothing" in claims.loc[key, "ours"]
 
@@ -428,31 +433,31 @@ def test_squad_rule_needs_a_dense_model_that_learned(tmp_path):
                              for s in (0, 1, 2) for m in ("dense", "random", "detector")])
     summ = {"earlybert": "detector", "gate": "passed", "dense_f1_bar": 50.0, "n_train_windows": 5400}
     put(tmp_path, "earlybert_squad", summ, [("runs", runs(60.0, -0.5))])
-    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_squad"]
     assert row["verdict"] == "reproduced" and row["value"] == pytest.approx(-0.5) and "5400 training" in row["scale"]
     put(tmp_path, "earlybert_squad", summ, [("runs", runs(60.0, -1.0))])  # on the 1-F1 margin: nothing decides it
-    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_squad"]
     assert row["verdict"] == "not reproduced" and "inconclusive" in row["ours"] and "no number of seeds" in row["ours"]
     put(tmp_path, "earlybert_squad", summ, [("runs", runs(5.0, -1.0))])
-    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_squad"]
     assert row["verdict"] == "not measured" and "learned nothing" in row["ours"]
     # dense seed 0 below the bar: the comparison never ran, and the row says why
     put(tmp_path, "earlybert_squad", summ | {"gate": "failed"}, [("runs", runs(30.0, -1.0).query("method == 'dense'"))])
-    row = report.assess("cpu", tmp_path).loc["earlybert_squad"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_squad"]
     assert row["verdict"] == "not measured" and "reached F1 30.0, below the bar of 50" in row["ours"]
 
 
 def test_a_partial_notebook_gets_no_final_verdict_and_stale_runs_are_named(tmp_path):
     from repro.results import record
     put(tmp_path, "gradient_norms", grads(0.5, 1.0) | {"complete": False, "done": 1, "planned": 3})
-    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    row = report.assess("cpu", tmp_path, DATA).loc["postln_gradients"]
     assert row["verdict"] == "partial" and row["ours"].startswith("partial (gradient_norms 1 of 3 runs)")
     current = record(notebook="gradient_norms", profile="cpu", task="mlm", method="post", seed=0, metrics={},
                      times={}, config={}, root=tmp_path, unit="k", code={"repro.model": "0" * 12})
     put(tmp_path, "gradient_norms", grads(0.5, 1.0) | {"complete": True, "run_ids": [current["run_id"]]})
     prov = report.provenance("cpu", tmp_path)
     assert prov.loc[0, "code"] == "stale: 1 of 1 runs made before model changed"
-    assert report.assess("cpu", tmp_path).loc["postln_gradients", "verdict"] == "outdated"  # shown, never current
+    assert report.assess("cpu", tmp_path, DATA).loc["postln_gradients", "verdict"] == "outdated"  # shown, never current
 
 
 def test_smoke_gives_no_verdicts_but_still_runs_the_rules(tmp_path):
@@ -464,7 +469,7 @@ def test_smoke_gives_no_verdicts_but_still_runs_the_rules(tmp_path):
         (tmp_path / "cpu" / notebook).rename(smoke)
     both("gradient_norms", grads(0.5, 1.0))
     both("earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.5, 2.0, 38.0))])
-    claims = report.assess("smoke", tmp_path)
+    claims = report.assess("smoke", tmp_path, DATA)
     assert (claims["verdict"] == report.SMOKE_VERDICT).all()
     assert claims.loc["postln_gradients", "rule_verdict"] == "reproduced"  # what the rule would say
     assert claims.loc["earlybert_time", "rule_verdict"] == "reproduced"
@@ -477,7 +482,7 @@ def test_smoke_gives_no_verdicts_but_still_runs_the_rules(tmp_path):
     assert all(row.rstrip().endswith(f"| {report.SMOKE_VERDICT} |") for row in rows)
     assert not any(v in table for v in ("| reproduced |", "| partly |", "| not reproduced |"))
     # at any other profile the verdict is the rule's
-    cpu = report.assess("cpu", tmp_path)
+    cpu = report.assess("cpu", tmp_path, DATA)
     assert (cpu["verdict"] == cpu["rule_verdict"]).all()
 
 
@@ -499,7 +504,7 @@ def test_a_negative_saving_reads_as_more_time(tmp_path):
     put(tmp_path, "earlybert_pretraining", {"methods": {"earlybert": {"time_saving_pct": -3.0, "flops_saving_pct": 24.0}}})
     timing = {"paper": pld_module.schedule_timing(schedule_record("paper", [1.04, 1.05, 1.06], 0.8))}
     put(tmp_path, "pld_schedule", {"default_variant": "paper", "timing": timing})  # 5% slower steps with PLD
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     eb, pld = claims.loc["earlybert_time", "ours"], claims.loc["pld_time", "ours"]
     assert "glue: 75.9 ± 0.0% more time with equal epochs, 50.9 ± 0.0% more time as run (34.0% fewer FLOPs, n=6;" in eb, eb
     assert "pre-training: 3.0% more time (24.0% fewer FLOPs, n=1)" in eb
@@ -517,38 +522,37 @@ def test_numbers_the_code_no_longer_computes_get_no_verdict(tmp_path):
 
     from repro.catalogue import NOTEBOOKS_DIR
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.2, 2.0, 38.0))])
-    assert report.assess("cpu", tmp_path).loc["earlybert_glue", "verdict"] == "reproduced"
+    assert report.assess("cpu", tmp_path, DATA).loc["earlybert_glue", "verdict"] == "reproduced"
     run_json = tmp_path / "cpu" / "earlybert_glue" / "run.json"
     made = json.loads(run_json.read_text())
     made["request"] = {"source_sha256": "0" * 64}  # another version of the notebook made them
     run_json.write_text(json.dumps(made))
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert row["verdict"] == "outdated" and "re-run earlybert_glue" in row["ours"] and "earlier version" in row["ours"]
     made["request"] = {"source_sha256": hashlib.sha256((NOTEBOOKS_DIR / "earlybert_glue.py").read_bytes()).hexdigest()}
     run_json.write_text(json.dumps(made))
-    assert report.assess("cpu", tmp_path).loc["earlybert_glue", "verdict"] == "reproduced"
+    assert report.assess("cpu", tmp_path, DATA).loc["earlybert_glue", "verdict"] == "reproduced"
     # a run whose code changed since: stale, so outdated
     rec = record(notebook="gradient_norms", profile="cpu", task="12x256", method="postln", seed=0, metrics={},
                  times={}, config={}, root=tmp_path, code={"metrics.py::glue_metrics": "0" * 12})
     put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": [rec["run_id"]]})
-    row = report.assess("cpu", tmp_path).loc["postln_gradients"]
+    row = report.assess("cpu", tmp_path, DATA).loc["postln_gradients"]
     assert row["verdict"] == "outdated" and "stale: 1 of 1 runs" in row["ours"]
 
 
-def test_earlybert_runs_learned_tasks_first(tmp_path, monkeypatch):
+def test_earlybert_runs_learned_tasks_first(tmp_path):
     from repro.earlybert_runs import by_value, run_order
-    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path))
     tasks = ["SST-2", "STS-B", "MRPC", "RTE", "CoLA"]
-    assert by_value(tasks, "cpu") == tasks  # glue_finetune has not run: the profile's order
+    assert by_value(tasks, "cpu", tmp_path) == tasks  # glue_finetune has not run: the profile's order
     judged = {"SST-2": True, "STS-B": False, "MRPC": False, "CoLA": True}  # RTE: not run yet
     put(tmp_path, "glue_finetune", {"tasks": {t: {"learned": v} for t, v in judged.items()}})
-    assert by_value(tasks, "cpu") == ["SST-2", "CoLA", "RTE", "STS-B", "MRPC"]
+    assert by_value(tasks, "cpu", tmp_path) == ["SST-2", "CoLA", "RTE", "STS-B", "MRPC"]
     # below the checkpoint's zero-shot score (STS-B here): last, after the tasks more seeds may still lift
     judged["STS-B"] = {"learned": False, "mean": 85.4, "zero_shot": 87.0}
     put(tmp_path, "glue_finetune", {"tasks": {t: v if isinstance(v, dict) else {"learned": v} for t, v in judged.items()}})
-    assert by_value(tasks, "cpu") == ["SST-2", "CoLA", "RTE", "MRPC", "STS-B"]
+    assert by_value(tasks, "cpu", tmp_path) == ["SST-2", "CoLA", "RTE", "MRPC", "STS-B"]
     # first seeds by value, then the further seeds tier by tier: the counted tasks' before the others'
-    order = run_order({"SST-2": [0, 1, 2], "MRPC": [0, 1, 2, 3], "CoLA": [0, 1, 2], "STS-B": [0, 1]}, "cpu")
+    order = run_order({"SST-2": [0, 1, 2], "MRPC": [0, 1, 2, 3], "CoLA": [0, 1, 2], "STS-B": [0, 1]}, "cpu", tmp_path)
     assert order == [(0, "SST-2"), (0, "CoLA"), (0, "MRPC"), (0, "STS-B"),
                      (1, "SST-2"), (1, "CoLA"), (2, "SST-2"), (2, "CoLA"),
                      (1, "MRPC"), (2, "MRPC"), (3, "MRPC"), (1, "STS-B")]
@@ -578,21 +582,21 @@ def test_the_rule_in_force_before_the_data_judges_and_later_ones_are_shown_besid
     set on 2026-11-29, says reproduced."""
     from repro import rules
     put(tmp_path, "ticket_mask_distance", bird())  # no record to date the data: the latest rule judges
-    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    row = report.assess("cpu", tmp_path, DATA).loc["early_bird"]
     assert row["verdict"] == "reproduced" and row["rule_version"] == "v2 (2026-11-29)" and row["verdicts_by_version"] == ""
     assert row["rule"] == rules.RULES["early_bird"][-1].text and "1 after 30%" in row["ours"]
     # data recorded after v2, but the notebook's first searches were recorded before it (since re-run)
     stamped(tmp_path, "ticket_mask_distance", "2026-11-25T12:00:00+00:00")
     put(tmp_path, "ticket_mask_distance", bird(run_ids=[stamped(tmp_path, "ticket_mask_distance", "2026-11-30T00:00:00+00:00")]))
-    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    row = report.assess("cpu", tmp_path, DATA).loc["early_bird"]
     assert row["verdict"] == "reproduced" and row["data_from"] == "2026-11-30T00:00"
     assert row["verdicts_by_version"] == ("v1 (2026-11-25): partly; "
                                           "v2 (2026-11-29) [judges] [set after the first data]: reproduced")
-    text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu")
+    text = report.markdown(report.assess("cpu", tmp_path, DATA), report.provenance("cpu", tmp_path), "cpu")
     assert "## Rule versions" in text and "| early_bird | v1 | 2026-11-25 10:39 | partly |" in text
     # data recorded before v2 was set: v1 judges them
     put(tmp_path, "ticket_mask_distance", bird(run_ids=[stamped(tmp_path, "ticket_mask_distance", "2026-11-26T00:00:00+00:00")]))
-    row = report.assess("cpu", tmp_path).loc["early_bird"]
+    row = report.assess("cpu", tmp_path, DATA).loc["early_bird"]
     assert row["verdict"] == "partly" and row["rule_version"] == "v1 (2026-11-25)"
     assert row["rule"] == rules.RULES["early_bird"][0].text and "v1 (2026-11-25) [judges]: partly" in row["verdicts_by_version"]
 
@@ -601,7 +605,7 @@ def test_earlybert_data_recorded_before_the_equivalence_rule_keep_the_pooled_rul
     df = eb_runs(-0.5, 2.0, 38.0)  # -0.5 ± 0.75 per task: the pooled rule (>= -1.5) says reproduced, v4 inconclusive
     put(tmp_path, "earlybert_glue", EB_SUMMARY | {"run_ids": [stamped(tmp_path, "earlybert_glue", "2026-12-01T00:00:00+00:00")]},
         [("runs", df)])
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert row["verdict"] == "reproduced" and row["rule_version"] == "v3 (2026-11-29)"
     assert row["verdicts_by_version"].endswith("v3 (2026-11-29) [judges]: reproduced; "
                                                "v4 (2026-12-06) [set after the first data]: partly")
@@ -612,7 +616,7 @@ def test_glue_tasks_are_judged_alone_never_pooled(tmp_path):
     rule: reproduced); per task, RTE is worse than dense by more than the margin: partly."""
     up, down = eb_runs(3.0, 2.0, 38.0), eb_runs(-3.0, 2.0, 38.0)
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", pd.concat([up[up["task"] == "MRPC"], down[down["task"] == "RTE"]]))])
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert row["verdict"] == "partly" and row["value"] == pytest.approx(-3.0) and "(RTE," in row["unit"]
     assert "MRPC accuracy: − dense +3.0 ± 0.7: comparable" in row["ours"] and "RTE accuracy: − dense -3.0 ± 0.7: worse" in row["ours"]
 
@@ -622,14 +626,14 @@ def test_mrpc_is_counted_by_accuracy_with_its_f1_beside(tmp_path):
     accuracy's (68.4 + 5): counted by accuracy, MRPC is a task dense learned."""
     df = eb_runs(-0.2, 2.0, 38.0, level=84.0)
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert row["n"] == "2 tasks × 3 seeds" and "MRPC accuracy 76.0 vs input-blind 68.4: learned" in row["ours"]
     assert "MRPC accuracy: − dense -0.2 ± 0.7" in row["ours"] and "(f1 beside: − dense -0.2 ± 0.7, − random +2.0 ± 0.7)" in row["ours"]
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df.drop(columns="accuracy"))])  # no accuracy recorded: F1
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert row["n"] == "1 task × 3 seeds" and "MRPC 84.0 vs input-blind 81.2: learned nothing" in row["ours"]
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
-    table = report.tickets("cpu", tmp_path)[0].set_index("task")  # the tickets section counts MRPC alike
+    table = report.tickets("cpu", tmp_path, DATA)[0].set_index("task")  # the tickets section counts MRPC alike
     assert table.loc["MRPC", "detector"].startswith("75.8 ± ") and table.loc["RTE", "detector"].startswith("83.8 ± ")
 
 
@@ -667,16 +671,16 @@ def test_the_report_reads_the_floors_glue_finetune_recorded(tmp_path):
     df = eb_runs(-0.2, 2.0, 38.0).replace({"MRPC": "SST-2"})
     df["accuracy"] = float("nan")
     put(tmp_path, "earlybert_glue", EB_SUMMARY | {"checkpoint": "minilm", "n_eval": None}, [("runs", df)])
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert "SST-2 90.0 vs input-blind 50.9: learned (input-blind not recorded: computed from the GLUE labels)" in row["ours"]
     put(tmp_path, "glue_finetune", {"checkpoint": "minilm", "n_eval": None, "tasks": {
         "SST-2": {"metric": "accuracy", "blind": 88.0}, "RTE": {"metric": "accuracy", "blind": 52.7}}})
-    row = report.assess("cpu", tmp_path).loc["earlybert_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert "SST-2 90.0 vs input-blind 88.0: learned nothing (needs >= 93.0" in row["ours"] and "(over RTE;" in row["ours"]
     assert "not recorded" not in row["ours"].split("RTE 90.0")[1]
     # recorded on another dev subset: not this comparison's floors
     put(tmp_path, "glue_finetune", {"checkpoint": "minilm", "n_eval": 500, "tasks": {"SST-2": {"metric": "accuracy", "blind": 88.0}}})
-    assert "SST-2 90.0 vs input-blind 50.9: learned" in report.assess("cpu", tmp_path).loc["earlybert_glue", "ours"]
+    assert "SST-2 90.0 vs input-blind 50.9: learned" in report.assess("cpu", tmp_path, DATA).loc["earlybert_glue", "ours"]
 
 
 def test_provenance_and_compute_come_from_the_records(tmp_path):
@@ -693,11 +697,11 @@ def test_provenance_and_compute_come_from_the_records(tmp_path):
     notes = report.provenance("cpu", tmp_path).attrs["notes"]
     assert notes == [f"- glue_finetune: 1 record(s) with transformers 0.0.1 (the lock pins {machines.locked()['transformers']}): "
                      "dense MRPC s2"]
-    spent = machines.compute_spent(report.Store("cpu", tmp_path), ["glue_finetune"]).set_index("notebook")
+    spent = machines.compute_spent(report.Store("cpu", tmp_path, DATA), ["glue_finetune"]).set_index("notebook")
     assert spent.loc["glue_finetune", "core-hours"] == 5.0 and spent.loc["glue_finetune", "core-hours shown"] == 3.0
     assert spent.loc["all", "records"] == 4 and spent.loc["all", "records shown"] == 3
-    text = report.markdown(report.assess("cpu", tmp_path), report.provenance("cpu", tmp_path), "cpu", "", (),
-                           report.appendix_sections("cpu", report.assess("cpu", tmp_path), tmp_path))
+    text = report.markdown(report.assess("cpu", tmp_path, DATA), report.provenance("cpu", tmp_path), "cpu", "", (),
+                           report.appendix_sections("cpu", report.assess("cpu", tmp_path, DATA), tmp_path))
     assert "Records made with package versions other than the lock's" in text and "## A. Compute spent" in text
 
 
@@ -718,21 +722,21 @@ def test_a_time_claim_is_judged_on_one_machine(tmp_path):
     all six average 28% (partly under v2); the v3 rule reads CPU A's four (reproduced)."""
     from repro import rules
     paired_times(tmp_path, lambda t, s: "CPU A" if t == "MRPC" or s == 0 else "CPU B", {"CPU A": 40.0, "CPU B": 4.0})
-    row = report.assess("cpu", tmp_path).loc["earlybert_time"]
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_time"]
     assert "timed on CPU A: 40.0 ± 0.0% less time (n=4), CPU B: 4.0 ± 0.0% less time (n=2); the v3 rule reads CPU A" in row["ours"]
     assert row["rule_version"].startswith("v3") and row["verdict"] == "reproduced" and row["value"] == pytest.approx(40.0)
     facts = claims_facts(tmp_path, "earlybert_time")
     assert rules.verdict("earlybert_time", 1, facts) == "partly" and facts["equal"] == pytest.approx(28.0)
-    seeds = appendix.per_seed(report.Store("cpu", tmp_path))
+    seeds = appendix.per_seed(report.Store("cpu", tmp_path, DATA))
     timed = seeds[seeds["claims"] == "earlybert_time"]
     assert sorted(timed["machine"]) == ["CPU A"] * 4 + ["CPU B"] * 2
     paired_times(tmp_path, lambda t, s: "CPU A", {"CPU A": 40.0})  # one machine: named, nothing to choose
-    assert "per-step costs timed side by side; timed on CPU A)" in report.assess("cpu", tmp_path).loc["earlybert_time", "ours"]
+    assert "per-step costs timed side by side; timed on CPU A)" in report.assess("cpu", tmp_path, DATA).loc["earlybert_time", "ours"]
 
 
 def claims_facts(root, key):
     """The facts a claim's measure gives its rules."""
-    return next(c for c in report.CLAIMS if c.name == key).measure(report.Store("cpu", root))["facts"]
+    return next(c for c in report.CLAIMS if c.name == key).measure(report.Store("cpu", root, DATA))["facts"]
 
 
 def test_pld_glue_with_one_pretraining_run_per_arm_is_partly_at_most(tmp_path):
@@ -746,7 +750,7 @@ def test_pld_glue_with_one_pretraining_run_per_arm_is_partly_at_most(tmp_path):
     summ = {"baseline": "postln", "methods": ["postln", "preln_pld"], "tasks": ["MRPC", "RTE"], "seeds": [0, 1, 2],
             "run_ids": ids, "chance": {"MRPC": 81.2, "RTE": 52.7}}
     put(tmp_path, "pld_glue", summ)
-    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["pld_glue"]
     assert row["rule_version"].startswith("v4") and row["verdict"] == "partly"
     assert "pre-training runs per arm: postln 1, preln_pld 1 (reproduced needs 2" in row["ours"]
     assert "random-init floor: not measured (no random_init record)" in row["ours"]
@@ -757,7 +761,7 @@ def test_pld_glue_with_one_pretraining_run_per_arm_is_partly_at_most(tmp_path):
     for seed in (0, 1, 2):
         ids.append(raw_record(tmp_path, "pld_glue", "postln_random_init", "RTE", seed, metrics={"accuracy": 91.0}))
     put(tmp_path, "pld_glue", summ | {"run_ids": ids})
-    row = report.assess("cpu", tmp_path).loc["pld_glue"]
+    row = report.assess("cpu", tmp_path, DATA).loc["pld_glue"]
     assert "random-init floor: recorded" in row["ours"] and "RTE 90.0 vs input-blind 52.7, random-init 91.0: learned nothing" in row["ours"]
     assert claims_facts(tmp_path, "pld_glue")["learned_ri"] and len(claims_facts(tmp_path, "pld_glue")["deltas"]["learned_ri"]) == 3
     facts = claims_facts(tmp_path, "pld_glue")  # v5: per task, and RTE below its random-init floor is not counted
@@ -775,7 +779,7 @@ def test_hyperparameters_are_read_from_the_configs(tmp_path):
         "draw": {"head_ratio": 1 / 3, "ffn_ratio": 0.4}}))
     earlier = [raw_record(tmp_path, "earlybert_glue", "detector", "SST-2", 0, config=recipe | {"train": {"lr": 3e-5}})]
     put(tmp_path, "earlybert_glue", EB_SUMMARY | {"run_ids": ids, "read_only_run_ids": earlier})
-    table = appendix.hyperparameters(report.Store("cpu", tmp_path), ["earlybert_glue"]).set_index(["recipe", "arm"])
+    table = appendix.hyperparameters(report.Store("cpu", tmp_path, DATA), ["earlybert_glue"]).set_index(["recipe", "arm"])
     assert table.loc[("judged", "dense"), "lr"] == "5e-05" and table.loc[("judged", "dense"), "runs"] == 2
     got = table.loc[("judged", "detector")]
     assert (got["lr"], got["length"], got["weight decay"], got["heads / FFN pruned"]) == ("4e-05", "2 epoch(s)", "0.01", "0.33 / 0.40")
@@ -784,7 +788,7 @@ def test_hyperparameters_are_read_from_the_configs(tmp_path):
 
 def test_per_seed_numbers_of_every_compared_arm(tmp_path):
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.2, 2.0, 38.0))])
-    seeds = appendix.per_seed(report.Store("cpu", tmp_path))
+    seeds = appendix.per_seed(report.Store("cpu", tmp_path, DATA))
     scores = seeds[seeds["claims"] == "early_ticket, earlybert_glue"]
     assert len(scores) == 2 * 3 * 5 and set(scores["arm"]) == {"dense", "random", "detector", "fixed", "end"}
     assert set(scores.loc[scores["task"] == "MRPC", "metric"]) == {"accuracy"}  # the counted metric
@@ -797,7 +801,7 @@ def test_what_would_change_a_verdict_is_computed(tmp_path):
     from repro import rules, stats
     df = eb_runs(-0.5, 2.0, 20.0)  # -0.5 ± 0.75 per task: inconclusive at the 1-point margin
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     diffs = rules.task_tests(claims_facts(tmp_path, "earlybert_glue"), {"dense": "comparable"}, 1.0)["RTE"]["dense"]
     assert diffs.verdict == "inconclusive"
     assert f"RTE dense: about {diffs.seeds_needed} seeds at the observed spread would decide it (now 3)" in \
@@ -811,13 +815,13 @@ def test_figures_show_seeds_and_the_rules_band(tmp_path):
     matplotlib.use("Agg")
     from repro import report_figures, rules
     put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", eb_runs(-0.2, 2.0, 38.0))])
-    claims = report.assess("cpu", tmp_path)
+    claims = report.assess("cpu", tmp_path, DATA)
     assert claims.loc["earlybert_glue", "margin"] == rules.RULES["earlybert_glue"][-1].params["margin"]
     assert report.accepted_margin("earlybert_glue", 2) == 1.5 and report.accepted_margin("pld_time", 1) is None
     fig = report_figures.claims_figure(claims.assign(margin=2.5), "cpu")
     bands = [tuple(line.get_xdata()) for line in fig.axes[1].get_lines() if line.get_linewidth() == 8]
     assert bands and set(bands) == {(-2.5, 0)}  # the band is the claims' margin, not a typed number
-    seeds = appendix.per_seed(report.Store("cpu", tmp_path))
+    seeds = appendix.per_seed(report.Store("cpu", tmp_path, DATA))
     fig = report_figures.early_ticket(seeds)
     from matplotlib.collections import LineCollection, PathCollection
     kinds = [type(c) for c in fig.axes[0].collections]

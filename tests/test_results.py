@@ -24,14 +24,26 @@ def _files(root):
 
 
 def test_paths(tmp_path, monkeypatch):
+    from repro.control import Control
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "r"))
-    assert R.results_root() == tmp_path / "r"
-    d = R.output_dir("smoke", "fig1")
+    root = Control.from_environ().results_dir  # read at the top, passed down
+    assert R.results_root(root) == tmp_path / "r"
+    d = R.output_dir("smoke", "fig1", root)
     # outside the runner a notebook writes to a scratch folder of its own, never the runner's
     assert d == tmp_path / "r" / "_scratch" / "smoke" / "fig1" and d.is_dir()
-    assert R.output_path("smoke", "fig1") == tmp_path / "r" / "smoke" / "fig1"
+    assert R.output_path("smoke", "fig1", root) == tmp_path / "r" / "smoke" / "fig1"
+    assert R.results_root() == R.REPO_ROOT / "results"  # the environment is not read below the top
     monkeypatch.delenv("REPRO_RESULTS_DIR")
-    assert R.results_root() == R.REPO_ROOT / "results"
+    assert R.results_root(Control.from_environ().results_dir) == R.REPO_ROOT / "results"
+
+
+def test_the_execution_is_passed_down_not_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_EXECUTION_ID", "from-the-environment")
+    assert _rec(tmp_path)["execution"] is None and _rec(tmp_path, execution="e1")["execution"] == "e1"
+    R.write_summary(tmp_path, {"x": 1}, execution="e2")
+    assert json.loads((tmp_path / "summary.json").read_text())["execution"] == "e2"
+    R.write_summary(tmp_path, {"x": 1})
+    assert json.loads((tmp_path / "summary.json").read_text())["execution"] is None
 
 
 def test_record_twice_makes_two_files(tmp_path):

@@ -29,12 +29,14 @@ seeds = None
 
 # %%
 import os, sys
+from repro.control import Control
 from repro.results import record, write_summary
 print("EXECUTABLE", sys.executable)
+control = Control.from_environ()  # the runner's results root and execution, passed down
 write_summary(output_dir, {"lr": lr, "task": task, "profile": profile, "seeds": seeds,
-                           "executable": sys.executable, "cwd": os.getcwd()})
+                           "executable": sys.executable, "cwd": os.getcwd()}, execution=control.execution)
 record(notebook="good", profile=profile, task=task, method="test", seed=0,
-       metrics={"acc": 1.0}, times={}, config={"lr": lr})
+       metrics={"acc": 1.0}, times={}, config={"lr": lr}, root=control.results_dir, execution=control.execution)
 '''
 
 BAD = '''\

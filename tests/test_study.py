@@ -44,7 +44,7 @@ def test_recorded_units_are_reused_and_only_new_ones_train(store):
                                                "run_ids": None, "stale_modules": [], "artifacts": {}}
     ask(S.Study("nb", "smoke"), run, lr=0.2)  # a config change retrains
     assert run.calls == 3
-    assert len(load_runs("smoke")) == 3
+    assert len(load_runs("smoke", root=store / "results")) == 3  # where the Study wrote ($REPRO_RESULTS_DIR)
 
 
 def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user_must_run(store, monkeypatch, capsys):
@@ -101,7 +101,7 @@ def test_a_remake_that_drew_other_numbers_says_which_and_leaves_the_measurement(
     st = S.Study("nb", "smoke")
     ask(st, Counter(), seed=1, needs=[ask(st, model, artifact="model.pt")])
     assert "other numbers than run" in capsys.readouterr().out
-    remake = [r for r in load_runs_raw("smoke") if r["run_id"] != measured["run_id"] and r["seed"] == 0]
+    remake = [r for r in load_runs_raw("smoke", root=store / "results") if r["run_id"] != measured["run_id"] and r["seed"] == 0]
     assert [r["remake"] for r in remake] == [{"of": measured["run_id"], "differs": {"loss": [1.0, 1.25]}}]
     assert S.Study("nb", "smoke").records()[measured["unit"]]["metrics"]["train_seconds"] == 9.0
     assert S.differs({"x": float("nan"), "time_per_sample": 1.0}, {"x": float("nan"), "time_per_sample": 2.0}) == {}
@@ -142,7 +142,7 @@ def test_stale_units_are_reused_but_never_reported_as_current(store, monkeypatch
 def test_records_without_a_code_fingerprint_are_not_reused(store):
     from repro.results import record
     record(notebook="nb", profile="smoke", task="T", method="m", seed=0, metrics={}, times={},
-           config={"lr": 0.1})  # written before run-level resume existed
+           config={"lr": 0.1}, root=store / "results")  # written before run-level resume existed
     run = Counter()
     ask(S.Study("nb", "smoke"), run)
     assert run.calls == 1

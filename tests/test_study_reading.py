@@ -31,7 +31,7 @@ def test_a_reading_study_returns_the_recorded_and_trains_nothing(store, monkeypa
         monkeypatch.setenv(flag, "1")
         assert ask(S.Study("nb", "smoke", train=False), calls=calls)["run_id"] == recorded["run_id"]
         monkeypatch.delenv(flag)
-    assert calls == [] and len(load_runs_raw("smoke")) == 1
+    assert calls == [] and len(load_runs_raw("smoke", root=store / "results")) == 1
 
 
 def test_a_lost_artifact_is_not_remade_but_its_record_stands(store):
@@ -43,7 +43,7 @@ def test_a_lost_artifact_is_not_remade_but_its_record_stands(store):
     assert again["run_id"] == row["run_id"] and st.gone(again)
     assert st.need(again) is None  # the notebook cannot read the artifact: it draws without it
     assert ask(st, seed=1, calls=calls, needs=[again]) is None  # a user of it: not run either
-    assert calls == [] and st.status()["done"] == 1 and len(load_runs_raw("smoke")) == 1
+    assert calls == [] and st.status()["done"] == 1 and len(load_runs_raw("smoke", root=store / "results")) == 1
 
 
 def test_plan_mode_plans_what_training_would_run(store, monkeypatch):
