@@ -311,6 +311,16 @@ def appendix_sections(profile: str, claims: pd.DataFrame, root: Path | str | Non
                              appendix.per_seed(s) if seeds is None else seeds)
 
 
+def readme_table(claims: pd.DataFrame) -> str:
+    """The README's results table: a line per claim with its verdict (REPORT.md says why); a
+    partial or outdated row also gives what the rule says of the runs so far."""
+    rows = ["| claim | paper | verdict |", "|---|---|---|"]
+    for _, r in claims.iterrows():
+        v = r["verdict"] if r["verdict"] not in ("partial", "outdated") else f"{r['verdict']} (the rule on the runs so far: {r['rule_verdict']})"
+        rows.append(f"| {r['claim']} | {r['paper']} | {v} |")
+    return "\n".join(rows) + "\n"
+
+
 def markdown(claims: pd.DataFrame, prov: pd.DataFrame, profile: str, header: str = "",
              extra: list[tuple[str, str, pd.DataFrame, list[str]]] = (),
              more: list[tuple[str, str, pd.DataFrame, list[str]]] = ()) -> str:

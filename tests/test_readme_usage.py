@@ -56,3 +56,17 @@ def test_the_earlybert_block_trains_a_physically_smaller_ticket(workdir):
     kept = sum(ticket.config.ffn_per_layer)
     assert kept == pytest.approx(0.6 * sum(b.ffn.fc1.out_features for b in model.blocks), abs=len(heads))
     assert ticket.num_params() < model.num_params() and (workdir / "my_ticket" / "config.json").exists()
+
+
+def test_the_readmes_results_table_is_the_committed_reports():
+    """The README's table of verdicts is results/cpu/report/claims.csv's (the report notebook's
+    output), so the first page never says what the report no longer does."""
+    import pandas as pd
+
+    from repro import report
+    text = (REPO_ROOT / "README.md").read_text()
+    start, end = "<!-- results: results/cpu/report/claims.csv -->\n", "<!-- /results -->"
+    assert start in text and end in text, "the README lost its results table's markers"
+    table = text.split(start, 1)[1].split(end, 1)[0]
+    want = report.readme_table(pd.read_csv(REPO_ROOT / "results" / "cpu" / "report" / "claims.csv", index_col="key"))
+    assert table == want, f"the README's results table is not the committed report's; replace it with:\n{want}"
