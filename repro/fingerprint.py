@@ -246,6 +246,8 @@ def _current_v2(key: str, digest: str, pkg: dict, aliases: dict, seen=()) -> boo
     if here == digest or (here is None and digest in elsewhere):
         return True
     alias = aliases.get(f"{key}@{digest}")
+    if alias is None and here is None:  # moved since: an alias written under the module it lives in now
+        alias = next((a for k, a in aliases.items() if k.split("::", 1)[1] == f"{name}@{digest}"), None)
     if alias and alias["to"] not in seen:
         new_key, new_digest = alias["to"].rsplit("@", 1)
         return _current_v2(new_key, new_digest, pkg, aliases, seen + (alias["to"],))

@@ -141,3 +141,20 @@ def test_the_committed_frozen_table_covers_every_module_the_scheme_1_records_nam
         assert any(k.startswith(f"{rel}::<module>@") for k in frozen), rel
     for alias in F.read_table()["aliases"].values():
         assert alias.get("why") and alias.get("to"), alias
+
+
+def test_an_alias_written_where_a_function_lives_now_carries_records_keyed_where_it_lived(tmp_path):
+    """A record keyed train.py::step (made before `step` moved to loop.py); the re-stamp after a
+    later body change writes its alias under loop.py, where it found the function: the record
+    stays current through it, and without it goes stale."""
+    pkg = _pkg(tmp_path, {"train.py": TRAIN, "loop.py": "import math\n"})
+    rec = _record(pkg, [("train.py", "step")])
+    old = rec["train.py::step"]
+    (pkg / "loop.py").write_text("import math\n\nLR = 0.1\n\n\ndef step(x):\n    return x * LR + math.pi\n")
+    (pkg / "train.py").write_text(TRAIN.split("\n\ndef step")[0] + "\n")
+    assert F.changed(rec, pkg, {}) == []  # moved unchanged
+    (pkg / "loop.py").write_text((pkg / "loop.py").read_text().replace("return x * LR", "y = x\n    return y * LR"))
+    assert F.changed(rec, pkg, {}) == ["train.step"]
+    new = F.source(pkg / "loop.py").functions["step"]
+    aliases = {f"loop.py::step@{old}": {"to": f"loop.py::step@{new}", "why": "re-stamped"}}
+    assert F.changed(rec, pkg, {"aliases": aliases}) == []
