@@ -109,7 +109,7 @@ curve
 # %% [markdown]
 # ## Conclusion (computed from the numbers above)
 
-# %%
+# %% tags=["nbval-check-output"]
 state = study.status()
 study.write_summary(out, {"shapes": shapes, "rates": grid, "rule": {"worse_nats": premise.WORSE_NATS},
                           "verdicts": verdicts.to_dict("records"), "smallest": hit, "unigram_loss": unigram,
