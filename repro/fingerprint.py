@@ -41,7 +41,8 @@ SCHEME = 2
 NOT_NUMERIC_FILES = {"runner.py", "report.py", "results.py", "study.py", "bench.py", "bench_steps.py", "bench_finetune.py", "launch.py", "__main__.py",
                      "__init__.py", "profiles.py", "fingerprint.py", "control.py", "checks.py", "rules.py", "stats.py",
                      "report_store.py", "claims_pld.py", "claims_earlybert.py", "restamp.py", "store.py", "machines.py", "appendix.py", "report_figures.py",
-                     "catalogue.py", "selection.py", "outputs.py", "execute.py", "plan.py", "views_pld.py", "views_earlybert.py"}
+                     "catalogue.py", "selection.py", "outputs.py", "execute.py", "plan.py", "views_pld.py", "views_earlybert.py",
+                     "unit_context.py", "judges.py"}
 _ANONYMOUS = ("<lambda>", "<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>", "<module>")
 
 

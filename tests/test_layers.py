@@ -13,10 +13,10 @@ LAYERS = [  # bottom first; a module may import its own layer's modules listed b
     ["runtime", "train", "evaluation"],  # the one training loop
     ["pld", "earlybert"],  # the papers
     ["analysis", "tasks", "floors"],  # measurements, fine-tuning and pre-training tasks, floors
-    ["study"],  # units: run-level resume
+    ["unit_context", "study"],  # units: run-level resume
     ["pld_runs", "units", "gradients", "premise", "earlybert_settings", "earlybert_runs", "earlybert_pretrain",
      "earlybert_tables", "earlybert_controls", "views_pld", "views_earlybert"],  # the experiments, what notebooks show
-    ["rules", "report_store", "machines", "claims_pld", "claims_earlybert", "appendix", "report_figures",
+    ["judges", "rules", "report_store", "machines", "claims_pld", "claims_earlybert", "appendix", "report_figures",
      "report"],  # the verdicts
     ["checks", "selection", "outputs", "execute", "plan", "runner", "bench_steps", "bench_finetune", "bench", "launch", "restamp", "__main__"],  # what people call
 ]

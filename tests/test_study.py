@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from repro import REPO_ROOT, study as S
+from repro.fingerprint import code_digest
 from repro.results import load_runs, load_runs_raw
 from repro.train import TrainConfig, train
 
@@ -296,7 +297,7 @@ def test_a_checkpoint_written_by_other_code_is_not_resumed(store, capsys):
     ctx_dir = st.cache_dir(S.Study.key("nb", "T", "m", 0, __import__("repro.results").results.config_hash({"lr": 0.1})))
     (ctx_dir / "train").mkdir(parents=True)
     (ctx_dir / "train" / "last.pt").write_text("weights")
-    (ctx_dir / "code.txt").write_text(S._code_digest())  # the same code: the checkpoint is resumed
+    (ctx_dir / "code.txt").write_text(code_digest())  # the same code: the checkpoint is resumed
     ask(st, run)
     (ctx_dir / "code.txt").write_text("another version\n")
     ask(S.Study("nb", "smoke"), run)
