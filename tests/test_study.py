@@ -48,13 +48,18 @@ def test_recorded_units_are_reused_and_only_new_ones_train(store):
     assert len(load_runs("smoke", root=store / "results")) == 3  # where the Study wrote ($REPRO_RESULTS_DIR)
 
 
-def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user_must_run(store, monkeypatch, capsys):
-    run = Counter()
-
+def writing_artifact(run):
+    """A unit's run that leaves model.pt in its cache (its artifact), then counts itself with `run`."""
     def with_artifact(u):
         u.cache.mkdir(parents=True, exist_ok=True)
         (u.cache / "model.pt").write_text("weights")
         return run(u)
+    return with_artifact
+
+
+def test_force_retrains_and_an_artifact_that_is_gone_reruns_its_unit_when_a_user_must_run(store, monkeypatch, capsys):
+    run = Counter()
+    with_artifact = writing_artifact(run)
     row = ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
     ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
     assert run.calls == 1
@@ -172,11 +177,7 @@ def test_a_gone_artifact_not_remade_at_the_deadline_keeps_its_record_in_the_stat
     """The notebook read the record (its table shows it): when the remake cannot start (deadline), the
     status still counts it and names its run id, so that `make nbval` re-executes with it."""
     run = Counter()
-
-    def with_artifact(u):
-        u.cache.mkdir(parents=True, exist_ok=True)
-        (u.cache / "model.pt").write_text("weights")
-        return run(u)
+    with_artifact = writing_artifact(run)
     row = ask(S.Study("nb", "smoke"), with_artifact, artifact="model.pt")
     (S.Study("nb", "smoke").cache_dir(row["unit"]) / "model.pt").unlink()  # a new machine
     monkeypatch.setenv("REPRO_DEADLINE", str(time.time() - 1))
