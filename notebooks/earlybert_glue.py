@@ -116,7 +116,10 @@ for size in sizes:
 with study.reading():  # the earlier recipe's recorded runs, never trained again
     earlier = [r for seed, task in ebr.run_order(task_seeds, profile, study.root) for r in ebr.comparison_units(
         study, ebs.Setting(task, P, data_dir), seed, tokenizer, ebs.EARLIER_GLUE_RECIPE, tickets, draw=draw)]
-runs = ebt.comparison([r for r in records if r is not None])
+# the tables show the units in the tasks' order (the runs went by value: run_order)
+records, checks, earlier = (ebr.in_task_order(x, tasks) for x in (records, checks, earlier))
+by_size = {size: ebr.in_task_order(r, tasks) for size, r in by_size.items()}
+runs = ebt.comparison(records)
 searches = [r for r in records + checks if r is not None and r["method"].startswith("search")]
 
 # %% tags=["nbval-check-output"]

@@ -81,7 +81,7 @@ draw_kw = {"head_ratio": R.head_ratio, "ffn_ratio": R.ffn_ratio}
 # in earlybert_glue's order (these are its searches)
 fine = [ebr.search_unit(study, ebs.Setting(t, P, data_dir), s, tokenizer, R) for s, t in ebr.run_order(task_seeds, profile, study.root)]
 pre = ebp.pretrain_search_unit(study, P, P.seeds[0], PR, ln=ln, data_dir=data_dir) if pretrain else None
-found = {"fine-tuning": [r for r in fine if r], "pre-training": [pre] if pre else []}
+found = {"fine-tuning": ebr.in_task_order(fine, tasks), "pre-training": [pre] if pre else []}  # shown in the tasks' order
 
 # %% tags=["nbval-check-output"]
 table = pd.concat([ebt.criterion_table(v, k) for k, v in found.items() if v] or [pd.DataFrame()], ignore_index=True)

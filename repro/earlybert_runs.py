@@ -314,6 +314,16 @@ def run_order(task_seeds: dict, profile: str, root=None) -> list[tuple[int, str]
     return sorted(((s, t) for t in task_seeds for s in task_seeds[t]), key=key)
 
 
+def in_task_order(records: list, tasks) -> list:
+    """`records` (None where a unit did not run) by `tasks`' order, then seed: the order the tables show
+    them in. Runs go in run_order, which reads glue_finetune's summary; the tables must not: an
+    executed notebook re-executed from the same records has to show the same rows whatever
+    glue_finetune has recorded since."""
+    pos = {t: i for i, t in enumerate(tasks)}
+    done = [r for r in records if r is not None]
+    return sorted(done, key=lambda r: (pos.get(r["task"], len(pos)), r["seed"]))  # stable: a unit's own rows keep their order
+
+
 def squad_gate(dense0: dict | None, bar: float) -> str:
     """Is the SQuAD comparison worth its hours? "passed" when dense seed 0 reached F1 `bar`,
     "failed" when it did not, "waiting" while it has not run, "off" when bar <= 0 (no gate)."""

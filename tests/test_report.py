@@ -557,6 +557,14 @@ def test_earlybert_runs_learned_tasks_first(tmp_path):
                      (1, "SST-2"), (1, "CoLA"), (2, "SST-2"), (2, "CoLA"),
                      (1, "MRPC"), (2, "MRPC"), (3, "MRPC"), (1, "STS-B")]
 
+    # the tables show the units in the tasks' order whatever the run order: a record re-executed after
+    # glue_finetune's summary changed shows the same rows
+    from repro.earlybert_runs import in_task_order
+    recs = [{"task": t, "seed": s, "method": m} for s, t in order for m in ("dense", "search")] + [None]
+    shown = in_task_order(recs, ["CoLA", "MRPC", "SST-2", "STS-B"])
+    assert [(r["task"], r["seed"]) for r in shown][:4] == [("CoLA", 0), ("CoLA", 0), ("CoLA", 1), ("CoLA", 1)]
+    assert [r["method"] for r in shown][:2] == ["dense", "search"] and len(shown) == 2 * len(order)
+    assert in_task_order(list(reversed(recs)), ["CoLA", "MRPC", "SST-2", "STS-B"])[-1]["task"] == "STS-B"
 
 # ----------------------------------------------------------------------------- rules by version (repro.rules)
 
