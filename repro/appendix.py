@@ -285,6 +285,11 @@ def would_change(key: str, version: int, facts: dict | None, verdict: str) -> st
             return "a second seed per arm at the measured steps (the per-step test needs 2)"
         return (f"the steps where it does not show ({', '.join(map(str, failed))}) turning, or more seeds narrowing "
                 "PostLN's interval below 0.8 there" if failed else "a measured step where it does not show")
+    if v.judge == "premise":
+        if f.get("held"):
+            return "a rerun of the cells where it holds in which PostLN trains (one pilot run per cell)"
+        return ("a cell where PostLN fails at a rate PreLN + PLD trains (the search is complete)" if f.get("complete") else
+                "the pilots left (python -m repro run pld_premise): a cell where it holds reproduces it, none: not reproduced")
     if v.judge == "early_bird":
         return ", ".join(f"{k}: fired in {x['fired']} of {x['searches']}, median "
                          f"{100 * rules._median(x['fractions']):.0f}% (needs every search, median <= {100 * p['within']:.0f}%)"

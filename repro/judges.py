@@ -180,5 +180,15 @@ def _curves(f, p):
     return grade(all(shown), any(shown)) if shown else "not measured"
 
 
+def _premise(f, p):
+    """pld_premise: the premise search (premise.verdicts per configuration and rate). Reproduced if
+    it holds at some cell; not reproduced once every planned pilot ran and it held at none; until
+    then not measured (a cell not yet run could still show it)."""
+    if f.get("held"):
+        return "reproduced"
+    return "not reproduced" if f.get("complete") and f.get("cells") else "not measured"
+
+
+JUDGES["premise"] = _premise  # added with pld_premise (2026-12-07)
 JUDGES["curves"] = _curves  # added with postln_gradients_training (2026-12-07)
 JUDGES["per_task_capped"] = _per_task_capped  # added with pld_glue v5 (2026-12-07)

@@ -103,6 +103,17 @@ RULES: dict[str, tuple[Version, ...]] = {
           "init with BERT's init); the per-step test (repro.gradients.curve_rule, SHRUNK_BELOW 0.8, BALANCED_FRACTION "
           "0.25) was committed on 2026-12-06T22:02 (91c4ca0) before any curve was recorded; this aggregation over steps "
           "was written after the seed-0 curves had been seen, when no step had the 2 seeds per arm a per-step verdict needs"),),
+    "pld_premise": (
+        V("the premise search (pld_premise: the profile's PLD shape, then twice as deep, then twice as wide too; rates "
+          "up to 1e-2; one pilot run per arm and cell, the recipe's 2% warm-up, the official PreLN init): at a "
+          "configuration and rate the premise holds when PreLN + PLD is stable (finite, below its start, no rebound over "
+          "0.1 nats) and PostLN diverges, is not stable, or ends >= 0.2 nats above PreLN + PLD's final validation loss; "
+          "reproduced if it holds at some cell, not reproduced if every planned pilot ran and it holds at none, not "
+          "measured while pilots are left and it has held at none", "2026-12-07T03:06:38+00:00", "e9598b3", "premise",
+          "issue #36: the paper's speed-up rests on PreLN + PLD training at a rate PostLN cannot use. The rule was "
+          "committed with the premise search (repro/premise.py, WORSE_NATS) before any of its new cells ran, but after "
+          "the 12 x 128 pilots it reuses (1e-3, 2e-3; recorded 2026-11-29) had been seen: PostLN stable there. "
+          "Registered as a claim row on 2026-12-07T12:20, text unchanged, with 5 of its 25 pilots recorded"),),
     "pld_time": (
         V("reproduced if the saving >= 19.2% (0.8 x 24%), partly if >= 10%", "2026-11-25T10:39:26+00:00", "7e727e4",
           "threshold", "the first rule: 20% less than the paper's 24% reproduces it",

@@ -230,6 +230,6 @@ def test_gradient_norms_and_pld_schedule_plan_with_every_unit_missing(tmp_path, 
 
 
 def test_report_gives_the_pld_claims_a_verdict(root):
-    check_report(root, ["postln_gradients", "postln_gradients_training", "pld_time", "pld_speedup", "pld_glue"])
+    check_report(root, ["postln_gradients", "postln_gradients_training", "pld_premise", "pld_time", "pld_speedup", "pld_glue"])
     text = (root / "smoke" / "REPORT.md").read_text()
     assert "| pld_glue |" in text and "![pld_speedup](pld_pretraining/val_loss.png)" in text

@@ -71,6 +71,31 @@ def test_the_gradient_rule_along_training_judges_each_step_with_two_seeds(tmp_pa
     assert row["verdict"] == "not measured" and "needs >= 2 seeds per arm at a step (PostLN 1, PreLN 0" in row["ours"]
 
 
+def test_the_premise_row_judges_the_premise_search_cells(tmp_path):
+    """issue #36: PLD's premise as a claim row (rule pld_premise v1): not measured while pilots are left
+    and no cell holds; reproduced once one does; not reproduced when the search is complete without one."""
+    from repro import premise
+    table = pd.DataFrame([{"layers": 12, "hidden": 128, "lr": 2e-3, "arch": a, "status": "ok", "final_val_loss": v,
+                           "diverged_at": None, "stable": True} for a, v in (("postln", 6.70), ("preln_pld", 6.60))])
+    cells = premise.verdicts(table).to_dict("records")  # PostLN 0.10 nats worse: stable, not clearly worse
+    base = {"shapes": [[12, 128], [24, 128]], "rates": [2e-3, 1e-2], "verdicts": cells, "smallest": None}
+    put(tmp_path, "pld_premise", {**base, "complete": False, "done": 2, "planned": 8})
+    row = report.assess("cpu", tmp_path).loc["pld_premise"]
+    assert row["rule_verdict"] == "not measured" and "holds at no cell recorded (2 of 8 pilots run)" in row["ours"]
+    assert row["verdict"] == "partial"  # pilots left: the report gives no final verdict
+    assert "12 x 128: lr 0.002: PostLN stable, +0.10 nats vs PreLN + PLD" in row["ours"]
+    put(tmp_path, "pld_premise", {**base, "complete": True, "done": 8, "planned": 8})
+    assert report.assess("cpu", tmp_path).loc["pld_premise", "verdict"] == "not reproduced"
+    table.loc[0, ["final_val_loss", "stable"]] = [float("nan"), False]  # PostLN went non-finite: it holds
+    table.loc[0, "diverged_at"] = 40
+    cells = premise.verdicts(table).to_dict("records")
+    put(tmp_path, "pld_premise", {**base, "verdicts": cells, "smallest": premise.smallest(pd.DataFrame(cells)),
+                                  "complete": False, "done": 2, "planned": 8})
+    row = report.assess("cpu", tmp_path).loc["pld_premise"]
+    assert row["rule_verdict"] == "reproduced" and "holds first at 12 x 128, lr 0.002" in row["ours"]
+    assert "PostLN diverged at step 40" in row["ours"]
+
+
 def test_gradient_rule_reads_the_trained_pair_and_shows_the_shallow_model(tmp_path):
     g = grads(1.0, 1.0, post_param=1.0, pre_param=1.0)  # balanced at init: not shown at 12 layers
     put(tmp_path, "gradient_norms", g)
