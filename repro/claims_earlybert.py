@@ -6,6 +6,7 @@ saves. Each measure reads a Store and returns what repro.report shows and repro.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,22 @@ from .metrics import main_metric
 from .report_store import Claim, Missing, Store, clears_blind_average, count, learned_tasks, pm, recorded_floors
 from .results import fewer_flops, mean_hw, saving
 from .rules import COUNTED_METRIC, task_tests, task_verdict
+
+def _level(s: Store, notebook: str) -> str:
+    """The pruning level a notebook's comparison was judged at (issue #37): the head and FFN ratios of
+    the searches it used (method "search"; the ticket-size trend's points are searches of their own,
+    judged by no rule), read from the records. "" where none is recorded yet."""
+    got = sorted({(c["head_ratio"], c["ffn_ratio"]) for r in s.used_records(notebook) if r.get("method") == "search"
+                  and isinstance(c := r["config"].get("search"), dict) and "head_ratio" in c})
+    paper = " (the paper's level)"
+    return "; ".join(f"tickets prune {Fraction(h).limit_denominator(12)} of the heads and {100 * f:.0f}% of the FFN "
+                     f"neurons{paper if math.isclose(h, 1 / 3) and math.isclose(f, 0.4) else ''}" for h, f in got)
+
+
+def _with_level(scale: str, s: Store, notebook: str) -> str:
+    level = _level(s, notebook)
+    return f"{scale}; {level}" if level else scale
+
 
 def _early_bird(s: Store) -> dict:
     t = s.summary("ticket_mask_distance")
@@ -153,7 +170,8 @@ def _eb_glue(s: Store) -> dict:
     return {"ours": ours, "n": f"{count(len(seeds), 'task')} × {count(per.pop(), 'seed')}" if len(per) == 1 else
             f"{n} task-seed pairs over {len(seeds)} tasks", "value": d, "hw": hw,
             "unit": f"points vs dense ({task}, the counted task reaching lowest)",
-            "scale": f"{', '.join(facts['tasks'])}; {_subset(df)} training examples", "facts": facts}
+            "scale": _with_level(f"{', '.join(facts['tasks'])}; {_subset(df)} training examples", s, "earlybert_glue"),
+            "facts": facts}
 
 
 TICKET_PAIRS = {"detector-end": ("detector", "end"), "fixed-end": ("fixed", "end"),
@@ -179,7 +197,8 @@ def _early_ticket(s: Store) -> dict:
                                                     "differences say nothing"))
     return {"ours": ours, "n": f"{n} task-seed pairs", "value": d, "hw": hw,
             "unit": f"points, detector − end-of-epoch ticket ({task}, the counted task reaching lowest)",
-            "scale": f"{', '.join(facts['tasks'])}; tickets trained alike from the rewound weights", "facts": facts}
+            "scale": _with_level(f"{', '.join(facts['tasks'])}; tickets trained alike from the rewound weights", s,
+                                 "earlybert_glue"), "facts": facts}
 
 
 def _subset(df: pd.DataFrame) -> str:
@@ -228,7 +247,7 @@ def _eb_time(s: Store) -> dict:
         raise Missing("run the earlybert_glue or earlybert_squad notebook")
     return {"ours": "time against dense, search included: " + "; ".join(parts), "n": "per setting",
             "value": facts["equal"], "hw": facts["equal_hw"], "unit": "% time saved, equal epochs",
-            "scale": "MiniLM-L6 fine-tuning; small BERT pre-training", "facts": facts}
+            "scale": _with_level("MiniLM-L6 fine-tuning; small BERT pre-training", s, "earlybert_glue"), "facts": facts}
 
 
 def _eb_squad(s: Store) -> dict:
@@ -259,7 +278,8 @@ def _eb_squad(s: Store) -> dict:
     test = stats.comparable(diffs, rules.SQUAD_MARGIN)
     ours = (f"EarlyBERT − dense {test.text()} F1 (dense {dense:.1f}); EarlyBERT − random {pm(r, hwr)} F1"
             + ("" if learned else f": dense learned nothing at this scale (F1 < {SQUAD_LEARNED_F1:g}), so the differences say nothing"))
-    return {"ours": ours, "n": f"{n} seed{'s' * (n != 1)}", "value": d, "hw": hw, "unit": "F1 vs dense", "scale": scale,
+    return {"ours": ours, "n": f"{n} seed{'s' * (n != 1)}", "value": d, "hw": hw, "unit": "F1 vs dense",
+            "scale": _with_level(scale, s, "earlybert_squad"),
             "facts": {"diffs": diffs, "dense": float(dense)}}
 
 

@@ -148,6 +148,21 @@ def test_earlybert_glue_and_time_rules(tmp_path, gap_dense, gap_random, saving, 
     assert f"{report.saving(saving + 25, 0.0)} as run" in claims.loc["earlybert_time", "ours"]
 
 
+def test_the_earlybert_rows_say_the_pruning_level_they_were_judged_at(tmp_path):
+    """issue #37: the ticket-size trend shows other levels; the rows name the one the rule judged, read
+    from the searches' records (a size point's search, method "search@...", is not the comparison's)."""
+    ids = [record(notebook="earlybert_glue", profile="cpu", task="MRPC", method=m, seed=0, metrics={}, times={},
+                  config={"search": {"head_ratio": h, "ffn_ratio": f}}, root=tmp_path)["run_id"]
+           for m, h, f in (("search", 1 / 3, 0.4), ("search@heads 1/2, ffn 60%", 0.5, 0.6))]
+    put(tmp_path, "earlybert_glue", {**EB_SUMMARY, "run_ids": ids}, [("runs", eb_runs(-0.2, 2.0, 38.0))])
+    claims = report.assess("cpu", tmp_path, DATA)
+    for key in ("earlybert_glue", "early_ticket", "earlybert_time"):
+        assert claims.loc[key, "scale"].endswith("; tickets prune 1/3 of the heads and 40% of the FFN neurons "
+                                                 "(the paper's level)"), key
+    put(tmp_path, "earlybert_glue", {**EB_SUMMARY, "run_ids": ids[1:]}, [("runs", eb_runs(-0.2, 2.0, 38.0))])
+    assert "prune" not in report.assess("cpu", tmp_path, DATA).loc["earlybert_glue", "scale"]
+
+
 def test_earlybert_glue_counts_only_the_pairs_that_ran(tmp_path):
     df = eb_runs(-0.5, 2.0, 38.0)  # MRPC and RTE learned; RTE's tickets have run for seed 0 only
     df = df[(df["task"] == "MRPC") | (df["method"] == "dense") | (df["seed"] == 0)]
