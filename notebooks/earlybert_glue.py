@@ -114,13 +114,11 @@ for size in sizes:
         for seed in task_seeds[task][:size_seeds]:
             by_size[size] += ebc.size_units(study, ebs.Setting(task, P, data_dir), seed, tokenizer, R, *size, draw=draw)
 with study.reading():  # the earlier recipe's recorded runs, never trained again
-    earlier = [r for seed, task in ebr.run_order(task_seeds, profile, study.root) for r in ebr.comparison_units(
+    earlier = [r for task in tasks for seed in task_seeds[task] for r in ebr.comparison_units(
         study, ebs.Setting(task, P, data_dir), seed, tokenizer, ebs.EARLIER_GLUE_RECIPE, tickets, draw=draw)]
-# the tables show the units in the tasks' order (the runs went by value: run_order)
-records, checks, earlier = (ebr.in_task_order(x, tasks) for x in (records, checks, earlier))
-by_size = {size: ebr.in_task_order(r, tasks) for size, r in by_size.items()}
+records, checks = (ebr.in_task_order(x, tasks) for x in (records, checks))  # shown in the tasks' order, not the runs'
 runs = ebt.comparison(records)
-searches = [r for r in records + checks if r is not None and r["method"].startswith("search")]
+searches = [r for r in records + checks if r["method"].startswith("search")]
 
 # %% tags=["nbval-check-output"]
 print(f"{study.status()['done']} of {len(study.units)} units done")
