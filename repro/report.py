@@ -56,16 +56,19 @@ class Store(report_store.Store):
     outputs from before run-level resume that reads the notebook's source, where the runner keeps
     it (an upward import still to remove, notes/LAYOUT.md)."""
 
-    def outdated(self, notebook: str) -> str | None:
+    def outdated(self, notebook: str, judged_ids=None) -> str | None:
         """Why the notebook's outputs are not what the package computes now, or None: stale runs
         (code_state), or outputs made before run-level resume by a notebook whose source changed
-        since (the runner's run.json keeps the source's hash)."""
+        since (the runner's run.json keeps the source's hash). `judged_ids`: the records a verdict
+        rests on, where it rests on some of the notebook's only (the others' staleness is not its)."""
         import hashlib
 
         from .catalogue import NOTEBOOKS_DIR
         summary = self.summary(notebook)
         if "run_ids" in summary:
-            state = code_state(summary, self.codes)
+            judged = [i for i in summary["run_ids"] if i in set(judged_ids or ())]
+            # a verdict that names none of this notebook's records rests on all of them
+            state = code_state({"run_ids": judged or summary["run_ids"]}, self.codes)
             return None if state == "current" else state
         made = read_json(self.finished(notebook) / "run.json").get("request", {}).get("source_sha256")
         source = NOTEBOOKS_DIR / f"{notebook}.py"
@@ -128,7 +131,8 @@ def assess(profile: str, root: Path | str | None = None, data_dir=None) -> pd.Da
         except Missing as e:
             got = {"ours": f"not measured: {e}", "n": "", "scale": "", "verdict": "not measured", "unit": ""}
         used = got.pop("used", c.notebooks)  # the notebooks whose numbers the verdict rests on
-        judged_at = store.judged_from(used, got.pop("judged_ids", None))
+        judged_ids = got.pop("judged_ids", None)
+        judged_at = store.judged_from(used, judged_ids)
         first = store.first_recorded(c.notebooks)
         first = min([t for t in (first, judged_at) if t], key=rules.parse_time, default=None)
         g, verdicts = judge(c.name, got, judged_at, first)
@@ -145,7 +149,7 @@ def assess(profile: str, root: Path | str | None = None, data_dir=None) -> pd.Da
             got = {**got, "verdict": PARTIAL_VERDICT, "ours": f"partial ({runs}): {got['ours']}"}
             first_do.append(f"the remaining runs ({runs})")
         old = [(nb, why) for nb in used if got["verdict"] != "not measured"
-               and (store.dir(nb) / "summary.json").exists() and (why := store.outdated(nb))]
+               and (store.dir(nb) / "summary.json").exists() and (why := store.outdated(nb, judged_ids))]
         if old:  # numbers the package's code no longer computes: shown, no verdict
             why = "; ".join(f"{nb}: {state}" for nb, state in old)
             got = {**got, "verdict": OUTDATED_VERDICT,

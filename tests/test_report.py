@@ -66,6 +66,14 @@ def test_the_gradient_rule_along_training_judges_each_step_with_two_seeds(tmp_pa
     assert row["verdict"] == "partly" and row["n"] == "2 seeds per arm"  # shown at step 25, not at 300
     assert "step 25: PostLN 0.01 ± 0.01, PreLN 1.00 ± 0.01, loss 7.00 vs unigram 6.60 (shown)" in row["ours"]
     assert "step 300: PostLN 0.90 ± 0.01" in row["ours"] and "(PostLN not shrunk)" in row["ours"]
+    stale = record(notebook="gradient_norms", profile="cpu", task="12x256", method="postln", seed=0, metrics={},
+                   times={}, config={}, root=tmp_path, code={"metrics.py::glue_metrics": "0" * 12})["run_id"]
+    put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": ids + [stale], "trained_shape": [12, 256],
+                                     "curve_steps": [25, 300], "curve_rule": gradients.curve_rule(curve)},
+        tables=[("curves", curve)])
+    claims = report.assess("cpu", tmp_path, DATA)  # an at-init record gone stale: not this row's, it rests on the curves
+    assert claims.loc["postln_gradients_training", "verdict"] == "partly"
+    assert claims.loc["postln_gradients", "verdict"] == "outdated"
     put(tmp_path, "gradient_norms", {**grads(0.5, 1.0), "run_ids": ids[:1], "trained_shape": [12, 256], "curve_rule": []})
     row = report.assess("cpu", tmp_path, DATA).loc["postln_gradients_training"]
     assert row["verdict"] == "not measured" and "needs >= 2 seeds per arm at a step (PostLN 1, PreLN 0" in row["ours"]
