@@ -43,7 +43,7 @@ from IPython.display import Markdown, display
 
 from repro import analysis, results
 from repro.checks import check_parameters
-from repro.floors import baseline_learned, floors
+from repro.floors import adoption, baseline_learned, floors
 from repro.metrics import main_metric
 from repro.sources import load_tokenizer
 from repro.study import Study
@@ -84,11 +84,18 @@ def method(grouped, r):  # the rate alone names a sweep point of the profile's l
     return f"dense, lr {r[0]:g}" + (f", {r[1]:g} epochs" if r[1] != P.finetune_epochs else "")
 
 
-rows = [glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling, method=method(g, r),
-                  lr=r and r[0], epochs=r and r[1], group_by_length=g) for task, seed, g, r in order]
-rows = [r for r in rows if r is not None]
-for r in rows:
-    print(f"{r['task']} seed {r['seed']} ({r['method']}): {r['metrics']} in {r['times']['total']:.1f}s")
+def unit(task, seed, g, r):
+    return glue_unit(study, task, P, seed, tokenizer=tokenizer, data_dir=data_dir, pooling=pooling, method=method(g, r),
+                     lr=r and r[0], epochs=r and r[1], group_by_length=g)
+
+
+rows = [x for x in map(unit, *zip(*order)) if x is not None]
+# issue #37's recipe check (floors.ADOPTION_RULE): the grid's best point on the first seed runs on the other seeds
+own = lambda r: None if r == (P.finetune_lr, P.finetune_epochs) else r  # noqa: E731 - the profile's point is "dense"
+grid = {t: {r: method(True, own(r)) for r in {(P.finetune_lr, P.finetune_epochs), *sweeps[t]}} for t in P.adopt_from_sweep if t in sweeps}
+chosen = {t: own(a["adopted"]) for t in grid if (a := adoption(results.to_frame(rows), t, task_seeds[t], grid[t])) and a["adopted"]}
+rows += [x for t, r in chosen.items() for s in task_seeds[t][1:] if (t, s, True, r) not in order and (x := unit(t, s, True, r))]
+print("\n".join(f"{r['task']} seed {r['seed']} ({r['method']}): {r['metrics']} in {r['times']['total']:.1f}s" for r in rows))
 runs = results.to_frame(rows)
 curves = pd.DataFrame([{"task": r["task"], "seed": r["seed"], **h} for r in rows if r["method"] == "dense" for h in r["history"]])
 print(f"{study.status()['done']} of {len(study.units)} runs done")
@@ -132,9 +139,12 @@ swept = [x for t, rs in sweeps.items() if rows and (x := analysis.lr_sweep(runs,
 for x in swept:
     print(f"{x['task']} seed {x['seed']}, {x['metric']} by rate and length: "
           + ", ".join(f"{y['value']:.1f} (lr {y['lr']:g}, {y['epochs']:g} epochs)" for y in x["runs"]))
-study.write_summary(out, {"tasks": headline, "checkpoint": P.checkpoint, "batching_check": check, "lr_sweeps": swept,
+adopted = [a for t in grid if rows and (a := adoption(runs, t, task_seeds[t], grid[t], floors(
+    t, P.checkpoint, data_dir=data_dir, max_eval_examples=P.max_eval_examples)))]
+study.write_summary(out, {"tasks": headline, "adoptions": adopted, "checkpoint": P.checkpoint, "batching_check": check, "lr_sweeps": swept,
                           "n_train": {t: P.max_train(t) for t in tasks}, "n_eval": P.max_eval_examples})
 state = study.status()
 display(Markdown(("" if state["complete"] else f"**Partial: {state['done']} of {state['planned']} runs.** ")
                  + "**Dense fine-tuning, dev set** — " + "; ".join(
-    f"{t}: {h['metric']} {h['mean']:.1f} over {h['n_seeds']} seed(s) ({h['floors']})" for t, h in headline.items())))
+    f"{t}: {h['metric']} {h['mean']:.1f} over {h['n_seeds']} seed(s) ({h['floors']})" for t, h in headline.items())
+                 + "".join(f". **{a['task']} recipe check** (`floors.ADOPTION_RULE`): {a['text']}" for a in adopted)))

@@ -62,6 +62,9 @@ class Profile:
     # seed with each of these rates and lengths too, to tell a fine-tuning problem from a model limit
     # ("sweep": EarlyBERT's official training settings are its `Recipe`, a different thing)
     lr_sweeps: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
+    # tasks whose sweep is a recipe check (floors.ADOPTION_RULE): the best point on the first seed is
+    # adopted and run on the task's other seeds, which judge it
+    adopt_from_sweep: tuple[str, ...] = ()
     # the PLD pre-training comparison (pld_pretraining, pld_glue); None: the shared value above
     pld_layers: int | None = None
     pld_hidden: int | None = None
@@ -136,7 +139,7 @@ PROFILES: dict[str, Profile] = {
         checkpoint=MINILM, finetune_seq_len=64, finetune_batch=16, finetune_epochs=1.0,
         finetune_lr=5e-5, max_train_examples=96, max_eval_examples=64,
         seeds=(0,), glue_tasks=("MRPC",), batching_check=("MRPC", 1), lr_sweeps=(("MRPC", ((1e-4, 2.0),)),),
-        pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
+        adopt_from_sweep=("MRPC",), pld_batch=8, pld_steps=30, pld_pilot_steps=10, pld_lrs=(1e-3, 4e-3), pld_valid_blocks=16, pld_timing_pairs=6,
         pld_corpus_chars=300_000,
         grad_shapes=((4, 64), (12, 64)), grad_batches=2, grad_batch=4, grad_trained=(4, 64), grad_train_steps=10,
         grad_curve_steps=(2, 4), grad_curve_seeds=2,
@@ -157,6 +160,7 @@ PROFILES: dict[str, Profile] = {
         # dense RTE (54.5) did not clear its floor (57.7): issue #37's grid, 2e-5 / 5e-5 / 1e-4 x 3 / 5 / 10 epochs
         lr_sweeps=(("STS-B", ((2e-5, 3.0), (3e-5, 3.0), (5e-5, 6.0))),
                    ("RTE", tuple((lr, ep) for ep in (3.0, 5.0, 10.0) for lr in (2e-5, 5e-5, 1e-4)))),
+        adopt_from_sweep=("RTE",),
         seeds=(0, 1, 2), glue_tasks=("SST-2", "STS-B", "MRPC", "RTE", "CoLA"),
         # PLD: Google's BERT L-12/H-128 miniature (12 layers deep, where PostLN's trouble with a large
         # rate shows; the 4 x 256 model above is too shallow). 2.6 s/step on one loaded core: a full run
@@ -260,7 +264,7 @@ def clip(P: Profile, batch: int | None = None, steps: int = CLIP_STEPS,
     return replace(
         P, seeds=P.seeds[:1], glue_tasks=P.glue_tasks[:1], pretrain_batch=pre_b, finetune_batch=ft_b,
         schedule_batch=min(P.schedule_batch, batch) if batch else P.schedule_batch,
-        task_max_train=(), task_seeds=(), batching_check=None, lr_sweeps=(), pld_lrs=P.pld_lrs[:2],
+        task_max_train=(), task_seeds=(), batching_check=None, lr_sweeps=(), adopt_from_sweep=(), pld_lrs=P.pld_lrs[:2],
         premise_lrs=P.premise_lrs[:1], premise_shapes=min(P.premise_shapes, 2),  # depth, not the widest model
         # gradients along training: one seed per arm, measured within the capped steps
         grad_curve_seeds=1, grad_curve_steps=tuple(sorted({min(s, steps) for s in P.grad_curve_steps[:2]})),

@@ -254,6 +254,8 @@ def baselines(profile: str, root: Path | str | None = None) -> tuple[pd.DataFram
         notes.append(f"Learning-rate sweep, {c['task']} seed {c['seed']}: {c['metric']} "
                      + ", ".join(f"{x['value']:.1f} (lr {x['lr']:g}, {x['epochs']:g} epochs)" for x in c["runs"])
                      + f"; best {best['value']:.1f} at lr {best['lr']:g}, {best['epochs']:g} epochs.")
+    for a in summary.get("adoptions") or []:  # floors.ADOPTION_RULE, set before the data it judges
+        notes.append(f"Recipe check, {a['task']} (rule set {a['rule_set'][:16].replace('T', ' ')} UTC: {a['rule']}): {a['text']}.")
     b = summary.get("batching_check")
     if b:
         notes.append(f"Length-grouped vs random batches, {b.get('task', 'MRPC')} seeds {b['seeds']}: {b['metric']} "

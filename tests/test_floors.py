@@ -140,3 +140,32 @@ def test_a_pretrained_models_zero_shot_floor_is_recorded_as_a_unit(tmp_path, mon
     assert ask("MRPC") is None  # no zero-shot floor defined
     assert ask("STS-B", needs=(None,), checkpoint_id="postln: waiting") is None  # its model not made yet
     assert len(list((tmp_path / "results" / "smoke" / "runs").glob("*.json"))) == 1
+
+
+def _grid_runs(seed0: dict, fresh: dict | None = None) -> pd.DataFrame:
+    """glue_finetune-shaped rows: RTE's grid on seed 0 ({(lr, epochs): accuracy}), and the adopted
+    method on other seeds ({(method, seed): accuracy})."""
+    rows = [{"task": "RTE", "seed": 0, "method": f"m{lr:g}-{ep:g}", "config.lr": lr, "config.epochs": ep,
+             "metric.accuracy": v} for (lr, ep), v in seed0.items()]
+    rows += [{"task": "RTE", "seed": s, "method": m, "config.lr": 0.0, "config.epochs": 0.0, "metric.accuracy": v}
+             for (m, s), v in (fresh or {}).items()]
+    return pd.DataFrame(rows)
+
+
+def test_the_recipe_check_adopts_the_best_first_seed_point_and_judges_it_on_the_other_seeds():
+    grid = {(2e-5, 3.0): 55.0, (5e-5, 3.0): 58.0, (5e-5, 10.0): 61.0, (1e-4, 5.0): 61.0}  # a tie: fewer epochs wins
+    points = {k: f"m{k[0]:g}-{k[1]:g}" for k in grid}
+    fl = {"blind": 52.7, "zero_shot": None}
+    partial = floors.adoption(_grid_runs(dict(list(grid.items())[:3])), "RTE", [0, 1, 2, 3], points, fl)
+    assert partial["adopted"] is None and partial["text"] == "not measured: 3 of the grid's 4 points ran"
+    assert floors.adoption(_grid_runs(grid), "RTE", [0, 1], {(3e-4, 1.0): "none"}, fl) is None  # no point ran
+    m = points[(1e-4, 5.0)]
+    one = floors.adoption(_grid_runs(grid, {(m, 1): 63.0}), "RTE", [0, 1, 2, 3], points, fl)
+    assert one["adopted"] == (1e-4, 5.0) and one["chosen_value"] == 61.0 and one["learned"] is None
+    assert "not measured: 1 of the other seeds ran (needs >= 2)" in one["text"]
+    # the choosing seed is never counted: its 61.0 under the adopted recipe stays out of the mean
+    high = floors.adoption(_grid_runs(grid, {(m, 1): 62.0, (m, 2): 61.0, (m, 3): 63.0}), "RTE", [0, 1, 2, 3], points, fl)
+    assert high["learned"] is True and high["fresh"] == {1: 62.0, 2: 61.0, 3: 63.0} and high["mean"] == pytest.approx(62.0)
+    low = floors.adoption(_grid_runs(grid, {(m, 1): 56.0, (m, 2): 54.0, (m, 3): 58.0}), "RTE", [0, 1, 2, 3], points, fl)
+    assert low["learned"] is False and "learned nothing" in low["text"]  # 56 needs >= 57.7 (52.7 + 5)
+    assert floors.ADOPTION_RULE_SET < "2026-12-07T16:00"  # set before RTE's last grid point and its other seeds ran

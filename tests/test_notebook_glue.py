@@ -32,6 +32,11 @@ def test_glue_finetune_smoke(tmp_path, monkeypatch):
     assert summary["lr_sweeps"] == [{"task": "MRPC", "seed": 0, "metric": "f1", "runs": [
         {"lr": 5e-5, "epochs": 1.0, "value": pytest.approx(summary["tasks"]["MRPC"]["mean"])},
         {"lr": 1e-4, "epochs": 2.0, "value": pytest.approx(other["metric.f1"])}]}]
+    # the recipe check (floors.ADOPTION_RULE) chose between the two points on seed 0; no other seed to judge it
+    (adopted,) = summary["adoptions"]
+    best = max(summary["lr_sweeps"][0]["runs"], key=lambda p: (p["value"], -p["epochs"], -p["lr"]))
+    assert adopted["grid_points"] == adopted["grid_ran"] == 2 and adopted["adopted"] == [best["lr"], best["epochs"]]
+    assert adopted["learned"] is None and "not measured: 0 of the other seeds ran" in adopted["text"]
     assert set(runs["config.pooling"]) == {"mean"}  # MiniLM's own pooling, recorded with every run
     assert runs["config_hash"].notna().all() and runs["prov.git_rev"].notna().all()
     # the floors each task's baseline is held against: input-blind everywhere, zero-shot on STS-B

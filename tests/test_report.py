@@ -397,13 +397,17 @@ def test_the_dense_baselines_section_shows_floors_and_lr_sweeps(tmp_path):
     sweeps = [{"task": "STS-B", "seed": 0, "metric": "pearson",
                "runs": [{"lr": 2e-5, "epochs": 3.0, "value": 83.4}, {"lr": 5e-5, "epochs": 6.0, "value": 87.5}]},
               {"task": "RTE", "seed": 0, "metric": "accuracy", "runs": [{"lr": 1e-4, "epochs": 10.0, "value": 58.1}]}]
+    adoptions = [{"task": "RTE", "rule": "the rule's text", "rule_set": "2026-12-07T15:27:00+00:00",
+                  "text": "adopted lr 0.0001, 10 epochs (seed 0: 58.1, not counted); not measured: 0 of the other seeds ran"}]
     put(tmp_path, "glue_finetune", {"tasks": tasks, "batching_check": batching, "lr_sweeps": sweeps,
-                                    "complete": False, "done": 8, "planned": 24})
+                                    "adoptions": adoptions, "complete": False, "done": 8, "planned": 24})
     table, notes = report.baselines("cpu", tmp_path)
     assert list(table["learned"]) == ["yes", "no"] and table.loc[1, "zero-shot"] == 87.0
     assert notes == ["Learning-rate sweep, STS-B seed 0: pearson 83.4 (lr 2e-05, 3 epochs), 87.5 (lr 5e-05, 6 epochs); "
                      "best 87.5 at lr 5e-05, 6 epochs.",
                      "Learning-rate sweep, RTE seed 0: accuracy 58.1 (lr 0.0001, 10 epochs); best 58.1 at lr 0.0001, 10 epochs.",
+                     "Recipe check, RTE (rule set 2026-12-07 15:27 UTC: the rule's text): adopted lr 0.0001, 10 epochs "
+                     "(seed 0: 58.1, not counted); not measured: 0 of the other seeds ran.",
                      "Length-grouped vs random batches, MRPC seeds [0, 1, 2]: f1 85.5 vs 84.5 (difference 1.0 ± 0.5); "
                      "1.18x the training examples per second.", "Partial: 8 of 24 runs."]
     text = report.markdown(report.assess("cpu", tmp_path, DATA), report.provenance("cpu", tmp_path), "cpu", "",
