@@ -225,5 +225,8 @@ def adoption(runs, task: str, seeds: list, points: dict, fl: dict | None = None)
         return {**out, "text": f"{head}; not measured: {len(fresh)} of the other seeds ran (needs >= 2)"}
     mean, hw, _ = mean_hw(list(fresh.values()))
     verdict = baseline_learned(task, mean, fl["blind"], fl["zero_shot"], hw=hw)
+    if len(fresh) < len(seeds) - 1:  # the rule judges on all the other seeds: until then a reading, no verdict
+        return {**out, "mean": mean, "hw": hw, "text": f"{head}; partial, {len(fresh)} of the other {len(seeds) - 1} "
+                f"seeds ran, no verdict yet (so far: {verdict.text})"}
     return {**out, "mean": mean, "hw": hw, "learned": bool(verdict),
             "text": f"{head}; seeds {sorted(fresh)}: {verdict.text}"}

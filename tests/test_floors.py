@@ -163,6 +163,8 @@ def test_the_recipe_check_adopts_the_best_first_seed_point_and_judges_it_on_the_
     one = floors.adoption(_grid_runs(grid, {(m, 1): 63.0}), "RTE", [0, 1, 2, 3], points, fl)
     assert one["adopted"] == (1e-4, 5.0) and one["chosen_value"] == 61.0 and one["learned"] is None
     assert "not measured: 1 of the other seeds ran (needs >= 2)" in one["text"]
+    two = floors.adoption(_grid_runs(grid, {(m, 1): 62.0, (m, 2): 61.0}), "RTE", [0, 1, 2, 3], points, fl)
+    assert two["learned"] is None and "partial, 2 of the other 3 seeds ran, no verdict yet (so far: RTE 61.5" in two["text"]
     # the choosing seed is never counted: its 61.0 under the adopted recipe stays out of the mean
     high = floors.adoption(_grid_runs(grid, {(m, 1): 62.0, (m, 2): 61.0, (m, 3): 63.0}), "RTE", [0, 1, 2, 3], points, fl)
     assert high["learned"] is True and high["fresh"] == {1: 62.0, 2: 61.0, 3: 63.0} and high["mean"] == pytest.approx(62.0)
