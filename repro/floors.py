@@ -54,7 +54,6 @@ ADOPTION_RULE = ("a recipe check adopts the grid point with the highest seed-0 s
 ADOPTION_RULE_SET = "2026-12-07T15:27:00+00:00"
 
 
-
 @functools.cache  # reads the task's whole training split; the report asks for the same tasks often
 def blind_floor(task: str, data_dir=None, max_eval_examples: int | None = None) -> float:
     """The dev score of a predictor that ignores its input: the training set's most frequent
@@ -202,7 +201,8 @@ def adoption(runs, task: str, seeds: list, points: dict, fl: dict | None = None)
     """ADOPTION_RULE on glue_finetune's runs: `points` maps each grid point (lr, epochs) to the
     method its runs are recorded under, `seeds` the task's seeds (the first chooses). "adopted":
     (lr, epochs), None until the whole grid ran on the first seed; with the task's floors `fl`
-    (floors()), also the verdict over the other seeds ("learned": None while fewer than 2 ran).
+    (floors()), also the verdict over the other seeds ("learned": None until all of them ran;
+    from 2 on, the reading so far is in "text").
     None when no grid point ran."""
     from .analysis import lr_sweep
     from .metrics import main_metric
