@@ -66,7 +66,8 @@ class Store(report_store.Store):
         from .catalogue import NOTEBOOKS_DIR
         summary = self.summary(notebook)
         if "run_ids" in summary:
-            judged = [i for i in summary["run_ids"] if i in set(judged_ids or ())]
+            mine = set(judged_ids or ())
+            judged = [i for i in summary["run_ids"] if i in mine]
             # a verdict that names none of this notebook's records rests on all of them
             state = code_state({"run_ids": judged or summary["run_ids"]}, self.codes)
             return None if state == "current" else state

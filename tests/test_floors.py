@@ -171,3 +171,12 @@ def test_the_recipe_check_adopts_the_best_first_seed_point_and_judges_it_on_the_
     low = floors.adoption(_grid_runs(grid, {(m, 1): 56.0, (m, 2): 54.0, (m, 3): 58.0}), "RTE", [0, 1, 2, 3], points, fl)
     assert low["learned"] is False and "learned nothing" in low["text"]  # 56 needs >= 57.7 (52.7 + 5)
     assert floors.ADOPTION_RULE_SET < "2026-12-07T16:00"  # set before RTE's last grid point and its other seeds ran
+
+
+def test_the_adoption_rule_text_is_the_one_set_before_its_data():
+    # the recipe check's rule is not in rules.RULES (it judges a baseline, not a claim): its text is
+    # pinned here, so changing it after seeing RTE's seeds fails until the change is a new, dated rule
+    import hashlib
+    assert hashlib.sha256(floors.ADOPTION_RULE.encode()).hexdigest() == \
+        "8c7f010657a035523a972a86694980b242dc889467b70e7e040aeb387530e2f5"
+    assert floors.ADOPTION_RULE_SET == "2026-12-07T15:27:00+00:00"
