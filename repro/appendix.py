@@ -17,6 +17,7 @@ from .earlybert_tables import TICKETS
 from .machines import cpu, notebook_records, saving_machines
 from .metrics import main_metric
 from .results import mean_hw
+from .judges import with_adopted
 from .rules import COUNTED_METRIC
 from .store import Missing, Store
 
@@ -254,6 +255,8 @@ def would_change(key: str, version: int, facts: dict | None, verdict: str) -> st
     p, f = v.params, facts
     if v.judge in ("per_task",):
         return _per_task(f, p)
+    if v.judge == "per_task_adopted":  # earlybert_glue v5: also the tasks counted at their adopted recipe
+        return _per_task(with_adopted(f), p)
     if v.judge == "per_task_capped":  # pld_glue v5: its counted tasks, then the pre-training cap
         cap = (f"; reproduced needs {p['min_pretraining_runs']} pre-training runs per arm (now {f.get('pretraining_runs', 1)})"
                if f.get("pretraining_runs", 1) < p["min_pretraining_runs"] else "")

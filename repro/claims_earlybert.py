@@ -119,10 +119,39 @@ def _eb_facts(s: Store, df: pd.DataFrame, pairs: dict[str, tuple[str, str]]) -> 
     diffs = {which: {t: {k: paired(g, a, b) for k, (a, b) in pairs.items()} for t, g in table.groupby("task")}
              for which, table in (("main", df), ("counted", dfc))}
     return ({**diffs, "tasks": sorted(df["task"].unique()), "learned": learned, "learned_main": learned_main,
-             "metric": dict(zip(dfc["task"], dfc["counted_by"])),
+             "metric": dict(zip(dfc["task"], dfc["counted_by"])), **({"adopted": _adopted(s, dfc, pairs, learned, diffs)}
+                                                                     if "dense" in pairs else {}),
              "blind5": clears_blind_average({t: list(g["value"]) for t, g in dense.groupby("task")},
                                             recorded_floors(s, summ.get("checkpoint"), summ.get("n_eval")),
                                             summ.get("n_eval"))}, dfc, floor_text)
+
+
+def _adopted(s: Store, dfc: pd.DataFrame, pairs: dict[str, tuple[str, str]], learned: list[str], diffs: dict) -> dict:
+    """earlybert_glue v5's facts: v4's, plus each task dense did not learn at the profile's recipe whose
+    recipe check (floors.ADOPTION_RULE, glue_finetune's summary) adopted a recipe that learned it. Such
+    a task is counted against dense at the adopted recipe, in its counted metric, paired by seed over the
+    seeds that chose nothing: the choosing seed's run is the grid's best on that seed, biased upward.
+    {"learned": the counted tasks, "counted": v4's differences with the added tasks', "baselines": {task: text},
+    "added": the tasks added}."""
+    from .earlybert_tables import paired
+
+    try:
+        adoptions, runs = s.summary("glue_finetune").get("adoptions") or [], s.runs("glue_finetune")
+    except (Missing, KeyError):
+        adoptions, runs = [], None
+    counted, baselines = dict(diffs["counted"]), {}
+    for a in adoptions:
+        t = a["task"]
+        if not a.get("learned") or not a.get("method") or t in learned or t not in set(dfc["task"]) or runs is None:
+            continue
+        metric = dfc.loc[dfc["task"] == t, "counted_by"].iloc[0]
+        got = runs[(runs["task"] == t) & (runs["method"] == a["method"]) & (runs["seed"] != a["chosen_on"])]
+        dense = pd.DataFrame({"task": t, "seed": got["seed"].astype(int), "method": "dense", "value": got[f"metric.{metric}"]})
+        g = pd.concat([dfc[(dfc["task"] == t) & (dfc["method"] != "dense")], dense])
+        counted[t] = {k: paired(g, x, y) for k, (x, y) in pairs.items()}
+        baselines[t] = (f"{t} against dense at its adopted recipe (lr {a['adopted'][0]:g}, {a['adopted'][1]:g} epochs; "
+                        f"seeds {', '.join(str(x) for x in sorted(dense['seed']))}, seed {a['chosen_on']} chose it: not paired)")
+    return {"learned": [*learned, *baselines], "counted": counted, "baselines": baselines, "added": list(baselines)}
 
 
 def _per_task_text(facts: dict, parts: dict[str, str], margin: float, tasks: list[str], names: dict) -> tuple[str, dict]:
@@ -166,6 +195,11 @@ def _eb_glue(s: Store) -> dict:
     d, hw, task = _weakest(tests, "dense")
     ours = (f"EarlyBERT ({e} ticket), per task, paired by seed: {text} (over {', '.join(seeds)}; dense against the "
             f"floors: {floor_text})" + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
+    a = facts.get("adopted") or {}
+    if a.get("added"):  # v5's further tasks, each against dense at its adopted recipe
+        more, _ = _per_task_text({**facts, "counted": a["counted"]}, p["parts"], p["margin"], a["added"],
+                                 {"dense": "− dense", "random": "− random"})
+        ours += f"; v5 adds {'; '.join(a['baselines'].values())}: {more}"
     per = set(seeds.values())
     return {"ours": ours, "n": f"{count(len(seeds), 'task')} × {count(per.pop(), 'seed')}" if len(per) == 1 else
             f"{n} task-seed pairs over {len(seeds)} tasks", "value": d, "hw": hw,

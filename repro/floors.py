@@ -203,7 +203,7 @@ def adoption(runs, task: str, seeds: list, points: dict, fl: dict | None = None)
     method its runs are recorded under, `seeds` the task's seeds (the first chooses). "adopted":
     (lr, epochs), None until the whole grid ran on the first seed; with the task's floors `fl`
     (floors()), also the verdict over the other seeds ("learned": None until all of them ran;
-    from 2 on, the reading so far is in "text").
+    from 2 on, the reading so far is in "text"). "method": the adopted point's runs' method.
     None when no grid point ran."""
     from .analysis import lr_sweep
     from .metrics import main_metric
@@ -222,7 +222,7 @@ def adoption(runs, task: str, seeds: list, points: dict, fl: dict | None = None)
     fresh = {int(r["seed"]): float(r[f"metric.{main_metric(task)}"]) for _, r in got.iterrows()}
     seed0 = best["value"]
     head = f"adopted lr {chosen[0]:g}, {chosen[1]:g} epochs (seed {seeds[0]}: {seed0:.1f}, not counted)"
-    out = {**out, "chosen_value": seed0, "fresh": fresh}
+    out = {**out, "method": points[chosen], "chosen_value": seed0, "fresh": fresh}
     if fl is None or len(fresh) < 2:
         return {**out, "text": f"{head}; not measured: {len(fresh)} of the other seeds ran (needs >= 2)"}
     mean, hw, _ = mean_hw(list(fresh.values()))

@@ -192,3 +192,18 @@ def _premise(f, p):
 JUDGES["premise"] = _premise  # added with pld_premise (2026-12-07)
 JUDGES["curves"] = _curves  # added with postln_gradients_training (2026-12-07)
 JUDGES["per_task_capped"] = _per_task_capped  # added with pld_glue v5 (2026-12-07)
+
+
+def with_adopted(f: dict) -> dict:
+    """earlybert_glue's facts as v5 counts them: the tasks dense learned at the profile's recipe and
+    those a recipe check found a recipe for (claims_earlybert._adopted: f["adopted"]), each against its dense."""
+    a = f.get("adopted") or {}
+    return {**f, "learned": a.get("learned", f["learned"]), "counted": a.get("counted", f["counted"])}
+
+
+def _per_task_adopted(f, p):
+    """earlybert_glue v5: _per_task over with_adopted(f)."""
+    return _per_task(with_adopted(f), p)
+
+
+JUDGES["per_task_adopted"] = _per_task_adopted  # added with earlybert_glue v5 (2026-12-07)

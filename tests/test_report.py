@@ -668,7 +668,38 @@ def test_earlybert_data_recorded_before_the_equivalence_rule_keep_the_pooled_rul
     row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
     assert row["verdict"] == "reproduced" and row["rule_version"] == "v3 (2026-11-29)"
     assert row["verdicts_by_version"].endswith("v3 (2026-11-29) [judges]: reproduced; "
-                                               "v4 (2026-12-06) [set after the first data]: partly")
+                                               "v4 (2026-12-06) [set after the first data]: partly; "
+                                               "v5 (2026-12-07) [set after the first data]: partly")
+
+
+def test_a_task_learned_only_at_its_adopted_recipe_counts_from_v5_against_dense_at_that_recipe(tmp_path):
+    """issue #37: dense RTE at the profile's recipe (54) did not learn; its recipe check adopted a
+    recipe that did. v4 counts MRPC alone (reproduced); v5 adds RTE against dense at the adopted
+    recipe, paired over seeds 1-2 only (seed 0 chose the recipe: its 99 is never paired), where
+    EarlyBERT is 3 points below: RTE partly, the claim partly."""
+    from repro import rules
+    df = eb_runs(-0.2, 2.0, 38.0)
+    df.loc[(df["task"] == "RTE") & (df["method"] == "dense"), "value"] = 54.0
+    eb = df[(df["task"] == "RTE") & (df["method"] == "detector")].set_index("seed")["value"]
+    ids = [raw_record(tmp_path, "glue_finetune", "dense, lr 5e-05, 10 epochs", "RTE", sd,
+                      metrics={"accuracy": 99.0 if sd == 0 else eb[sd] + 3.0}) for sd in (0, 1, 2)]
+    adoption = {"task": "RTE", "adopted": [5e-5, 10.0], "chosen_on": 0, "method": "dense, lr 5e-05, 10 epochs",
+                "learned": None}
+    put(tmp_path, "glue_finetune", {"run_ids": ids, "adoptions": [adoption]})
+    put(tmp_path, "earlybert_glue", EB_SUMMARY, [("runs", df)])
+    assert rules.RULES["earlybert_glue"][-1].set > "2026-12-07T19:00"  # after seeds 1-3, before seed 4 of RTE ran
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]  # no verdict on the recipe yet: v5 = v4
+    assert row["verdict"] == "reproduced" and "v5 adds" not in row["ours"] and "RTE 54.0" in row["ours"]
+    put(tmp_path, "glue_finetune", {"run_ids": ids, "adoptions": [adoption | {"learned": True}]})
+    stamped(tmp_path, "earlybert_glue", "2026-12-06T23:00:00+00:00")  # the notebook's first data: after v4, before v5
+    put(tmp_path, "earlybert_glue", EB_SUMMARY | {"run_ids": [stamped(tmp_path, "earlybert_glue", "2026-12-08T00:00:00+00:00")]},
+        [("runs", df)])
+    row = report.assess("cpu", tmp_path, DATA).loc["earlybert_glue"]
+    assert row["rule_version"] == "v5 (2026-12-07)" and row["verdict"] == "partly"
+    assert row["verdicts_by_version"] == ("v4 (2026-12-06): reproduced; "
+                                          "v5 (2026-12-07) [judges] [set after the first data]: partly")
+    assert "v5 adds RTE against dense at its adopted recipe (lr 5e-05, 10 epochs; seeds 1, 2, seed 0 chose it" in row["ours"]
+    assert "RTE accuracy: − dense -3.0 ± 0.0: worse" in row["ours"]
 
 
 def test_glue_tasks_are_judged_alone_never_pooled(tmp_path):

@@ -66,14 +66,15 @@ def test_the_version_in_force_before_the_data_judges(when, expected):
 
 
 def test_new_rules_judge_only_data_recorded_after_them():
-    new = rules.RULES["earlybert_glue"][-1].when
+    v4, v5 = rules.RULES["earlybert_glue"][3].when, rules.RULES["earlybert_glue"][4].when
     assert rules.governing("earlybert_glue", "2026-12-01T00:00:00+00:00") == 2  # the pooled rule with floors
-    assert rules.governing("earlybert_glue", new) == 3
+    assert rules.governing("earlybert_glue", v4) == 3 and rules.governing("earlybert_glue", v5) == 4
     # shown: from the version in force when the claim's data were first recorded, to the latest
-    assert rules.shown("earlybert_glue", "2026-12-01T00:00:00+00:00", "2026-11-25T11:00:00+00:00") == [0, 1, 2, 3]
-    assert rules.shown("earlybert_glue", "2026-12-07T00:00:00+00:00", "2026-12-07T00:00:00+00:00") == [3]
-    assert rules.shown("earlybert_glue", None, None) == [3]
-    assert rules.label("earlybert_glue", 3) == "v4 (2026-12-06)"
+    assert rules.shown("earlybert_glue", "2026-12-01T00:00:00+00:00", "2026-11-25T11:00:00+00:00") == [0, 1, 2, 3, 4]
+    assert rules.shown("earlybert_glue", "2026-12-07T00:00:00+00:00", "2026-12-07T00:00:00+00:00") == [3, 4]
+    assert rules.shown("earlybert_glue", "2026-12-08T00:00:00+00:00", "2026-12-08T00:00:00+00:00") == [4]
+    assert rules.shown("earlybert_glue", None, None) == [4]
+    assert rules.label("earlybert_glue", 3) == "v4 (2026-12-06)" and rules.label("earlybert_glue", 4) == "v5 (2026-12-07)"
 
 
 def test_early_bird_under_each_version():
