@@ -192,14 +192,14 @@ def _eb_glue(s: Store) -> dict:
     p = rules.RULES["earlybert_glue"][-1].params
     text, tests = _per_task_text(facts, p["parts"], p["margin"], learned or facts["tasks"],
                                  {"dense": "− dense", "random": "− random"})
-    d, hw, task = _weakest(tests, "dense")
     ours = (f"EarlyBERT ({e} ticket), per task, paired by seed: {text} (over {', '.join(seeds)}; dense against the "
             f"floors: {floor_text})" + ("" if learned else ": dense learned nothing at this scale, so the differences say nothing"))
     a = facts.get("adopted") or {}
-    if a.get("added"):  # v5's further tasks, each against dense at its adopted recipe
-        more, _ = _per_task_text({**facts, "counted": a["counted"]}, p["parts"], p["margin"], a["added"],
-                                 {"dense": "− dense", "random": "− random"})
-        ours += f"; v5 adds {'; '.join(a['baselines'].values())}: {more}"
+    if a.get("added"):  # v5's further tasks, each against dense at its adopted recipe (the latest rule's view)
+        more, added = _per_task_text({**facts, "counted": a["counted"]}, p["parts"], p["margin"], a["added"],
+                                     {"dense": "− dense", "random": "− random"})
+        ours, tests = ours + f"; v5 adds {'; '.join(a['baselines'].values())}: {more}", {**tests, **added}
+    d, hw, task = _weakest(tests, "dense")
     per = set(seeds.values())
     return {"ours": ours, "n": f"{count(len(seeds), 'task')} × {count(per.pop(), 'seed')}" if len(per) == 1 else
             f"{n} task-seed pairs over {len(seeds)} tasks", "value": d, "hw": hw,

@@ -700,6 +700,7 @@ def test_a_task_learned_only_at_its_adopted_recipe_counts_from_v5_against_dense_
                                           "v5 (2026-12-07) [judges] [set after the first data]: partly")
     assert "v5 adds RTE against dense at its adopted recipe (lr 5e-05, 10 epochs; seeds 1, 2, seed 0 chose it" in row["ours"]
     assert "RTE accuracy: − dense -3.0 ± 0.0: worse" in row["ours"]
+    assert row["value"] == pytest.approx(-3.0) and "(RTE," in row["unit"]  # the lowest task, RTE counted as v5 counts it
 
 
 def test_glue_tasks_are_judged_alone_never_pooled(tmp_path):
