@@ -270,21 +270,25 @@ def step_times_unit(study: Study, s: Setting, seed: int, tokenizer, search: dict
 
 def value_tiers(tasks, profile: str, root=None) -> dict[str, int]:
     """How much `tasks`' EarlyBERT runs are worth the core-hours, 0 the most: 0 those whose dense
-    baseline learned (glue_finetune's summary, by the floors rule), 1 those not judged yet, 2 those
-    that did not learn (the report counts only learned tasks; they may still learn with more
-    seeds), 3 those whose dense score is below the checkpoint's own zero-shot score (more seeds
+    baseline learned (glue_finetune's summary, by the floors rule, at the profile's recipe or at the
+    one its recipe check adopted), 1 those not judged yet, 2 those that did not learn (the report
+    counts only learned tasks; they may still learn with more seeds), 3 those whose dense score is below the checkpoint's own zero-shot score (more seeds
     will not lift them past it). `root`: the results root (the notebook's Study.root; None:
     <repo>/results)."""
     from .store import Missing, Store
     from .results import results_root
 
     try:
-        judged = Store(profile, results_root(root)).summary("glue_finetune")["tasks"]
+        summary = Store(profile, results_root(root)).summary("glue_finetune")
     except Missing:
         return {t: 1 for t in tasks}
+    judged = summary["tasks"]
+    adopted = {a["task"] for a in summary.get("adoptions") or [] if a.get("learned")}  # counted from earlybert_glue v5
 
     def tier(task) -> int:
         h = judged.get(task) or {}
+        if task in adopted:
+            return 0
         if h.get("learned") is None:
             return 1
         below = h.get("zero_shot") is not None and h.get("mean") is not None and h["mean"] < h["zero_shot"]

@@ -603,6 +603,14 @@ def test_earlybert_runs_learned_tasks_first(tmp_path):
     judged["STS-B"] = {"learned": False, "mean": 85.4, "zero_shot": 87.0}
     put(tmp_path, "glue_finetune", {"tasks": {t: v if isinstance(v, dict) else {"learned": v} for t, v in judged.items()}})
     assert by_value(tasks, "cpu", tmp_path) == ["SST-2", "CoLA", "RTE", "MRPC", "STS-B"]
+    # a task its recipe check found a learning recipe for counts (earlybert_glue v5): with the learned tasks
+    adopt = lambda learned: [{"task": "MRPC", "learned": learned}]  # noqa: E731
+    tasks_of = {t: v if isinstance(v, dict) else {"learned": v} for t, v in judged.items()}
+    put(tmp_path, "glue_finetune", {"tasks": tasks_of, "adoptions": adopt(None)})
+    assert by_value(tasks, "cpu", tmp_path) == ["SST-2", "CoLA", "RTE", "MRPC", "STS-B"]
+    put(tmp_path, "glue_finetune", {"tasks": tasks_of, "adoptions": adopt(True)})
+    assert by_value(tasks, "cpu", tmp_path) == ["SST-2", "MRPC", "CoLA", "RTE", "STS-B"]
+    put(tmp_path, "glue_finetune", {"tasks": tasks_of})
     # first seeds by value, then the further seeds tier by tier: the counted tasks' before the others'
     order = run_order({"SST-2": [0, 1, 2], "MRPC": [0, 1, 2, 3], "CoLA": [0, 1, 2], "STS-B": [0, 1]}, "cpu", tmp_path)
     assert order == [(0, "SST-2"), (0, "CoLA"), (0, "MRPC"), (0, "STS-B"),
