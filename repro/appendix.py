@@ -14,10 +14,10 @@ import pandas as pd
 from . import rules, stats
 from .claims_earlybert import in_counted_metric
 from .earlybert_tables import TICKETS
+from .judges import with_adopted
 from .machines import cpu, notebook_records, saving_machines
 from .metrics import main_metric
 from .results import mean_hw
-from .judges import with_adopted
 from .rules import COUNTED_METRIC
 from .store import Missing, Store
 

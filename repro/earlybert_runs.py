@@ -272,9 +272,9 @@ def value_tiers(tasks, profile: str, root=None) -> dict[str, int]:
     """How much `tasks`' EarlyBERT runs are worth the core-hours, 0 the most: 0 those whose dense
     baseline learned (glue_finetune's summary, by the floors rule, at the profile's recipe or at the
     one its recipe check adopted), 1 those not judged yet, 2 those that did not learn (the report
-    counts only learned tasks; they may still learn with more seeds), 3 those whose dense score is below the checkpoint's own zero-shot score (more seeds
-    will not lift them past it). `root`: the results root (the notebook's Study.root; None:
-    <repo>/results)."""
+    counts only learned tasks; they may still learn with more seeds), 3 those whose dense score is
+    below the checkpoint's own zero-shot score (more seeds will not lift them past it). `root`: the
+    results root (the notebook's Study.root; None: <repo>/results)."""
     from .store import Missing, Store
     from .results import results_root
 
