@@ -136,14 +136,14 @@ def _adopted(s: Store, dfc: pd.DataFrame, pairs: dict[str, tuple[str, str]], lea
     from .earlybert_tables import paired
 
     try:
-        adoptions, runs = s.summary("glue_finetune").get("adoptions") or [], s.runs("glue_finetune")
+        adoptions = [a for a in s.summary("glue_finetune").get("adoptions") or [] if a.get("learned") and a.get("method")
+                     and a["task"] not in learned and a["task"] in set(dfc["task"])]
+        runs = s.runs("glue_finetune") if adoptions else None  # the records are read only when a task is added
     except (Missing, KeyError):
-        adoptions, runs = [], None
+        adoptions = []
     counted, baselines = dict(diffs["counted"]), {}
     for a in adoptions:
         t = a["task"]
-        if not a.get("learned") or not a.get("method") or t in learned or t not in set(dfc["task"]) or runs is None:
-            continue
         metric = dfc.loc[dfc["task"] == t, "counted_by"].iloc[0]
         got = runs[(runs["task"] == t) & (runs["method"] == a["method"]) & (runs["seed"] != a["chosen_on"])]
         dense = pd.DataFrame({"task": t, "seed": got["seed"].astype(int), "method": "dense", "value": got[f"metric.{metric}"]})
