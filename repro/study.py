@@ -331,12 +331,15 @@ class Study:
         return base * factor
 
     def _recorded_seconds(self, notebook: str, method: str, task, length: list | None = None) -> float | None:
-        """Median seconds of the notebook's finished units of this method and task, else (given
-        `length`) of this task and length keys (a pilot's time is no full run's estimate)."""
+        """Median seconds of the notebook's finished units of this method, task and (given `length`)
+        length keys; else of this method and task; else of this task and length keys. Length first:
+        a pilot at 24 x 256 takes four times one at 12 x 128, and a pilot's time is no full run's."""
         rows = [(r, (r.get("times") or {}).get("total")) for r in self.records().values() if r.get("notebook") == notebook]
         rows = [(r, t) for r, t in rows if t]
-        for same in (lambda r: (r.get("method"), r.get("task")) == (method, task),
-                     lambda r: length is not None and r.get("task") == task and _length(r.get("config") or {}) == length):
+        same_length = lambda r: length is not None and _length(r.get("config") or {}) == length  # noqa: E731
+        for same in (lambda r: (r.get("method"), r.get("task")) == (method, task) and same_length(r),
+                     lambda r: (r.get("method"), r.get("task")) == (method, task),
+                     lambda r: r.get("task") == task and same_length(r)):
             found = sorted(t for r, t in rows if same(r))
             if found:
                 return found[len(found) // 2]

@@ -365,6 +365,23 @@ def test_another_method_estimates_a_missing_unit_only_at_the_same_length(store, 
     assert st.units[-1]["estimate"] == 450.0 and len(probed) == 2
 
 
+def test_a_missing_unit_is_estimated_from_its_own_shape_first(store, monkeypatch, tmp_path):
+    """Plan estimates: recorded units of the same method, task and length keys (layers, hidden)
+    before the method and task's median: pilots at a larger shape are not estimated from smaller."""
+    def took(seconds):
+        return lambda u: {"metrics": {"x": 1.0}, "times": {"total": seconds}}
+    for lr, layers, hidden, seconds in ((1e-3, 12, 128, 10.0), (2e-3, 12, 128, 11.0), (1e-3, 24, 256, 40.0)):
+        S.Study("nb", "smoke").unit(task="T", method="pilot", seed=0, run=took(seconds),
+                                    config={"lr": lr, "layers": layers, "hidden": hidden})
+    monkeypatch.setenv("REPRO_PLAN", str(tmp_path / "plan.json"))
+    st = S.Study("nb", "smoke")
+    for layers, hidden in ((24, 256), (12, 128), (12, 768)):
+        st.unit(task="T", method="pilot", seed=0, config={"lr": 5e-3, "layers": layers, "hidden": hidden},
+                run=took(0.0))
+    # its own shape; its own shape; no unit of that shape: the method and task's median
+    assert [u["estimate"] for u in st.units] == [40.0, 11.0, 11.0]
+
+
 def test_a_waiting_unit_is_estimated_from_the_unit_it_is_like(store, monkeypatch, tmp_path):
     """A unit that waits for another's output cannot be probed: the plan scales `like`'s recorded
     (or, in the same plan, probed) time, says so, and leaves it unestimated when neither exists."""
