@@ -336,7 +336,8 @@ class Study:
         a pilot at 24 x 256 takes four times one at 12 x 128, and a pilot's time is no full run's."""
         rows = [(r, (r.get("times") or {}).get("total")) for r in self.records().values() if r.get("notebook") == notebook]
         rows = [(r, t) for r, t in rows if t]
-        same_length = lambda r: length is not None and _length(r.get("config") or {}) == length  # noqa: E731
+        def same_length(r):
+            return length is not None and _length(r.get("config") or {}) == length
         for same in (lambda r: (r.get("method"), r.get("task")) == (method, task) and same_length(r),
                      lambda r: (r.get("method"), r.get("task")) == (method, task),
                      lambda r: r.get("task") == task and same_length(r)):
