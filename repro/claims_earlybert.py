@@ -135,9 +135,10 @@ def _adopted(s: Store, dfc: pd.DataFrame, pairs: dict[str, tuple[str, str]], lea
     "added": the tasks added}."""
     from .earlybert_tables import paired
 
+    tasks = set(dfc["task"])
     try:
         adoptions = [a for a in s.summary("glue_finetune").get("adoptions") or [] if a.get("learned") and a.get("method")
-                     and a["task"] not in learned and a["task"] in set(dfc["task"])]
+                     and a["task"] not in learned and a["task"] in tasks]
         runs = s.runs("glue_finetune") if adoptions else None  # the records are read only when a task is added
     except (Missing, KeyError):
         adoptions = []
